@@ -1,0 +1,68 @@
+// Small value types shared by every layer of the protocol core.
+#pragma once
+
+#include <array>
+#include <cstdint>
+#include <cstring>
+#include <expected>
+#include <functional>
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace nfsfence {
+
+using Bytes = std::vector<uint8_t>;
+using ByteView = std::span<const uint8_t>;
+
+// Errors are values: a one-line message that names what failed and why.
+struct Error {
+  std::string message;
+};
+template <typename T>
+using Expected = std::expected<T, Error>;
+inline std::unexpected<Error> make_error(std::string msg) { return std::unexpected<Error>(Error{std::move(msg)}); }
+
+struct Timestamp {
+  int64_t sec = 0;
+  int64_t nsec = 0;
+  double seconds() const { return double(sec) + double(nsec) / 1e9; }
+  bool operator<(const Timestamp& o) const { return sec != o.sec ? sec < o.sec : nsec < o.nsec; }
+};
+
+struct Endpoint {
+  std::array<uint8_t, 16> addr{};  // IPv4 uses the first 4 bytes
+  bool v6 = false;
+  uint16_t port = 0;  // host byte order
+  bool operator==(const Endpoint&) const = default;
+  std::string str() const;  // "10.0.0.1:2049", "[fe80::1]:2049"
+  std::string addr_str() const;
+};
+
+enum class Transport : uint8_t { Tcp = 6, Udp = 17 };
+inline const char* transport_name(Transport t) { return t == Transport::Tcp ? "tcp" : "udp"; }
+
+// A directed flow: src -> dst.
+struct FlowKey {
+  Endpoint src, dst;
+  Transport transport = Transport::Tcp;
+  bool operator==(const FlowKey&) const = default;
+  FlowKey reversed() const { return FlowKey{dst, src, transport}; }
+};
+
+struct FlowKeyHash {
+  size_t operator()(const FlowKey& k) const noexcept;
+};
+
+std::string to_hex(ByteView b);
+Expected<Bytes> from_hex(std::string_view hex);
+
+// Big-endian loads from possibly unaligned bytes.
+inline uint32_t load_be32(const uint8_t* p) {
+  return (uint32_t(p[0]) << 24) | (uint32_t(p[1]) << 16) | (uint32_t(p[2]) << 8) | uint32_t(p[3]);
+}
+inline uint16_t load_be16(const uint8_t* p) { return uint16_t((p[0] << 8) | p[1]); }
+inline uint64_t load_be64(const uint8_t* p) { return (uint64_t(load_be32(p)) << 32) | load_be32(p + 4); }
+
+}  // namespace nfsfence

@@ -1,0 +1,71 @@
+// The streaming decoder: packets in, RPC messages out. Used by `decode`, `replay` and the
+// live agent (which feeds it stream slices from the BPF ring buffer instead of packets).
+#pragma once
+
+#include <map>
+#include <memory>
+#include <optional>
+
+#include "nfs/capture.h"
+#include "nfs/netparse.h"
+#include "nfs/nfs3.h"
+#include "nfs/record.h"
+#include "nfs/rpc.h"
+
+namespace nfsfence {
+
+struct RpcMessage {
+  uint64_t frame = 0;  // 1-based frame where the message starts
+  Timestamp ts;
+  FlowKey flow;
+  uint32_t xid = 0;
+  MsgType type = MsgType::Call;
+  uint32_t prog = 0, vers = 0;
+  std::optional<uint32_t> proc;  // replies: from the matched call, empty if unmatched
+  const char* proc_name = nullptr;
+  uint32_t reply_stat = 0, accept_stat = 0;  // replies
+  uint64_t msg_len = 0;  // RPC message length (record length / datagram length)
+  DecodeResult decode = DecodeResult::Ok;
+  NfsFields fields;
+  // Replies: the matched call's fields (LOOKUP's dir_fh and name, ...), empty if unmatched.
+  std::shared_ptr<const NfsFields> call;
+  std::optional<Timestamp> call_ts;
+  bool is_nfs3_or_mount3() const {
+    return (prog == 100003 && vers == 3) || (prog == 100005 && vers == 3);
+  }
+};
+
+struct DecodeStats {
+  uint64_t rpc_messages = 0;
+  uint64_t calls = 0, replies = 0;
+  uint64_t unmatched_replies = 0;
+  uint64_t duplicate_calls = 0;        // retransmitted calls (same xid, same flow)
+  uint64_t malformed_rpc = 0;          // payloads that are not RPC
+  uint64_t truncated_rpc = 0;          // messages cut before a needed field
+  uint64_t malformed_nfs = 0;          // NFS/MOUNT bodies that do not decode
+  uint64_t not_decoded = 0;            // RPC of other programs/versions (NFSv4, NFSACL, ...)
+  uint64_t pending_evicted = 0;        // calls never answered, evicted from the XID table
+  std::map<std::string, uint64_t> other_programs;  // "100003v4" -> count
+};
+
+class Decoder {
+ public:
+  using Sink = std::function<void(const RpcMessage&)>;
+  explicit Decoder(Sink sink);
+  ~Decoder();
+  void feed(const RawPacket& pkt);
+  // For the agent: TCP stream bytes of a flow (from the ring buffer) and UDP datagrams.
+  void feed_l4(const L4Packet& l4);
+  void finish();  // flush per-flow buffers (end of capture)
+
+  const NetStats& net_stats() const;
+  const DecodeStats& stats() const;
+  RecordStats record_stats() const;  // summed over flows
+  size_t flows() const;
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace nfsfence
