@@ -1,1 +1,176 @@
-// placeholder: to be written
+#include "nfs/replay.h"
+
+#include <chrono>
+#include <nlohmann/json.hpp>
+#include <sys/stat.h>
+
+#include "nfs/json_out.h"
+
+namespace nfsfence {
+
+using nlohmann::json;
+
+Replayer::Replayer(const Policy& policy, const ReplayOptions& opt)
+    : acct_(policy, opt.max_handles), counters_(policy.trees.size()) {}
+
+void Replayer::on_message(const RpcMessage& m) {
+  if (!acct_.from_policy_server(m)) return;
+  if (m.type == MsgType::Call && m.proc) {
+    const char* group = m.prog == 100003 && m.vers == 3 ? "NFS3" : m.prog == 100005 && m.vers == 3 ? "MOUNT3" : nullptr;
+    if (group)
+      by_procedure_[group][m.proc_name ? m.proc_name : "proc" + std::to_string(*m.proc)]++;
+    else
+      by_procedure_["other"][std::to_string(m.prog) + "v" + std::to_string(m.vers)]++;
+    if (group && m.prog == 100003 && m.fields.fh) {
+      const Bytes& fh = *m.fields.fh;
+      if (*m.proc == NFS3_WRITE) {
+        uint64_t bytes = m.fields.count.value_or(0);
+        int tree = acct_.tree_of(ByteView(fh.data(), fh.size()));
+        if (tree >= 0) {
+          TreeCounters& c = counters_[tree];
+          c.writes++;
+          c.write_bytes += bytes;
+          if (acct_.trees()[tree].over) {
+            c.refused_writes++;
+            c.refused_bytes += bytes;
+          }
+        } else if (tree == HandleCache::kUnknown) {
+          unknown_writes_++;
+          unknown_write_bytes_ += bytes;
+        } else {
+          outside_writes_++;
+          outside_write_bytes_ += bytes;
+        }
+      } else if (*m.proc == NFS3_READ) {
+        int tree = acct_.tree_of(ByteView(fh.data(), fh.size()));
+        if (tree >= 0) {
+          counters_[tree].reads++;
+          counters_[tree].read_bytes += m.fields.count.value_or(0);
+        }
+      }
+    }
+  }
+  // Usage follows the server's replies: the simulation counts refusals but does not
+  // change what the server reported (it accepted those writes in the capture).
+  acct_.on_message(m);
+}
+
+static json ts_or_null(const std::optional<Timestamp>& t) { return t ? json(t->seconds()) : json(nullptr); }
+
+json Replayer::report(const Decoder& d, uint64_t capture_bytes, double seconds) const {
+  json j = stats_json(d);
+  j["by_procedure"] = by_procedure_;
+  json trees = json::array();
+  const Policy& p = acct_.policy();
+  for (size_t i = 0; i < p.trees.size(); i++) {
+    const TreeState& s = acct_.trees()[i];
+    const TreeCounters& c = counters_[i];
+    trees.push_back(json{
+        {"name", p.trees[i].name},
+        {"path", p.trees[i].path},
+        {"limit_bytes", p.trees[i].limit},
+        {"soft_limit_bytes", p.trees[i].soft_limit ? json(*p.trees[i].soft_limit) : json(nullptr)},
+        {"usage_bytes", s.usage},
+        {"peak_usage_bytes", s.peak},
+        {"files", s.files},
+        {"over_limit", s.over},
+        {"exceeded_at", ts_or_null(s.exceeded_at)},
+        {"soft_exceeded_at", ts_or_null(s.soft_exceeded_at)},
+        {"writes", c.writes},
+        {"write_bytes", c.write_bytes},
+        {"refused_writes", c.refused_writes},
+        {"refused_bytes", c.refused_bytes},
+        {"reads", c.reads},
+        {"read_bytes", c.read_bytes},
+    });
+  }
+  j["trees"] = std::move(trees);
+  j["accounting"] = p.accounting == AccountingMode::Used ? "used" : "size";
+  j["unknown_handle_writes"] = unknown_writes_;
+  j["unknown_handle_write_bytes"] = unknown_write_bytes_;
+  j["outside_tree_writes"] = outside_writes_;
+  j["outside_tree_write_bytes"] = outside_write_bytes_;
+  j["usage_outside_trees_bytes"] = acct_.usage_outside_trees();
+  j["usage_unknown_bytes"] = acct_.usage_unknown();
+  const AccountingStats& a = acct_.stats();
+  auto& cache = const_cast<Accounting&>(acct_).cache();
+  size_t handles = cache.stats().handles;
+  j["handle_cache"] = json{
+      {"export_root_known", cache.has_root()},
+      {"handles", handles},
+      {"full_drops", cache.stats().full_drops},
+      {"memory_bytes", cache.memory_bytes()},
+      {"bytes_per_handle", handles ? double(cache.memory_bytes()) / double(handles) : 0.0},
+      {"roots_learned_from_mnt", a.roots_learned},
+      {"recounts", a.recounts},
+      {"other_server_messages", a.other_server},
+      {"create_without_fh", a.create_without_fh},
+  };
+  j["capture_bytes"] = capture_bytes;
+  j["seconds"] = seconds;
+  j["mb_per_s"] = seconds > 0 ? double(capture_bytes) / 1e6 / seconds : 0.0;
+  return j;
+}
+
+std::string Replayer::text_report(const Decoder& d, uint64_t capture_bytes, double seconds) const {
+  json j = report(d, capture_bytes, seconds);
+  std::string out;
+  char buf[512];
+  snprintf(buf, sizeof buf, "%llu packets, %llu RPC messages (%.1f MB in %.3f s, %.0f MB/s)\n",
+           static_cast<unsigned long long>(j["packets"].get<uint64_t>()),
+           static_cast<unsigned long long>(j["rpc_messages"].get<uint64_t>()), double(capture_bytes) / 1e6, seconds,
+           j["mb_per_s"].get<double>());
+  out += buf;
+  if (!j["handle_cache"]["export_root_known"].get<bool>())
+    out += "warning: the export root handle was never learned (no MNT of the policy's export in the capture and no "
+           "root_fh in the policy): every handle is unknown\n";
+  snprintf(buf, sizeof buf, "%-16s %-20s %10s %10s %10s %8s %8s %10s %8s  %s\n", "tree", "path", "limit", "usage",
+           "peak", "writes", "refused", "refused_B", "reads", "exceeded_at");
+  out += buf;
+  for (auto& t : j["trees"]) {
+    std::string ex = t["exceeded_at"].is_null() ? "-" : std::to_string(t["exceeded_at"].get<double>());
+    snprintf(buf, sizeof buf, "%-16s %-20s %10s %10s %10s %8llu %8llu %10s %8llu  %s\n",
+             t["name"].get<std::string>().c_str(), t["path"].get<std::string>().c_str(),
+             format_size(t["limit_bytes"]).c_str(), format_size(t["usage_bytes"]).c_str(),
+             format_size(t["peak_usage_bytes"]).c_str(), static_cast<unsigned long long>(t["writes"].get<uint64_t>()),
+             static_cast<unsigned long long>(t["refused_writes"].get<uint64_t>()),
+             format_size(t["refused_bytes"]).c_str(), static_cast<unsigned long long>(t["reads"].get<uint64_t>()),
+             ex.c_str());
+    out += buf;
+  }
+  snprintf(buf, sizeof buf, "writes to unknown handles: %llu, outside any tree: %llu\n",
+           static_cast<unsigned long long>(unknown_writes_), static_cast<unsigned long long>(outside_writes_));
+  out += buf;
+  std::string errs;
+  for (auto& [k, v] : j["errors"].items())
+    if (v.get<uint64_t>()) errs += " " + k + "=" + std::to_string(v.get<uint64_t>());
+  out += "errors:" + (errs.empty() ? std::string(" none") : errs) + "\n";
+  snprintf(buf, sizeof buf, "handle cache: %llu handles, %.0f bytes per handle\n",
+           static_cast<unsigned long long>(j["handle_cache"]["handles"].get<uint64_t>()),
+           j["handle_cache"]["bytes_per_handle"].get<double>());
+  out += buf;
+  return out;
+}
+
+Expected<json> replay_file(const std::string& capture, const Policy& policy, const ReplayOptions& opt,
+                           std::string* text_out) {
+  auto reader = CaptureReader::open(capture);
+  if (!reader) return std::unexpected(reader.error());
+  Replayer rp(policy, opt);
+  Decoder dec([&](const RpcMessage& m) { rp.on_message(m); });
+  auto t0 = std::chrono::steady_clock::now();
+  RawPacket pkt;
+  while ((*reader)->next(pkt)) dec.feed(pkt);
+  if (!(*reader)->error().empty()) return make_error((*reader)->error());
+  dec.finish();
+  double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  struct stat st {};
+  uint64_t bytes = ::stat(capture.c_str(), &st) == 0 ? uint64_t(st.st_size) : 0;
+  json j = rp.report(dec, bytes, secs);
+  j["capture"] = capture;
+  j["capture_truncated"] = (*reader)->truncated();
+  if (text_out) *text_out = rp.text_report(dec, bytes, secs);
+  return j;
+}
+
+}  // namespace nfsfence

@@ -1,1 +1,1 @@
-// placeholder: to be written
+// attach / detach / status: the live agent (see src/agent.cpp)

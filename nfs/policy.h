@@ -1,0 +1,48 @@
+// The quota policy file (YAML): which export, which trees, what limits.
+//
+//   export: /srv/nfs/export      # the export path as mounted (MOUNT MNT dirpath)
+//   server: 10.99.0.2            # optional: only traffic to/from this server address
+//   accounting: used             # used (fattr3.used, what quotas count) or size
+//   root_fh: "0100...ab"         # optional: export root handle, for captures without MNT
+//   trees:
+//     - name: vol-a
+//       path: vol-a              # relative to the export root
+//       limit: 50Gi              # K M G T P (x1000), Ki Mi Gi Ti Pi (x1024), or bytes
+//       soft_limit: 40Gi         # optional: a warning, never a refusal
+#pragma once
+
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "nfs/common.h"
+
+namespace nfsfence {
+
+enum class AccountingMode { Used, Size };
+
+struct TreePolicy {
+  std::string name;
+  std::string path;                       // normalised, relative, no leading/trailing '/'
+  std::vector<std::string> components;    // path split on '/'
+  uint64_t limit = 0;
+  std::optional<uint64_t> soft_limit;
+};
+
+struct Policy {
+  std::string export_path;
+  std::optional<std::string> server;
+  AccountingMode accounting = AccountingMode::Used;
+  std::optional<Bytes> root_fh;
+  std::vector<TreePolicy> trees;
+};
+
+// Errors name the file, the line and the key: "p.yaml:7: trees[1].limit: ..."
+Expected<Policy> load_policy(const std::string& path);
+Expected<Policy> parse_policy(const std::string& text, const std::string& origin);
+
+// "50Gi" -> 53687091200. Error text says what is accepted.
+Expected<uint64_t> parse_size(std::string_view s);
+std::string format_size(uint64_t bytes);  // 53687091200 -> "50Gi", 1500000 -> "1.43Mi"
+
+}  // namespace nfsfence

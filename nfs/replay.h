@@ -1,0 +1,46 @@
+// Offline replay: a capture through the decoder, the handle cache and accounting, with
+// simulated enforcement: once a tree's usage reaches its limit, every later WRITE call to
+// a handle in that tree counts as refused, until usage falls below the limit again.
+#pragma once
+
+#include <map>
+#include <nlohmann/json_fwd.hpp>
+
+#include "nfs/accounting.h"
+
+namespace nfsfence {
+
+struct TreeCounters {
+  uint64_t writes = 0, write_bytes = 0;        // every WRITE call to the tree
+  uint64_t refused_writes = 0, refused_bytes = 0;  // the subset enforcement refuses
+  uint64_t reads = 0, read_bytes = 0;          // READ calls (never refused)
+};
+
+struct ReplayOptions {
+  size_t max_handles = 1u << 20;
+};
+
+class Replayer {
+ public:
+  Replayer(const Policy& policy, const ReplayOptions& opt);
+  void on_message(const RpcMessage& m);
+  nlohmann::json report(const Decoder& d, uint64_t capture_bytes, double seconds) const;
+  std::string text_report(const Decoder& d, uint64_t capture_bytes, double seconds) const;
+
+  const Accounting& accounting() const { return acct_; }
+  const std::vector<TreeCounters>& counters() const { return counters_; }
+  uint64_t unknown_handle_writes() const { return unknown_writes_; }
+
+ private:
+  Accounting acct_;
+  std::vector<TreeCounters> counters_;
+  uint64_t unknown_writes_ = 0, unknown_write_bytes_ = 0;
+  uint64_t outside_writes_ = 0, outside_write_bytes_ = 0;
+  std::map<std::string, std::map<std::string, uint64_t>> by_procedure_;
+};
+
+// Runs a capture file through a Replayer; returns the JSON report or a one-line error.
+Expected<nlohmann::json> replay_file(const std::string& capture, const Policy& policy, const ReplayOptions& opt,
+                                     std::string* text_out = nullptr);
+
+}  // namespace nfsfence

@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# Installs the Debian 12 packages nfsfence needs to build, test and run its lab (idempotent:
+# only calls apt-get when something is missing). Run as root.
+set -euo pipefail
+PKGS=(
+  build-essential cmake pkg-config git
+  clang llvm libclang-rt-14-dev         # BPF objects, libFuzzer + sanitizers
+  libbpf-dev bpftool libelf-dev zlib1g-dev
+  libpcap-dev libtirpc-dev rpcsvc-proto  # captures, XDR + rpcgen
+  libboost-program-options-dev libgtest-dev libbenchmark-dev
+  libyaml-cpp-dev nlohmann-json3-dev     # policy files, JSON output
+  tshark tcpdump jq bzip2                # oracle tests, lab captures
+  nfs-ganesha nfs-ganesha-vfs rpcbind libnfs-utils libnfs-dev iproute2  # the lab
+  nfstrace hyperfine                     # benchmarks
+)
+missing=()
+for p in "${PKGS[@]}"; do
+  [[ $p == \#* ]] && continue
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if ((${#missing[@]})); then
+  if [[ $(id -u) != 0 ]]; then
+    echo "scripts/deps.sh: missing packages: ${missing[*]} (run as root to install them)" >&2
+    exit 1
+  fi
+  echo "installing: ${missing[*]}" >&2
+  export DEBIAN_FRONTEND=noninteractive
+  # tshark asks whether non-root users may capture; answer no without a prompt.
+  echo "wireshark-common wireshark-common/install-setuid boolean false" | debconf-set-selections
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi

@@ -1,0 +1,9 @@
+#!/usr/bin/env bash
+# Installs what is missing, builds, and runs every test (unit, BPF, oracle, lab, fuzz smoke).
+# Tests that need root, network namespaces, BPF or ../shared/pcaps skip with the reason
+# when that capability is really missing.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+scripts/deps.sh
+scripts/build.sh
+ctest --test-dir build --output-on-failure -j2 --timeout 600

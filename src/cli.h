@@ -1,0 +1,30 @@
+// Thin command-line layer over the protocol core: each subcommand parses its options,
+// calls the library and renders the result. Exit codes: 0 ok, 1 runtime error (bad
+// capture, bad policy, BPF failure), 2 usage error.
+#pragma once
+
+#include <string>
+#include <vector>
+
+namespace nfsfence::cli {
+
+constexpr int kExitOk = 0, kExitError = 1, kExitUsage = 2;
+
+struct Command {
+  const char* name;
+  const char* summary;
+  int (*run)(const std::vector<std::string>& args);
+};
+
+int cmd_decode(const std::vector<std::string>& args);
+int cmd_replay(const std::vector<std::string>& args);
+#if defined(NFSF_HAVE_AGENT) && defined(NFSF_AGENT_READY)
+int cmd_attach(const std::vector<std::string>& args);
+int cmd_detach(const std::vector<std::string>& args);
+int cmd_status(const std::vector<std::string>& args);
+#endif
+
+// One-line error to stderr, prefixed "nfsfence: ".
+void error(const std::string& msg);
+
+}  // namespace nfsfence::cli
