@@ -4,7 +4,9 @@
 #include <array>
 #include <cstdint>
 #include <cstring>
-#include <expected>
+#include <optional>
+#include <utility>
+#include <variant>
 #include <functional>
 #include <span>
 #include <string>
@@ -20,9 +22,31 @@ using ByteView = std::span<const uint8_t>;
 struct Error {
   std::string message;
 };
+// A value or an Error. (Our own because libstdc++'s std::expected needs C++23 concepts
+// that clang 14, which builds the libFuzzer targets, lacks.)
+struct Unexpected {
+  Error error;
+};
+inline Unexpected make_error(std::string msg) { return Unexpected{Error{std::move(msg)}}; }
+inline Unexpected unexpected(Error e) { return Unexpected{std::move(e)}; }
+
 template <typename T>
-using Expected = std::expected<T, Error>;
-inline std::unexpected<Error> make_error(std::string msg) { return std::unexpected<Error>(Error{std::move(msg)}); }
+class [[nodiscard]] Expected {
+ public:
+  Expected(T value) : v_(std::in_place_index<0>, std::move(value)) {}
+  Expected(Unexpected u) : v_(std::in_place_index<1>, std::move(u.error)) {}
+  bool has_value() const { return v_.index() == 0; }
+  explicit operator bool() const { return has_value(); }
+  T& operator*() { return std::get<0>(v_); }
+  const T& operator*() const { return std::get<0>(v_); }
+  T* operator->() { return &std::get<0>(v_); }
+  const T* operator->() const { return &std::get<0>(v_); }
+  T& value() { return std::get<0>(v_); }
+  const Error& error() const { return std::get<1>(v_); }
+
+ private:
+  std::variant<T, Error> v_;
+};
 
 struct Timestamp {
   int64_t sec = 0;

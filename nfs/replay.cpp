@@ -155,7 +155,7 @@ std::string Replayer::text_report(const Decoder& d, uint64_t capture_bytes, doub
 Expected<json> replay_file(const std::string& capture, const Policy& policy, const ReplayOptions& opt,
                            std::string* text_out) {
   auto reader = CaptureReader::open(capture);
-  if (!reader) return std::unexpected(reader.error());
+  if (!reader) return unexpected(reader.error());
   Replayer rp(policy, opt);
   Decoder dec([&](const RpcMessage& m) { rp.on_message(m); });
   auto t0 = std::chrono::steady_clock::now();
