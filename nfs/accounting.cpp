@@ -1,5 +1,8 @@
 #include "nfs/accounting.h"
 
+#include <arpa/inet.h>
+#include <netdb.h>
+
 namespace nfsfence {
 namespace {
 std::vector<std::vector<std::string>> tree_paths(const Policy& p) {
@@ -8,10 +11,31 @@ std::vector<std::vector<std::string>> tree_paths(const Policy& p) {
   return out;
 }
 ByteView view(const Bytes& b) { return ByteView(b.data(), b.size()); }
+
+// The policy's server as an address: a literal, or the first address the name resolves to.
+std::optional<Endpoint> server_address(const std::optional<std::string>& server) {
+  if (!server) return std::nullopt;
+  Endpoint e;
+  if (inet_pton(AF_INET, server->c_str(), e.addr.data()) == 1) return e;
+  if (inet_pton(AF_INET6, server->c_str(), e.addr.data()) == 1) {
+    e.v6 = true;
+    return e;
+  }
+  addrinfo* res = nullptr;
+  if (getaddrinfo(server->c_str(), nullptr, nullptr, &res) != 0 || !res) return std::nullopt;
+  if (res->ai_family == AF_INET6) {
+    e.v6 = true;
+    std::memcpy(e.addr.data(), &reinterpret_cast<sockaddr_in6*>(res->ai_addr)->sin6_addr, 16);
+  } else {
+    std::memcpy(e.addr.data(), &reinterpret_cast<sockaddr_in*>(res->ai_addr)->sin_addr, 4);
+  }
+  freeaddrinfo(res);
+  return e;
+}
 }  // namespace
 
 Accounting::Accounting(const Policy& policy, size_t max_handles, Events events)
-    : policy_(policy), cache_(tree_paths(policy), max_handles), events_(std::move(events)), trees_(policy.trees.size()) {
+    : policy_(policy), server_(server_address(policy.server)), cache_(tree_paths(policy), max_handles), events_(std::move(events)), trees_(policy.trees.size()) {
   if (policy.root_fh) cache_.set_root(view(*policy.root_fh));
   seen_gen_ = cache_.generation();
 }
@@ -19,7 +43,8 @@ Accounting::Accounting(const Policy& policy, size_t max_handles, Events events)
 bool Accounting::from_policy_server(const RpcMessage& m) const {
   if (!policy_.server) return true;
   const Endpoint& server = m.type == MsgType::Call ? m.flow.dst : m.flow.src;
-  return server.addr_str() == *policy_.server;
+  if (!server_) return server.addr_str() == *policy_.server;  // unresolvable name: compare text
+  return server.v6 == server_->v6 && server.addr == server_->addr;
 }
 
 uint64_t& Accounting::bucket(int tree) {

@@ -69,6 +69,7 @@ class Accounting {
   void check(int tree);
 
   const Policy& policy_;
+  std::optional<Endpoint> server_;  // policy.server as an address (resolved once)
   HandleCache cache_;
   Events events_;
   std::vector<TreeState> trees_;

@@ -49,6 +49,7 @@ struct Decoder::Impl {
   std::deque<std::pair<PendingKey, uint64_t>> pending_order;
   uint64_t pending_seq = 0;
   RecordStats finished_records{};  // stats of flows already closed
+  std::pair<const FlowKey, std::unique_ptr<RecordAssembler>>* last_flow = nullptr;
 
   explicit Impl(Sink s) : sink(std::move(s)), net([this](const L4Packet& p) { on_l4(p); }) {}
 
@@ -74,7 +75,19 @@ struct Decoder::Impl {
       message(p.flow, p.first_frame, p.ts, p.payload, p.wire_payload_len);
       return;
     }
+    // Consecutive segments nearly always belong to the same flow: skip the hash lookup.
+    if (last_flow && last_flow->first == p.flow) {
+      last_flow->second->segment(p.seq, p.payload, p.wire_payload_len, (p.tcp_flags & 0x02) != 0, p.frame, p.ts);
+      if (!(p.tcp_flags & 0x05)) return;
+    }
     auto it = tcp.find(p.flow);
+    if (last_flow && last_flow->first == p.flow) {  // FIN/RST on the cached flow: close it below
+      last_flow = nullptr;
+      it->second->finish();
+      add(finished_records, it->second->stats());
+      tcp.erase(it);
+      return;
+    }
     if (it == tcp.end()) {
       if (p.payload.empty() && !(p.tcp_flags & 0x02)) return;  // bare ACK of an unknown flow
       FlowKey flow = p.flow;
@@ -84,7 +97,9 @@ struct Decoder::Impl {
       it = tcp.emplace(p.flow, std::move(ra)).first;
     }
     it->second->segment(p.seq, p.payload, p.wire_payload_len, (p.tcp_flags & 0x02) != 0, p.frame, p.ts);
+    last_flow = &*it;
     if (p.tcp_flags & 0x05) {  // FIN or RST: the flow is over
+      last_flow = nullptr;
       it->second->finish();
       add(finished_records, it->second->stats());
       tcp.erase(it);
@@ -174,13 +189,18 @@ struct Decoder::Impl {
       return;
     }
     PendingCall& c = it->second;
-    c.answered = true;
     m.prog = c.prog;
     m.vers = c.vers;
     m.proc = c.proc;
     m.proc_name = proc_name_of(c.prog, c.vers, c.proc);
     m.call = c.fields;
     m.call_ts = c.ts;
+    // Keep only the procedure for a retransmitted reply; the fields (handles, names) were
+    // delivered with this reply and would otherwise grow memory up to the table bound.
+    if (!c.answered) {
+      c.answered = true;
+      c.fields.reset();
+    }
     if (decodable(c.prog, c.vers)) {
       if (h.reply_stat == 0 && h.accept_stat == 0) {
         m.decode = decode_reply(c.prog, c.vers, c.proc, body, m.fields);
@@ -213,6 +233,7 @@ void Decoder::finish() {
     Impl::add(impl_->finished_records, ra->stats());
   }
   impl_->tcp.clear();
+  impl_->last_flow = nullptr;
 }
 const NetStats& Decoder::net_stats() const { return impl_->net.stats(); }
 const DecodeStats& Decoder::stats() const { return impl_->stats; }
