@@ -3,6 +3,16 @@
  * The one ABI shared by the BPF programs (bpf/tc, bpf/xdp) and userspace (src/, nfs/).
  * Fixed-width types and explicit padding only; tests/abi_test.cpp static_asserts the
  * sizes and offsets so that a change here that breaks the layout fails the build.
+ *
+ * Maps (same names in the TC and the XDP object):
+ *   handles   HASH     nfsf_fh_key -> __u32 tree id     NFSF_MAX_HANDLES, BPF_F_NO_PREALLOC
+ *   trees     ARRAY    __u32 tree id -> nfsf_tree        NFSF_MAX_TREES (id 0 = no tree)
+ *   counters  PERCPU_ARRAY enum nfsf_counter -> __u64    NFSF_C_MAX
+ *   flows     LRU_HASH nfsf_flow_key -> nfsf_flow_state  NFSF_MAX_FLOWS (TCP record tracking)
+ *   poisoned  LRU_HASH nfsf_xid_key -> nfsf_poisoned     NFSF_MAX_POISONED (rewrite mode)
+ *   want_xids LRU_HASH nfsf_xid_key -> __u32 proc        NFSF_MAX_POISONED (replies to stream)
+ *   rpc_ports HASH     __u16 port (host order) -> __u32  NFSF_MAX_RPC_PORTS (e.g. MOUNT)
+ *   events    RINGBUF  struct nfsf_event                 NFSF_EVENTS_BYTES (loader may resize)
  */
 #ifndef NFSFENCE_ABI_H
 #define NFSFENCE_ABI_H
@@ -18,8 +28,13 @@
 #define NFSF_MAX_HANDLES (1u << 20)
 #define NFSF_MAX_FLOWS 65536
 #define NFSF_MAX_POISONED 65536
+#define NFSF_MAX_RPC_PORTS 64
 #define NFSF_EVENT_DATA_MAX 2048  /* bytes of RPC payload carried by one ring buffer event */
+#define NFSF_EVENTS_BYTES (4u << 20)
 #define NFSF_NFS_PORT 2049
+#define NFSF_FLOW_RING 8        /* remembered record heads per flow (retransmissions) */
+#define NFSF_FH_POISON 0xff     /* a refused WRITE's handle bytes become all 0xff */
+#define NFSF_NFS3ERR_DQUOT 69
 
 enum nfsf_action {
 	NFSF_ACTION_REWRITE = 0, /* poison the handle, rewrite the reply to NFS3ERR_DQUOT */
@@ -43,7 +58,7 @@ struct nfsf_tree {
 	__u64 refused_bytes;
 };
 
-/* Per-CPU counters: every verdict and every parse failure reason. */
+/* Per-CPU counters: every verdict and every parse failure reason. Append only. */
 enum nfsf_counter {
 	NFSF_C_PACKETS = 0,
 	NFSF_C_NFS_PACKETS,
@@ -65,6 +80,13 @@ enum nfsf_counter {
 	NFSF_C_ERR_FH_LEN,       /* file handle length > NFSF_FH_MAX */
 	NFSF_C_ERR_LOOP,         /* record walk hit its bound */
 	NFSF_C_ERR_STORE,        /* bpf_skb_store_bytes / csum helper failed */
+	NFSF_C_ERR_HEAD_SPLIT,   /* a record head continues in the next skb: not judged */
+	NFSF_C_RPC_REPLIES,      /* reply heads parsed (ingress) */
+	NFSF_C_RETRANS_HEAD,     /* a remembered head seen again (retransmission) */
+	NFSF_C_REPLY_ACCEPTED,   /* reply to a poisoned WRITE had status 0: left alone */
+	NFSF_C_MID_RECORD,       /* TCP segment without a record head: passed untouched */
+	NFSF_C_NOT_FIRST_FRAG,   /* IP fragment other than the first: passed */
+	NFSF_C_FLOW_NEW,         /* flow state created (SYN) */
 	NFSF_C_MAX,
 };
 
@@ -79,12 +101,55 @@ struct nfsf_flow_key {
 	__u8 pad[2];
 };
 
-/* Ring buffer event: a slice of RPC stream bytes on an NFS/MOUNT flow, never WRITE data. */
-enum nfsf_event_type {
-	NFSF_EV_STREAM = 1, /* data[] holds stream bytes starting at tcp seq `seq` */
-	NFSF_EV_DGRAM = 2,  /* data[] holds the start of one UDP datagram */
+/* TCP record-marking state of one direction of a flow (value of `flows`). */
+enum nfsf_flow_flags {
+	NFSF_FS_SYNCED = 1,  /* next_mark is the seq of the next record mark */
+	NFSF_FS_IN_MSG = 2,  /* the next fragment continues a message (no RPC header) */
 };
 
+struct nfsf_flow_state {
+	__u32 next_mark;   /* TCP seq of the next record mark */
+	__u32 flags;       /* enum nfsf_flow_flags */
+	__u32 emit_until;  /* stream the bytes before this seq to `events` (long replies) */
+	__u32 ring_pos;    /* next slot of ring[] */
+	__u32 ring_valid;  /* bit i: ring[i] holds a head */
+	__u32 ring[NFSF_FLOW_RING]; /* seqs of refused WRITE heads / rewritten reply heads */
+	__u32 pad;
+};
+
+/* Key of `poisoned` and `want_xids`: the flow of the REPLY (server -> client) + XID. */
+struct nfsf_xid_key {
+	struct nfsf_flow_key flow;
+	__u32 xid;         /* network byte order, as on the wire */
+};
+
+struct nfsf_poisoned {
+	__u64 ts_ns;
+	__u32 tree;
+	__u32 pad;
+};
+
+/* Ring buffer event: a slice of RPC stream bytes on an NFS/MOUNT flow, never WRITE data. */
+enum nfsf_event_type {
+	NFSF_EV_STREAM = 1, /* data[] holds TCP stream bytes starting at seq `seq` */
+	NFSF_EV_DGRAM = 2,  /* data[] holds the start of one UDP datagram (seq = 0) */
+};
+
+enum nfsf_event_flags {
+	NFSF_EVF_EGRESS = 1,     /* seen by the TC egress program (calls, on a client) */
+	NFSF_EVF_INGRESS = 2,    /* seen by TC ingress (replies) or XDP (calls, on a server) */
+	NFSF_EVF_REC_HEAD = 4,   /* data[0..3] is a record mark (TCP) */
+	NFSF_EVF_TRUNC = 8,      /* wire_len > len: the rest of the record was not sent */
+	NFSF_EVF_CHUNK = 16,     /* follow-on chunk of a long reply (READDIR/READDIRPLUS) */
+};
+
+/*
+ * One event = one slice of the stream. For a record head (NFSF_EVF_REC_HEAD) `seq` is the
+ * seq of the record mark and wire_len = 4 + fragment length, the stream bytes the record
+ * occupies; data[] holds its first `len` bytes (for WRITE calls: up to and including the
+ * data length word, never the data). For a chunk, seq/len/wire_len describe exactly the
+ * bytes in data[] (wire_len == len).
+ */
 struct nfsf_event {
 	__u32 type;
 	__u32 len;        /* valid bytes in data[] */
@@ -92,6 +157,8 @@ struct nfsf_event {
 	struct nfsf_flow_key flow;
 	__u32 seq;        /* TCP sequence number of data[0] */
 	__u32 wire_len;   /* bytes of payload this event stands for (>= len) */
+	__u32 flags;      /* enum nfsf_event_flags */
+	__u32 pad;
 	__u8 data[NFSF_EVENT_DATA_MAX];
 };
 

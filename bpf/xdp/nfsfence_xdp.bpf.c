@@ -1,13 +1,18 @@
 // SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
-/* placeholder: the TC data plane is being written */
-#include "vmlinux.h"
-#include <bpf/bpf_helpers.h>
-#include "nfsfence_abi.h"
+/*
+ * nfsfence XDP program, attached on an NFS server's interface (ingress): the same
+ * parser as the TC programs through nfsf_ctx.h; WRITE calls to over-quota trees are
+ * dropped (XDP_DROP) or poisoned in place (handle -> 0xff, L4 checksum fixed by hand).
+ * Multi-buffer aware (xdp.frags): heads past the first buffer are read with
+ * bpf_xdp_load_bytes.
+ */
+#define NFSF_CTX_XDP 1
+#include "nfsf_stream.h"
 
-SEC("xdp")
+SEC("xdp.frags")
 int nfsf_xdp(struct xdp_md *ctx)
 {
-	return 2; /* XDP_PASS */
+	return nfsf_handle(ctx, NFSF_SIDE_CALLS, NFSF_EVF_INGRESS);
 }
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";

@@ -1,0 +1,84 @@
+/* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
+/* Maps, load-time settings and counters shared by the TC and the XDP object. */
+#ifndef NFSF_MAPS_H
+#define NFSF_MAPS_H
+
+#include "nfsf_ctx.h"
+#include "nfsfence_abi.h"
+
+/* Set by the loader between open and load (skeleton rodata). */
+const volatile __u32 nfsf_action = NFSF_ACTION_REWRITE;
+const volatile __u32 nfsf_emit_events = 1;
+const volatile __u16 nfsf_nfs_port = NFSF_NFS_PORT; /* host byte order */
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, NFSF_MAX_HANDLES);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, struct nfsf_fh_key);
+	__type(value, __u32);
+} handles SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, NFSF_MAX_TREES);
+	__type(key, __u32);
+	__type(value, struct nfsf_tree);
+} trees SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, NFSF_C_MAX);
+	__type(key, __u32);
+	__type(value, __u64);
+} counters SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, NFSF_MAX_FLOWS);
+	__type(key, struct nfsf_flow_key);
+	__type(value, struct nfsf_flow_state);
+} flows SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, NFSF_MAX_POISONED);
+	__type(key, struct nfsf_xid_key);
+	__type(value, struct nfsf_poisoned);
+} poisoned SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, NFSF_MAX_POISONED);
+	__type(key, struct nfsf_xid_key);
+	__type(value, __u32);
+} want_xids SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, NFSF_MAX_RPC_PORTS);
+	__type(key, __u16);
+	__type(value, __u32);
+} rpc_ports SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_RINGBUF);
+	__uint(max_entries, NFSF_EVENTS_BYTES);
+} events SEC(".maps");
+
+static __always_inline void count(__u32 c)
+{
+	__u64 *v = bpf_map_lookup_elem(&counters, &c);
+
+	if (v)
+		*v += 1; /* per-CPU: no atomics needed */
+}
+
+/* Helpers return -reason (enum nfsf_counter) on failure; this turns it into a count. */
+static __always_inline void count_err(int ret)
+{
+	if (ret < 0)
+		count((__u32)-ret);
+}
+
+#endif /* NFSF_MAPS_H */

@@ -1,0 +1,137 @@
+// RAII owner of the nfsfence BPF skeletons: open -> configure rodata -> load, then map
+// helpers (handle -> tree, tree over/under, per-CPU counters summed) and TC/XDP attach.
+// OS errors are values: BpfError carries errno, what failed, and file:line.
+#pragma once
+
+#include <array>
+#include <cstdint>
+#include <utility>
+#include <variant>
+#include <memory>
+#include <optional>
+#include <span>
+#include <string>
+
+#include "nfsfence_abi.h"
+
+struct nfsfence_tc;
+struct nfsfence_xdp;
+
+namespace nfsfence::bpf {
+
+struct BpfError {
+  int err = 0;          // positive errno
+  std::string what;     // "bpf_map_update_elem(handles)"
+  std::string where;    // "src/bpf_loader.cpp:123"
+  std::string message() const;  // "what: strerror (where)"
+};
+// A value or a BpfError (std::expected-like; the project builds as C++20).
+struct Fail {
+  BpfError error;
+};
+
+template <typename T>
+class [[nodiscard]] Result {
+ public:
+  Result(T value) : v_(std::in_place_index<0>, std::move(value)) {}
+  Result(Fail f) : v_(std::in_place_index<1>, std::move(f.error)) {}
+  bool has_value() const { return v_.index() == 0; }
+  explicit operator bool() const { return has_value(); }
+  T& operator*() { return std::get<0>(v_); }
+  const T& operator*() const { return std::get<0>(v_); }
+  T* operator->() { return &std::get<0>(v_); }
+  const T* operator->() const { return &std::get<0>(v_); }
+  T& value() { return std::get<0>(v_); }
+  const BpfError& error() const { return std::get<1>(v_); }
+
+ private:
+  std::variant<T, BpfError> v_;
+};
+
+template <>
+class [[nodiscard]] Result<void> {
+ public:
+  Result() = default;
+  Result(Fail f) : e_(std::move(f.error)) {}
+  bool has_value() const { return !e_; }
+  explicit operator bool() const { return has_value(); }
+  const BpfError& error() const { return *e_; }
+
+ private:
+  std::optional<BpfError> e_;
+};
+
+struct LoadOptions {
+  nfsf_action action = NFSF_ACTION_REWRITE;
+  bool emit_events = true;
+  uint16_t nfs_port = NFSF_NFS_PORT;
+  uint32_t events_bytes = NFSF_EVENTS_BYTES;  // ring buffer size, power of 2 >= page size
+  uint32_t max_handles = NFSF_MAX_HANDLES;
+};
+
+using Counters = std::array<uint64_t, NFSF_C_MAX>;
+const char* counter_name(nfsf_counter c);
+
+// Map fds and helpers common to both objects (maps have the same names and types).
+class MapSet {
+ public:
+  Result<void> set_handle_tree(std::span<const uint8_t> fh, uint32_t tree) const;
+  Result<void> remove_handle(std::span<const uint8_t> fh) const;
+  Result<void> set_tree_over(uint32_t tree, bool over) const;  // keeps the counters
+  Result<nfsf_tree> tree(uint32_t tree) const;
+  Result<Counters> counters() const;  // per-CPU values summed
+  Result<void> reset_counters() const;
+  Result<void> add_rpc_port(uint16_t port) const;  // e.g. MOUNT's dynamic port
+  Result<std::optional<nfsf_poisoned>> poisoned(const nfsf_xid_key& key) const;
+
+  int handles_fd = -1, trees_fd = -1, counters_fd = -1, flows_fd = -1, poisoned_fd = -1,
+      want_xids_fd = -1, rpc_ports_fd = -1, events_fd = -1;
+};
+
+// TC: nfsf_egress (calls) + nfsf_ingress (replies) on an NFS client's interface.
+class TcProgram {
+ public:
+  static Result<std::unique_ptr<TcProgram>> load(const LoadOptions& opt = {});
+  ~TcProgram();
+  TcProgram(const TcProgram&) = delete;
+  TcProgram& operator=(const TcProgram&) = delete;
+
+  int egress_fd() const;
+  int ingress_fd() const;
+  const MapSet& maps() const { return maps_; }
+
+  // clsact hook + direct-action filters; detach() (also run by the destructor) removes
+  // only the filters this object attached.
+  Result<void> attach(int ifindex);
+  void detach();
+
+ private:
+  TcProgram() = default;
+  nfsfence_tc* skel_ = nullptr;
+  MapSet maps_;
+  int ifindex_ = 0;
+  bool attached_egress_ = false, attached_ingress_ = false;
+};
+
+// XDP: nfsf_xdp (calls arriving at an NFS server).
+class XdpProgram {
+ public:
+  static Result<std::unique_ptr<XdpProgram>> load(const LoadOptions& opt = {});
+  ~XdpProgram();
+  XdpProgram(const XdpProgram&) = delete;
+  XdpProgram& operator=(const XdpProgram&) = delete;
+
+  int prog_fd() const;
+  const MapSet& maps() const { return maps_; }
+  Result<void> attach(int ifindex, uint32_t xdp_flags = 0);
+  void detach();
+
+ private:
+  XdpProgram() = default;
+  nfsfence_xdp* skel_ = nullptr;
+  MapSet maps_;
+  int ifindex_ = 0;
+  uint32_t flags_ = 0;
+};
+
+}  // namespace nfsfence::bpf
