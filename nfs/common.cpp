@@ -1,1 +1,94 @@
-// placeholder: to be written
+// Endpoint formatting, flow hashing and hex helpers.
+#include "nfs/common.h"
+
+#include <arpa/inet.h>
+
+namespace nfsfence {
+
+std::string Endpoint::addr_str() const {
+  char buf[INET6_ADDRSTRLEN] = {};
+  if (!inet_ntop(v6 ? AF_INET6 : AF_INET, addr.data(), buf, sizeof buf)) return "?";
+  return buf;
+}
+
+std::string Endpoint::str() const {
+  std::string out;
+  if (v6) {
+    out = "[" + addr_str() + "]";
+  } else {
+    out = addr_str();
+  }
+  out += ':';
+  out += std::to_string(port);
+  return out;
+}
+
+namespace {
+// 64-bit mixer (a murmur3-style finaliser); cheap and good enough to spread flow keys.
+inline uint64_t mix64(uint64_t x) {
+  x ^= x >> 33;
+  x *= 0xff51afd7ed558ccdULL;
+  x ^= x >> 33;
+  x *= 0xc4ceb9fe1a85ec53ULL;
+  x ^= x >> 33;
+  return x;
+}
+inline uint64_t load64(const uint8_t* p) {
+  uint64_t v;
+  std::memcpy(&v, p, 8);
+  return v;
+}
+}  // namespace
+
+size_t FlowKeyHash::operator()(const FlowKey& k) const noexcept {
+  uint64_t h = mix64(load64(k.src.addr.data()) ^ 0x9e3779b97f4a7c15ULL);
+  h = mix64(h ^ load64(k.src.addr.data() + 8));
+  h = mix64(h ^ load64(k.dst.addr.data()));
+  h = mix64(h ^ load64(k.dst.addr.data() + 8));
+  uint64_t tail = (uint64_t(k.src.port) << 32) | (uint64_t(k.dst.port) << 16) |
+                  (uint64_t(k.transport) << 8) | (uint64_t(k.src.v6) << 1) | uint64_t(k.dst.v6);
+  return size_t(mix64(h ^ tail));
+}
+
+std::string to_hex(ByteView b) {
+  static constexpr char kDigits[] = "0123456789abcdef";
+  std::string out(b.size() * 2, '\0');
+  for (size_t i = 0; i < b.size(); ++i) {
+    out[2 * i] = kDigits[b[i] >> 4];
+    out[2 * i + 1] = kDigits[b[i] & 0xf];
+  }
+  return out;
+}
+
+// Accepts upper or lower case digits; whitespace and ':' between bytes are ignored so that
+// fixtures can be written as "de ad be ef" or "de:ad:be:ef".
+Expected<Bytes> from_hex(std::string_view hex) {
+  auto nibble = [](char c) -> int {
+    if (c >= '0' && c <= '9') return c - '0';
+    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+    return -1;
+  };
+  Bytes out;
+  out.reserve(hex.size() / 2);
+  int hi = -1;
+  for (size_t i = 0; i < hex.size(); ++i) {
+    char c = hex[i];
+    if (c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == ':') {
+      if (hi >= 0) return make_error("hex: separator inside a byte at offset " + std::to_string(i));
+      continue;
+    }
+    int v = nibble(c);
+    if (v < 0) return make_error("hex: invalid character at offset " + std::to_string(i));
+    if (hi < 0) {
+      hi = v;
+    } else {
+      out.push_back(uint8_t((hi << 4) | v));
+      hi = -1;
+    }
+  }
+  if (hi >= 0) return make_error("hex: odd number of digits");
+  return out;
+}
+
+}  // namespace nfsfence

@@ -115,6 +115,7 @@ struct Decoder::Impl {
     a.resyncs += b.resyncs;
     a.bad_record_marks += b.bad_record_marks;
     a.truncated_records += b.truncated_records;
+    a.overlapping += b.overlapping;
   }
 
   void remember_call(const FlowKey& flow, uint32_t xid, const RpcMessage& m) {

@@ -146,7 +146,8 @@ json stats_json(const Decoder& d) {
         {"duplicate_calls", s.duplicate_calls},
         {"tcp_segments", r.segments},
         {"tcp_retransmitted", r.retransmitted},
-        {"tcp_out_of_order", r.out_of_order}}},
+        {"tcp_out_of_order", r.out_of_order},
+        {"tcp_overlapping", r.overlapping}}},
   };
 }
 

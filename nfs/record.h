@@ -26,6 +26,7 @@ struct RecordStats {
   uint64_t segments = 0;
   uint64_t records = 0;
   uint64_t retransmitted = 0;    // segments wholly before the stream position
+  uint64_t overlapping = 0;      // segments partly before the stream position (front trimmed)
   uint64_t out_of_order = 0;     // segments buffered ahead of the stream position
   uint64_t gaps = 0;             // stream holes given up on
   uint64_t resyncs = 0;          // times a plausible RPC header was searched for

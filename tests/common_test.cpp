@@ -1,1 +1,74 @@
-// placeholder: to be written
+#include <gtest/gtest.h>
+
+#include <unordered_set>
+
+#include "nfs/common.h"
+#include "test_util.h"
+
+namespace nfsfence {
+namespace {
+
+TEST(Common, EndpointStrIpv4) {
+  Endpoint e = test::ep("10.0.0.1", 2049);
+  EXPECT_EQ(e.addr_str(), "10.0.0.1");
+  EXPECT_EQ(e.str(), "10.0.0.1:2049");
+}
+
+TEST(Common, EndpointStrIpv6) {
+  Endpoint e = test::ep("fe80::1", 2049);
+  EXPECT_TRUE(e.v6);
+  EXPECT_EQ(e.addr_str(), "fe80::1");
+  EXPECT_EQ(e.str(), "[fe80::1]:2049");
+}
+
+TEST(Common, FlowKeyHashIsConsistentAndSpreads) {
+  FlowKey a{test::ep("10.0.0.1", 700), test::ep("10.0.0.2", 2049), Transport::Tcp};
+  FlowKey b = a;
+  FlowKeyHash h;
+  EXPECT_EQ(h(a), h(b));
+  EXPECT_NE(h(a), h(a.reversed()));
+  FlowKey u = a;
+  u.transport = Transport::Udp;
+  EXPECT_NE(h(a), h(u));
+  std::unordered_set<size_t> seen;
+  for (uint16_t port = 1; port <= 1000; ++port) {
+    FlowKey k = a;
+    k.src.port = port;
+    seen.insert(h(k));
+  }
+  EXPECT_EQ(seen.size(), 1000u);
+}
+
+TEST(Common, HexRoundTrip) {
+  Bytes b = {0x00, 0x01, 0xab, 0xff};
+  EXPECT_EQ(to_hex(b), "0001abff");
+  auto back = from_hex("0001ABff");
+  ASSERT_TRUE(back);
+  EXPECT_EQ(*back, b);
+  EXPECT_EQ(to_hex({}), "");
+}
+
+TEST(Common, HexSeparators) {
+  auto r = from_hex("de ad:be\nef");
+  ASSERT_TRUE(r);
+  EXPECT_EQ(*r, (Bytes{0xde, 0xad, 0xbe, 0xef}));
+}
+
+TEST(Common, HexErrors) {
+  EXPECT_FALSE(from_hex("abc"));
+  EXPECT_FALSE(from_hex("zz"));
+  EXPECT_FALSE(from_hex("a b"));
+  auto r = from_hex("0g");
+  ASSERT_FALSE(r);
+  EXPECT_NE(r.error().message.find("invalid character"), std::string::npos);
+}
+
+TEST(Common, BigEndianLoads) {
+  uint8_t p[8] = {1, 2, 3, 4, 5, 6, 7, 8};
+  EXPECT_EQ(load_be16(p), 0x0102);
+  EXPECT_EQ(load_be32(p), 0x01020304u);
+  EXPECT_EQ(load_be64(p), 0x0102030405060708ull);
+}
+
+}  // namespace
+}  // namespace nfsfence
