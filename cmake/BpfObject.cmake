@@ -32,6 +32,9 @@ function(bpf_object NAME SOURCE)
     DEPENDS ${obj}
     COMMENT "Skeleton ${NAME}.skel.h")
   add_custom_target(${NAME}_skelgen DEPENDS ${skel})
+  # One target generates vmlinux.h: with several BPF objects in a parallel build, each
+  # target would otherwise run the command itself and clang could read a half-written file.
+  add_dependencies(${NAME}_skelgen vmlinux_h)
   add_library(${NAME}_skel INTERFACE)
   add_dependencies(${NAME}_skel ${NAME}_skelgen)
   target_include_directories(${NAME}_skel INTERFACE ${CMAKE_BINARY_DIR}/bpf ${CMAKE_SOURCE_DIR}/bpf/include)

@@ -64,6 +64,7 @@ HandleCache::Id HandleCache::intern(ByteView fh) {
   Node& n = nodes_[id];
   n.live = true;
   n.fh = &by_fh_.emplace(std::move(key), id).first->first;
+  if (track_) touched_.push_back(id);
   stats_.handles++;
   return id;
 }
@@ -89,6 +90,7 @@ void HandleCache::set_parent(Id child, Id dir, std::string_view name) {
   dirents_[dirent_key(dir, name)] = child;
   if (moved && (n.children > 0 || n.type == 2 /*NF3DIR*/)) gen_++;
   n.resolved_gen = 0;  // its own resolution is recomputed on next use
+  if (track_) touched_.push_back(child);
 }
 
 HandleCache::Id HandleCache::link(ByteView dir, std::string_view name, ByteView child, uint32_t type) {
@@ -154,6 +156,7 @@ void HandleCache::forget(Id id) {
   if (!n.live) return;
   detach(id);
   if (n.children) gen_++;  // orphans its children: their resolution becomes unknown
+  if (track_ && n.mirrored_tree >= 0) forgotten_.push_back(*n.fh);
   by_fh_.erase(*n.fh);
   if (root_ == id) root_ = kNone;
   n = Node{};

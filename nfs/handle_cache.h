@@ -34,6 +34,8 @@ class HandleCache {
     // accounting: bytes this file is charged with and to which tree
     uint64_t charged = 0;
     int charged_tree = kUnknown;
+    // for a mirror of handle -> tree elsewhere (the agent's BPF map): what it holds now
+    int mirrored_tree = kUnknown;
   };
 
   struct Stats {
@@ -78,6 +80,13 @@ class HandleCache {
       if (nodes_[i].live) f(i, nodes_[i]);
   }
 
+  // Change tracking for mirrors (off by default: replay does not need it). Nodes whose
+  // own parent changed or that are new are listed in touched(); forgotten handles'
+  // bytes in forgotten(). A generation change means every node may have moved.
+  void track_changes(bool on) { track_ = on; }
+  std::vector<Id>& touched() { return touched_; }
+  std::vector<std::string>& forgotten() { return forgotten_; }
+
   const Stats& stats() const { return stats_; }
   size_t memory_bytes() const;  // estimate of heap held, for the per-handle report
 
@@ -102,6 +111,9 @@ class HandleCache {
   StrMap by_fh_;
   StrMap dirents_;
   Id root_ = kNone;
+  bool track_ = false;
+  std::vector<Id> touched_;
+  std::vector<std::string> forgotten_;
   size_t max_handles_;
   uint64_t gen_ = 1;
   Stats stats_;

@@ -45,6 +45,7 @@ struct Attr {  // the parts of fattr3 we use
 struct DirEntryPlus {  // one READDIRPLUS entry
   std::string name;
   uint64_t fileid = 0;
+  uint64_t cookie = 0;  // where the next READDIRPLUS continues after this entry
   std::optional<Bytes> fh;
   std::optional<Attr> attr;
 };
@@ -70,6 +71,7 @@ struct NfsFields {
   std::optional<uint32_t> res_count;  // READ/WRITE reply count
   std::optional<bool> eof;            // READ/READDIR reply
   std::vector<DirEntryPlus> entries;  // READDIRPLUS
+  std::optional<Bytes> cookieverf;    // READDIR(PLUS) reply: the verifier to continue with
 };
 
 enum class DecodeResult { Ok, Truncated, Malformed, Unsupported };
@@ -91,9 +93,29 @@ struct WriteHead {
 };
 DecodeResult fast_write_call(ByteView body, WriteHead& out);
 
+// NFSv3 READ reply head: status, file_attributes, and for NFS3_OK count, eof and the data
+// length word. Truncated when `body` stops before the data length (before the end of the
+// attributes for a failed READ); Malformed on an undefined nfsstat3, a boolean other than
+// 0/1 or an undefined file type.
+struct ReadHead {
+  uint32_t status = 0;
+  std::optional<Attr> attr;  // file_attributes, when present
+  uint32_t count = 0;        // NFS3_OK only
+  bool eof = false;
+  uint32_t data_len = 0;
+  size_t data_offset = 0;    // offset of the data bytes within body
+};
+DecodeResult fast_read_reply(ByteView body, ReadHead& out);
+
+// Largest head of a WRITE call body (fh<64>, offset, count, stable, data length) and of a
+// READ reply body (status, post_op_attr with fattr3, count, eof, data length), in bytes.
+constexpr size_t kWriteHeadMax = 4 + 64 + 8 + 4 + 4 + 4;
+constexpr size_t kReadHeadMax = 4 + 4 + 84 + 4 + 4 + 4;
+
 // Bytes of the message (starting at the RPC header) that decoding needs, given its head:
 // the whole message for metadata, only the head of a WRITE call or READ reply.
-// `is_read_reply` comes from the XID match.
+// For a reply, prog/vers/proc come from the XID match. Never more than record_len;
+// metadata is capped at 4 MiB (the decode then reports Truncated).
 size_t needed_prefix(uint32_t prog, uint32_t vers, uint32_t proc, bool is_call, size_t body_offset,
                      uint64_t record_len);
 

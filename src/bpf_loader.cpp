@@ -48,6 +48,17 @@ Result<void> configure(Skel* s, const LoadOptions& opt) {
     return NFSF_ERR(rc, "bpf_map__set_max_entries(events)");
   if (int rc = bpf_map__set_max_entries(s->maps.handles, opt.max_handles); rc)
     return NFSF_ERR(rc, "bpf_map__set_max_entries(handles)");
+  if (!opt.pin_dir.empty()) {
+    // libbpf reuses a compatible map already pinned at this path (a restarted agent adopts
+    // the state the programs kept enforcing), or pins the new one after load.
+    bpf_map* m;
+    bpf_object__for_each_map(m, s->obj) {
+      const char* name = bpf_map__name(m);
+      if (!name || name[0] == '.' || std::strchr(name, '.')) continue;  // .rodata and friends
+      std::string path = opt.pin_dir + "/" + name;
+      if (int rc = bpf_map__set_pin_path(m, path.c_str()); rc) return NFSF_ERR(-rc, "bpf_map__set_pin_path(" + path + ")");
+    }
+  }
   return {};
 }
 
@@ -176,9 +187,11 @@ Result<void> TcProgram::attach(int ifindex) {
       detach();
       return NFSF_ERR(err_of(rc), "bpf_tc_hook_create(ifindex " + std::to_string(ifindex) + ")");
     }
-    LIBBPF_OPTS(bpf_tc_opts, tco, .prog_fd = fd);
-    tco.handle = 1;
-    tco.priority = 1;
+    // REPLACE: a filter left by an agent that died is swapped for ours in one step, so
+    // enforcement never has a gap.
+    LIBBPF_OPTS(bpf_tc_opts, tco, .prog_fd = fd, .flags = BPF_TC_F_REPLACE);
+    tco.handle = kTcHandle;
+    tco.priority = kTcPriority;
     if (rc = bpf_tc_attach(&hook, &tco); rc) {
       detach();
       return NFSF_ERR(err_of(rc), "bpf_tc_attach");
@@ -193,11 +206,40 @@ void TcProgram::detach() {
     if (!*flag) continue;
     LIBBPF_OPTS(bpf_tc_hook, hook, .ifindex = ifindex_, .attach_point = where);
     LIBBPF_OPTS(bpf_tc_opts, tco);
-    tco.handle = 1;
-    tco.priority = 1;
+    tco.handle = kTcHandle;
+    tco.priority = kTcPriority;
     bpf_tc_detach(&hook, &tco);  // the clsact qdisc is left: other filters may use it
     *flag = false;
   }
+}
+
+void TcProgram::keep_attached() { attached_egress_ = attached_ingress_ = false; }
+
+Result<bool> TcProgram::detach_ifindex(int ifindex) {
+  bool found = false;
+  for (auto where : {BPF_TC_EGRESS, BPF_TC_INGRESS}) {
+    LIBBPF_OPTS(bpf_tc_hook, hook, .ifindex = ifindex, .attach_point = where);
+    LIBBPF_OPTS(bpf_tc_opts, tco);
+    tco.handle = kTcHandle;
+    tco.priority = kTcPriority;
+    int rc = bpf_tc_detach(&hook, &tco);
+    if (rc == 0) found = true;
+    else if (rc != -ENOENT && rc != -EINVAL) return NFSF_ERR(err_of(rc), "bpf_tc_detach");
+  }
+  return found;
+}
+
+Result<MapSet> MapSet::open_pinned(const std::string& dir) {
+  MapSet m;
+  for (auto [name, fd] : {std::pair{"handles", &m.handles_fd}, std::pair{"trees", &m.trees_fd},
+                          std::pair{"counters", &m.counters_fd}, std::pair{"flows", &m.flows_fd},
+                          std::pair{"poisoned", &m.poisoned_fd}, std::pair{"want_xids", &m.want_xids_fd},
+                          std::pair{"rpc_ports", &m.rpc_ports_fd}, std::pair{"events", &m.events_fd}}) {
+    std::string path = dir + "/" + name;
+    *fd = bpf_obj_get(path.c_str());
+    if (*fd < 0) return NFSF_ERR(errno, "bpf_obj_get(" + path + ")");
+  }
+  return m;
 }
 
 // ---- XDP

@@ -67,7 +67,12 @@ struct LoadOptions {
   uint16_t nfs_port = NFSF_NFS_PORT;
   uint32_t events_bytes = NFSF_EVENTS_BYTES;  // ring buffer size, power of 2 >= page size
   uint32_t max_handles = NFSF_MAX_HANDLES;
+  std::string pin_dir;  // pin (or adopt already pinned) maps here; empty: no pinning
 };
+
+// The TC filters' handle and priority on the clsact hooks (what detach looks for).
+constexpr uint32_t kTcHandle = 0x4e46;  // "NF"
+constexpr uint32_t kTcPriority = 0xc000;
 
 using Counters = std::array<uint64_t, NFSF_C_MAX>;
 const char* counter_name(nfsf_counter c);
@@ -83,6 +88,8 @@ class MapSet {
   Result<void> reset_counters() const;
   Result<void> add_rpc_port(uint16_t port) const;  // e.g. MOUNT's dynamic port
   Result<std::optional<nfsf_poisoned>> poisoned(const nfsf_xid_key& key) const;
+  // The maps an agent pinned under `dir` (for status, detach, tests). fds are not closed.
+  static Result<MapSet> open_pinned(const std::string& dir);
 
   int handles_fd = -1, trees_fd = -1, counters_fd = -1, flows_fd = -1, poisoned_fd = -1,
       want_xids_fd = -1, rpc_ports_fd = -1, events_fd = -1;
@@ -104,6 +111,11 @@ class TcProgram {
   // only the filters this object attached.
   Result<void> attach(int ifindex);
   void detach();
+  // Leave the filters attached when this object goes away (the agent's exit: the
+  // programs keep enforcing the last state from the pinned maps).
+  void keep_attached();
+  // Removes nfsfence's filters from an interface; false if there were none.
+  static Result<bool> detach_ifindex(int ifindex);
 
  private:
   TcProgram() = default;

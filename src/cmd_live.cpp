@@ -1,1 +1,102 @@
-// attach / detach / status: the live agent (see src/agent.cpp)
+// attach / detach / status: the live agent (src/agent.cpp).
+#include <csignal>
+
+#include "src/agent.h"
+#include "src/options.h"
+
+namespace nfsfence::cli {
+
+namespace {
+std::atomic<bool> g_stop{false};
+void on_signal(int) { g_stop.store(true); }
+
+const char* kPinHelp = "where the maps are pinned (one directory per interface)";
+const char* kStateHelp = "where the agent writes per-tree usage for `status`";
+}  // namespace
+
+int cmd_attach(const std::vector<std::string>& args) {
+  po::options_description opts("options");
+  agent::AttachOptions o;
+  std::string action;
+  opts.add_options()
+      ("iface", po::value(&o.iface)->required(), "the NFS client's interface (egress: calls, ingress: replies)")
+      ("policy,p", po::value(&o.policy_path)->required(), "quota policy (YAML; see docs/policy.md); needs `server:` or --server")
+      ("action,a", po::value(&action)->default_value("rewrite"),
+       "rewrite: poison the WRITE's file handle so the server refuses it, and rewrite the reply to "
+       "NFS3ERR_DQUOT: the client sees EDQUOT, TCP stays intact\n"
+       "drop: drop the packet (UDP: the client retries and times out; TCP: the connection stalls, reads included)")
+      ("server", po::value(&o.server), "NFS server address (default: the policy's `server:`)")
+      ("nfs-port", po::value(&o.nfs_port)->default_value(2049), "NFS port on the server")
+      ("mount-port", po::value(&o.mount_port)->default_value(0), "MOUNT v3 port (0: ask the server's portmapper)")
+      ("max-handles", po::value(&o.max_handles)->default_value(NFSF_MAX_HANDLES), "size of the handle map (kernel memory: see docs/architecture.md)")
+      ("pin-dir", po::value(&o.pin_root)->default_value("/sys/fs/bpf/nfsfence"), kPinHelp)
+      ("state-dir", po::value(&o.state_dir)->default_value("/run/nfsfence"), kStateHelp);
+  po::positional_options_description pos;
+  pos.add("iface", 1);
+  po::variables_map vm;
+  const char* synopsis = "nfsfence attach IFACE --policy FILE [--action rewrite|drop] [--server ADDR]";
+  const char* epilog =
+      "Loads the TC programs, attaches them to IFACE (clsact egress + ingress), pins the maps under\n"
+      "PIN_DIR/IFACE, asks the server for the export root, each tree root and everything below them\n"
+      "(MNT, LOOKUP, READDIRPLUS), and prints \"ready\" once every tree is enforced. It then runs in the\n"
+      "foreground, following the server's replies, and flips a tree's state when its usage crosses\n"
+      "the limit. On SIGINT/SIGTERM (or if it dies) the programs stay attached and keep enforcing the\n"
+      "last state; a new `attach` adopts them; `nfsfence detach IFACE` removes everything.\n\n"
+      "examples:\n"
+      "  sudo nfsfence attach eth0 --policy /etc/nfsfence/policy.yaml\n"
+      "  sudo nfsfence attach eth0 -p policy.yaml --action drop --server 10.0.0.5 --mount-port 20048\n";
+  if (auto rc = parse_options(args, synopsis, epilog, opts, pos, vm)) return *rc;
+  if (action == "rewrite") o.action = NFSF_ACTION_REWRITE;
+  else if (action == "drop") o.action = NFSF_ACTION_DROP;
+  else {
+    error("--action: '" + action + "' is not one of: rewrite, drop");
+    return kExitUsage;
+  }
+  struct sigaction sa {};
+  sa.sa_handler = on_signal;
+  sigaction(SIGINT, &sa, nullptr);
+  sigaction(SIGTERM, &sa, nullptr);
+  return agent::run_attach(o, g_stop);
+}
+
+int cmd_detach(const std::vector<std::string>& args) {
+  po::options_description opts("options");
+  std::string iface, pin, state;
+  opts.add_options()
+      ("iface", po::value(&iface)->required(), "interface to detach from")
+      ("pin-dir", po::value(&pin)->default_value("/sys/fs/bpf/nfsfence"), kPinHelp)
+      ("state-dir", po::value(&state)->default_value("/run/nfsfence"), kStateHelp);
+  po::positional_options_description pos;
+  pos.add("iface", 1);
+  po::variables_map vm;
+  const char* epilog =
+      "Stops a running agent, removes nfsfence's TC filters from IFACE, its pinned maps and its state\n"
+      "file. WRITEs are no longer refused afterwards.\n\nexamples:\n  sudo nfsfence detach eth0\n";
+  if (auto rc = parse_options(args, "nfsfence detach IFACE", epilog, opts, pos, vm)) return *rc;
+  return agent::run_detach(iface, pin, state);
+}
+
+int cmd_status(const std::vector<std::string>& args) {
+  po::options_description opts("options");
+  std::string iface, pin, state, format;
+  opts.add_options()
+      ("iface", po::value(&iface), "interface (default: every attached interface)")
+      ("format,f", po::value(&format)->default_value("text"), "text or json")
+      ("pin-dir", po::value(&pin)->default_value("/sys/fs/bpf/nfsfence"), kPinHelp)
+      ("state-dir", po::value(&state)->default_value("/run/nfsfence"), kStateHelp);
+  po::positional_options_description pos;
+  pos.add("iface", 1);
+  po::variables_map vm;
+  const char* epilog =
+      "Per tree: limit, usage (from the agent), state and refused writes (from the kernel's maps), and\n"
+      "every verdict and parse-failure counter. Works while the agent runs and after it died.\n\n"
+      "examples:\n  sudo nfsfence status\n  sudo nfsfence status eth0 --format json | jq '.trees[]'\n";
+  if (auto rc = parse_options(args, "nfsfence status [IFACE] [--format text|json]", epilog, opts, pos, vm)) return *rc;
+  if (format != "text" && format != "json") {
+    error("--format: '" + format + "' is not one of: text, json");
+    return kExitUsage;
+  }
+  return agent::run_status(iface, pin, state, format == "json");
+}
+
+}  // namespace nfsfence::cli

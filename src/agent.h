@@ -1,0 +1,36 @@
+// The live agent behind `nfsfence attach`: loads and attaches the TC programs (adopting
+// maps an earlier agent pinned), walks the trees on the server, mirrors handle -> tree
+// and tree over/under into the BPF maps, and follows the server's replies from the ring
+// buffer with the same decoder and accounting as `replay`.
+#pragma once
+
+#include <atomic>
+#include <string>
+
+#include "nfs/policy.h"
+#include "nfsfence_abi.h"
+
+namespace nfsfence::agent {
+
+struct AttachOptions {
+  std::string iface;
+  std::string policy_path;
+  nfsf_action action = NFSF_ACTION_REWRITE;
+  std::string server;  // empty: the policy's server
+  uint16_t nfs_port = 2049;
+  uint16_t mount_port = 0;
+  std::string pin_root = "/sys/fs/bpf/nfsfence";
+  std::string state_dir = "/run/nfsfence";
+  size_t max_handles = NFSF_MAX_HANDLES;
+};
+
+// Runs until `stop` becomes true (the CLI sets it from SIGINT/SIGTERM). Returns the exit
+// code; errors are one line on stderr. Enforcement stays in place when it returns after
+// ready (the programs and pinned maps keep the last state).
+int run_attach(const AttachOptions& opt, const std::atomic<bool>& stop);
+
+int run_detach(const std::string& iface, const std::string& pin_root, const std::string& state_dir);
+
+int run_status(const std::string& iface, const std::string& pin_root, const std::string& state_dir, bool json);
+
+}  // namespace nfsfence::agent
