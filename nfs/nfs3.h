@@ -45,9 +45,9 @@ struct Attr {  // the parts of fattr3 we use
 struct DirEntryPlus {  // one READDIRPLUS entry
   std::string name;
   uint64_t fileid = 0;
-  uint64_t cookie = 0;  // where the next READDIRPLUS continues after this entry
   std::optional<Bytes> fh;
   std::optional<Attr> attr;
+  uint64_t cookie = 0;  // where the next READDIRPLUS continues after this entry
 };
 
 // Everything we decode from one NFSv3 or MOUNT v3 call or reply. Fields that the
