@@ -124,9 +124,19 @@ Bytes to_bytes(const char* p, u_int n) {
   return n ? Bytes(b, b + n) : Bytes{};
 }
 
+// The raw word XDR stored in an enum field. An undefined value is not a valid value of the
+// C++ enum type, so it is read as the integer that xdr_enum wrote.
+template <class E>
+uint32_t raw_enum(const E& e) {
+  static_assert(sizeof(E) == sizeof(uint32_t));
+  uint32_t v;
+  std::memcpy(&v, &e, sizeof v);
+  return v;
+}
+
 Attr to_attr(const fattr3& a) {
   Attr r;
-  r.type = static_cast<uint32_t>(a.type);
+  r.type = raw_enum(a.type);
   r.size = a.size;
   r.used = a.used;
   r.fileid = a.fileid;
@@ -138,7 +148,7 @@ Attr to_attr(const fattr3& a) {
 bool from_post_op(const post_op_attr& p, std::optional<Attr>& dst) {
   if (!p.attributes_follow) return true;
   const fattr3& a = p.post_op_attr_u.attributes;
-  if (!valid_ftype3(static_cast<uint32_t>(a.type))) return false;
+  if (!valid_ftype3(raw_enum(a.type))) return false;
   dst = to_attr(a);
   return true;
 }
@@ -349,7 +359,7 @@ DecodeResult nfs3_reply(uint32_t proc, XdrIn& in, NfsFields& out) {
       if (!ok) return DecodeResult::Ok;
       Owned<fattr3> a(xdr_fattr3);
       if (!a.decode(in)) return in.failure();
-      if (!valid_ftype3(static_cast<uint32_t>(a->type))) return DecodeResult::Malformed;
+      if (!valid_ftype3(raw_enum(a->type))) return DecodeResult::Malformed;
       out.attr = to_attr(*a);
       return DecodeResult::Ok;
     }
