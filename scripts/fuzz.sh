@@ -7,10 +7,10 @@ cd "$(dirname "$0")/.."
 secs=${FUZZ_SECONDS:-60}
 cmake -S . -B build-fuzz -DNFSF_FUZZ=ON -DNFSF_BUILD_BPF=OFF -DNFSF_BUILD_TESTS=OFF -DNFSF_BUILD_BENCH=OFF \
   -DCMAKE_C_COMPILER=clang -DCMAKE_CXX_COMPILER=clang++ -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
-cmake --build build-fuzz -j"$(nproc)" --target fuzz_packets fuzz_stream fuzz_nfs3 >/dev/null
+cmake --build build-fuzz -j"$(nproc)" --target fuzz_packets fuzz_stream fuzz_nfs3 nfsf_seed_corpus >/dev/null
 seeds=build-fuzz/seeds
 rm -rf "$seeds" && mkdir -p "$seeds"/{packets,stream,nfs3}
-build-fuzz/fuzz/nfsf_seed_corpus "$seeds" pcaps/*.pcap ../shared/pcaps/*/* 2>/dev/null || true
+build-fuzz/fuzz/nfsf_seed_corpus "$seeds" pcaps/*.pcap $(ls ../shared/pcaps/*/* 2>/dev/null | grep -v -i -E "license|copying|readme") || true
 for t in packets stream nfs3; do
   mkdir -p build-fuzz/corpus/$t
   echo "fuzz_$t: ${secs}s, seeds: $(ls "$seeds/$t" | wc -l)"

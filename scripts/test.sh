@@ -7,3 +7,6 @@ cd "$(dirname "$0")/.."
 scripts/deps.sh
 scripts/build.sh
 ctest --test-dir build --output-on-failure -j2 --timeout 600
+# libFuzzer + ASan/UBSan over the decoder, the stream reassembler and the XDR decoders,
+# seeded from the captures, bounded in time.
+FUZZ_SECONDS=${FUZZ_SECONDS:-60} scripts/fuzz.sh
