@@ -18,7 +18,7 @@ struct Command {
 
 int cmd_decode(const std::vector<std::string>& args);
 int cmd_replay(const std::vector<std::string>& args);
-#if defined(NFSF_HAVE_AGENT) && defined(NFSF_AGENT_READY)
+#ifdef NFSF_HAVE_AGENT
 int cmd_attach(const std::vector<std::string>& args);
 int cmd_detach(const std::vector<std::string>& args);
 int cmd_status(const std::vector<std::string>& args);

@@ -11,7 +11,7 @@ namespace {
 const Command kCommands[] = {
     {"decode", "print every ONC-RPC message of a capture (NFSv3 and MOUNT v3 decoded)", cmd_decode},
     {"replay", "run a capture through the handle cache and quota accounting; simulate enforcement", cmd_replay},
-#if defined(NFSF_HAVE_AGENT) && defined(NFSF_AGENT_READY)
+#ifdef NFSF_HAVE_AGENT
     {"attach", "load the TC programs on an interface and run the agent (enforce quotas live)", cmd_attach},
     {"detach", "remove the programs, links and pinned maps from an interface", cmd_detach},
     {"status", "show per-tree usage, state and counters from the pinned maps", cmd_status},
