@@ -55,9 +55,9 @@ struct DirEntryPlus {  // one READDIRPLUS entry
 struct NfsFields {
   // Call arguments
   std::optional<Bytes> fh;        // the object the call is about (GETATTR, READ, WRITE, ...)
-  std::optional<Bytes> dir_fh;    // directory of a name (LOOKUP, CREATE, REMOVE, RENAME from, LINK to-dir)
+  std::optional<Bytes> dir_fh;    // directory of a name (LOOKUP, CREATE, REMOVE, RENAME from)
   std::optional<std::string> name;
-  std::optional<Bytes> to_dir_fh; // RENAME to-dir
+  std::optional<Bytes> to_dir_fh; // RENAME to-dir, LINK: the directory of the new name
   std::optional<std::string> to_name;
   std::optional<uint64_t> offset;
   std::optional<uint32_t> count;  // READ/WRITE/COMMIT count, READDIR(PLUS) dircount
