@@ -271,3 +271,126 @@ lab_disk_files() {
 	(cd "$root" && find . -type f -printf '%P\0' | sort -z |
 		xargs -0 -r stat -c '%n	%s	%b	%B') | awk -F'\t' '{ printf "%s\t%s\t%d\n", $1, $2, $3 * $4 }'
 }
+
+# ==== e2e: the live agent in the lab (owner: e2e tests; used by e2e_enforce.sh, e2e_errors.sh,
+# scripts/lab-demo.sh). Everything here is private to one lab: its own bpffs instance
+# (LAB_BPFFS, mounted on the host under LAB_DIR, so every `ip netns exec` session sees the
+# same pins), its own state dir, and the agent runs inside the client namespace.
+#   lab_bpf_require             exit 77 unless clsact + sched_cls BPF can work here (probed)
+#   lab_agent_dirs              mount LAB_BPFFS, set LAB_PIN_DIR LAB_STATE_DIR
+#   lab_agent_start LOG ARGS... `nfsfence attach vcli ARGS... --pin-dir --state-dir` in the
+#                               client namespace; waits for "nfsfence: ready:"; sets LAB_AGENT_PID
+#   lab_nfsfence ARGS...        nfsfence in the client namespace (status, detach, ...)
+#   lab_tc_filters [IFACE]      the TC filters on IFACE (egress + ingress), empty when none
+#   lab_tree_used TREE [size|used]  sum over the regular files below TREE on the server's disk
+#   lab_e2e_down                stop the agent, unmount LAB_BPFFS, then lab_down
+# NFSF_BIN: the nfsfence binary.
+
+lab_bpf_require() {
+	local probe="nfsf-bpfprobe-$$" err
+	ip netns add "$probe" 2>/dev/null || lab_skip "cannot create network namespaces"
+	ip -n "$probe" link set lo up
+	if ! err=$(tc -n "$probe" qdisc add dev lo clsact 2>&1); then
+		ip netns del "$probe"
+		lab_skip "this kernel has no clsact qdisc (tc qdisc add clsact: $err)"
+	fi
+	ip netns del "$probe"
+	if command -v bpftool >/dev/null; then
+		# (into a variable first: grep -q closing the pipe early fails it under pipefail)
+		local feat
+		feat=$(bpftool feature probe kernel 2>/dev/null) || true
+		grep -q 'program_type sched_cls is available' <<<"$feat" ||
+			lab_skip "the kernel does not load sched_cls (TC) BPF programs (bpftool feature probe kernel)"
+	fi
+	local mnt
+	mnt=$(mktemp -d /tmp/nfsf-bpffs-probe.XXXXXX)
+	if ! err=$(mount -t bpf bpf "$mnt" 2>&1); then
+		rmdir "$mnt"
+		lab_skip "cannot mount a BPF filesystem (mount -t bpf: $err)"
+	fi
+	umount "$mnt"
+	rmdir "$mnt"
+	return 0
+}
+
+lab_agent_dirs() {
+	LAB_BPFFS=$LAB_DIR/bpffs
+	LAB_PIN_DIR=$LAB_BPFFS/nfsfence
+	LAB_STATE_DIR=$LAB_DIR/state
+	mkdir -p "$LAB_BPFFS" "$LAB_STATE_DIR"
+	mount -t bpf bpf "$LAB_BPFFS" || { lab_die "mount -t bpf $LAB_BPFFS"; return 1; }
+	LAB_BPFFS_MOUNTED=1
+}
+
+lab_nfsfence() {
+	ip netns exec "$LAB_NS_CLI" "$NFSF_BIN" "$@"
+}
+
+# lab_agent_start LOG [attach args...]: returns 1 (log kept) when the agent exits or is not
+# ready within LAB_AGENT_WAIT (20) seconds.
+lab_agent_start() {
+	local log=$1 i secs=${LAB_AGENT_WAIT:-20}
+	shift
+	: >"$log"
+	ip netns exec "$LAB_NS_CLI" "$NFSF_BIN" attach vcli --pin-dir "$LAB_PIN_DIR" \
+		--state-dir "$LAB_STATE_DIR" "$@" 2>"$log" &
+	LAB_AGENT_PID=$! # ip netns exec execs nfsfence: this is the agent's pid
+	for ((i = 0; i < secs * 10; i++)); do
+		grep -q '^nfsfence: ready:' "$log" && return 0
+		if ! kill -0 "$LAB_AGENT_PID" 2>/dev/null; then
+			local st=0
+			wait "$LAB_AGENT_PID" 2>/dev/null || st=$?
+			lab_die "the agent exited before ready (exit $st): $(tail -n 5 "$log")"
+			LAB_AGENT_PID=
+			return 1
+		fi
+		sleep 0.1
+	done
+	lab_die "the agent was not ready within ${secs}s: $(tail -n 5 "$log")"
+	return 1
+}
+
+lab_agent_stop() { # [SIG]: SIGTERM by default, SIGKILL after 5 s
+	[[ -n ${LAB_AGENT_PID:-} ]] || return 0
+	local pid=$LAB_AGENT_PID w
+	LAB_AGENT_PID=
+	kill "-${1:-TERM}" "$pid" 2>/dev/null || true
+	# a blocking wait (no polling): bash would otherwise report "Killed" on its own
+	(sleep 5 && kill -KILL "$pid" 2>/dev/null) &
+	w=$!
+	wait "$pid" 2>/dev/null || true
+	kill "$w" 2>/dev/null || true
+	wait "$w" 2>/dev/null || true
+	return 0
+}
+
+lab_tc_filters() {
+	local dev=${1:-vcli} dir
+	for dir in egress ingress; do
+		ip netns exec "$LAB_NS_CLI" tc filter show dev "$dev" "$dir" 2>/dev/null | sed "s/^/$dir: /"
+	done
+}
+
+lab_tree_used() {
+	local tree=$1 col=3
+	[[ ${2:-used} == size ]] && col=2
+	lab_disk_files | awk -F'\t' -v t="$tree/" -v c="$col" 'index($1, t) == 1 { s += $c } END { print s + 0 }'
+}
+
+lab_e2e_down() {
+	local rc=$?
+	lab_agent_stop KILL
+	if [[ ${LAB_BPFFS_MOUNTED:-0} == 1 ]]; then
+		umount "$LAB_BPFFS" 2>/dev/null || umount -l "$LAB_BPFFS" 2>/dev/null || true
+		LAB_BPFFS_MOUNTED=0
+	fi
+	# lab_down under errexit stops at its first failing command (e.g. `wait` returning
+	# ganesha's exit status) and would leave the namespaces: run it without -e
+	set +e
+	(exit $rc)
+	lab_down
+	ip netns del "$LAB_NS_CLI" 2>/dev/null
+	ip netns del "$LAB_NS_SRV" 2>/dev/null
+	return $rc
+}
+# ==== end e2e
