@@ -210,6 +210,10 @@ lab_kill_ns() {
 
 lab_down() {
 	local rc=$?
+	# Teardown must run to the end even under `set -e` (a wait on ganesha returns its
+	# status): `local -` restores the caller's options on return.
+	local -
+	set +e
 	[[ ${LAB_UP:-0} == 1 ]] || return $rc
 	LAB_UP=0
 	lab_capture_stop 2>/dev/null
