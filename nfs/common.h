@@ -22,19 +22,21 @@ using ByteView = std::span<const uint8_t>;
 struct Error {
   std::string message;
 };
-// A value or an Error. (Our own because libstdc++'s std::expected needs C++23 concepts
-// that clang 14, which builds the libFuzzer targets, lacks.)
+// A value or an error: Error (a one-line message) by default; the BPF loader uses
+// BpfError (errno + what + where). Our own because libstdc++'s std::expected needs C++23
+// concepts that clang 14, which builds the libFuzzer targets, lacks.
+template <typename E>
 struct Unexpected {
-  Error error;
+  E error;
 };
-inline Unexpected make_error(std::string msg) { return Unexpected{Error{std::move(msg)}}; }
-inline Unexpected unexpected(Error e) { return Unexpected{std::move(e)}; }
+inline Unexpected<Error> make_error(std::string msg) { return Unexpected<Error>{Error{std::move(msg)}}; }
+inline Unexpected<Error> unexpected(Error e) { return Unexpected<Error>{std::move(e)}; }
 
-template <typename T>
+template <typename T, typename E = Error>
 class [[nodiscard]] Expected {
  public:
   Expected(T value) : v_(std::in_place_index<0>, std::move(value)) {}
-  Expected(Unexpected u) : v_(std::in_place_index<1>, std::move(u.error)) {}
+  Expected(Unexpected<E> u) : v_(std::in_place_index<1>, std::move(u.error)) {}
   bool has_value() const { return v_.index() == 0; }
   explicit operator bool() const { return has_value(); }
   T& operator*() { return std::get<0>(v_); }
@@ -42,10 +44,23 @@ class [[nodiscard]] Expected {
   T* operator->() { return &std::get<0>(v_); }
   const T* operator->() const { return &std::get<0>(v_); }
   T& value() { return std::get<0>(v_); }
-  const Error& error() const { return std::get<1>(v_); }
+  const E& error() const { return std::get<1>(v_); }
 
  private:
-  std::variant<T, Error> v_;
+  std::variant<T, E> v_;
+};
+
+template <typename E>
+class [[nodiscard]] Expected<void, E> {
+ public:
+  Expected() = default;
+  Expected(Unexpected<E> u) : e_(std::move(u.error)) {}
+  bool has_value() const { return !e_; }
+  explicit operator bool() const { return has_value(); }
+  const E& error() const { return *e_; }
+
+ private:
+  std::optional<E> e_;
 };
 
 struct Timestamp {

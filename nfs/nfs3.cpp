@@ -94,6 +94,9 @@ class Owned {
 
 // ---------------------------------------------------------------- enumerations
 
+}  // namespace
+
+// nfsstat3 values defined by RFC 1813.
 bool valid_nfsstat3(uint32_t s) {
   switch (s) {
     case 0: case 1: case 2: case 5: case 6: case 13: case 17: case 18: case 19: case 20:
@@ -104,6 +107,8 @@ bool valid_nfsstat3(uint32_t s) {
       return s >= 10001 && s <= 10008;
   }
 }
+
+namespace {
 
 bool valid_mountstat3(uint32_t s) {
   switch (s) {

@@ -31,6 +31,8 @@ const char* nfs3_proc_name(uint32_t proc);
 const char* mount3_proc_name(uint32_t proc);
 
 constexpr uint32_t NFS3ERR_DQUOT = 69;
+// True for the nfsstat3 values RFC 1813 defines.
+bool valid_nfsstat3(uint32_t s);
 
 enum Ftype3 : uint32_t { NF3REG = 1, NF3DIR = 2, NF3BLK = 3, NF3CHR = 4, NF3LNK = 5, NF3SOCK = 6, NF3FIFO = 7 };
 

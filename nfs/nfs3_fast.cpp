@@ -8,17 +8,6 @@ namespace {
 constexpr uint32_t kFhMax = 64;
 constexpr size_t kFattr3Size = 84;  // 5 x u32, size, used, rdev, fsid, fileid, 3 x nfstime3
 
-// nfsstat3 values defined by RFC 1813 (as in the XDR decoder).
-bool valid_nfsstat3(uint32_t s) {
-  switch (s) {
-    case 0: case 1: case 2: case 5: case 6: case 13: case 17: case 18: case 19: case 20:
-    case 21: case 22: case 27: case 28: case 30: case 31: case 63: case 66: case 69:
-    case 70: case 71:
-      return true;
-    default:
-      return s >= 10001 && s <= 10008;
-  }
-}
 
 class Cursor {
  public:

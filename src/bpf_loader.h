@@ -12,6 +12,7 @@
 #include <span>
 #include <string>
 
+#include "nfs/common.h"
 #include "nfsfence_abi.h"
 
 struct nfsfence_tc;
@@ -25,41 +26,10 @@ struct BpfError {
   std::string where;    // "src/bpf_loader.cpp:123"
   std::string message() const;  // "what: strerror (where)"
 };
-// A value or a BpfError (std::expected-like; the project builds as C++20).
-struct Fail {
-  BpfError error;
-};
-
+// Errors are values: Result<T> holds a T or a BpfError; `return Fail{err};` fails.
+using Fail = Unexpected<BpfError>;
 template <typename T>
-class [[nodiscard]] Result {
- public:
-  Result(T value) : v_(std::in_place_index<0>, std::move(value)) {}
-  Result(Fail f) : v_(std::in_place_index<1>, std::move(f.error)) {}
-  bool has_value() const { return v_.index() == 0; }
-  explicit operator bool() const { return has_value(); }
-  T& operator*() { return std::get<0>(v_); }
-  const T& operator*() const { return std::get<0>(v_); }
-  T* operator->() { return &std::get<0>(v_); }
-  const T* operator->() const { return &std::get<0>(v_); }
-  T& value() { return std::get<0>(v_); }
-  const BpfError& error() const { return std::get<1>(v_); }
-
- private:
-  std::variant<T, BpfError> v_;
-};
-
-template <>
-class [[nodiscard]] Result<void> {
- public:
-  Result() = default;
-  Result(Fail f) : e_(std::move(f.error)) {}
-  bool has_value() const { return !e_; }
-  explicit operator bool() const { return has_value(); }
-  const BpfError& error() const { return *e_; }
-
- private:
-  std::optional<BpfError> e_;
-};
+using Result = Expected<T, BpfError>;
 
 struct LoadOptions {
   nfsf_action action = NFSF_ACTION_REWRITE;
@@ -88,11 +58,13 @@ class MapSet {
   Result<void> reset_counters() const;
   Result<void> add_rpc_port(uint16_t port) const;  // e.g. MOUNT's dynamic port
   Result<std::optional<nfsf_poisoned>> poisoned(const nfsf_xid_key& key) const;
+  Result<std::optional<uint32_t>> handle_tree(std::span<const uint8_t> fh) const;  // nullopt: unmapped
+  Result<std::optional<nfsf_dirop>> pending_dirop(const nfsf_xid_key& key) const;
   // The maps an agent pinned under `dir` (for status, detach, tests). fds are not closed.
   static Result<MapSet> open_pinned(const std::string& dir);
 
   int handles_fd = -1, trees_fd = -1, counters_fd = -1, flows_fd = -1, poisoned_fd = -1,
-      want_xids_fd = -1, rpc_ports_fd = -1, events_fd = -1;
+      want_xids_fd = -1, rpc_ports_fd = -1, events_fd = -1, pending_dirop_fd = -1;
 };
 
 // TC: nfsf_egress (calls) + nfsf_ingress (replies) on an NFS client's interface.

@@ -2,42 +2,18 @@
 #include <gtest/gtest.h>
 
 #include "nfs/decoder.h"
+#include "nfs/xdr_writer.h"
 
 using namespace nfsfence;
 
 namespace {
 
-// Minimal XDR writer for hand-built messages.
-struct Xdr {
-  Bytes b;
-  Xdr& u32(uint32_t v) {
-    for (int i = 3; i >= 0; i--) b.push_back(uint8_t(v >> (8 * i)));
-    return *this;
-  }
-  Xdr& u64(uint64_t v) { return u32(uint32_t(v >> 32)).u32(uint32_t(v)); }
-  Xdr& opaque(const Bytes& d) {
-    u32(uint32_t(d.size()));
-    b.insert(b.end(), d.begin(), d.end());
-    while (b.size() % 4) b.push_back(0);
-    return *this;
-  }
-  Xdr& str(const std::string& s) { return opaque(Bytes(s.begin(), s.end())); }
-  Xdr& call(uint32_t xid, uint32_t prog, uint32_t vers, uint32_t proc) {
-    return u32(xid).u32(0).u32(2).u32(prog).u32(vers).u32(proc).u32(0).u32(0).u32(0).u32(0);  // AUTH_NONE x2
-  }
-  Xdr& reply(uint32_t xid) { return u32(xid).u32(1).u32(0).u32(0).u32(0).u32(0); }  // accepted, SUCCESS
-  Xdr& fattr(uint32_t type, uint64_t size, uint64_t used) {
-    u32(type).u32(0644).u32(1).u32(0).u32(0).u64(size).u64(used).u32(0).u32(0).u64(1).u64(77);
-    for (int i = 0; i < 6; i++) u32(0);
-    return *this;
-  }
-  Bytes record() const {  // with a last-fragment record mark
-    Xdr r;
-    r.u32(0x80000000u | uint32_t(b.size()));
-    r.b.insert(r.b.end(), b.begin(), b.end());
-    return r.b;
-  }
-};
+// fattr3 with the fields accounting reads; the rest zero.
+XdrWriter& fattr(XdrWriter& x, uint32_t type, uint64_t size, uint64_t used) {
+  x.u32(type).u32(0644).u32(1).u32(0).u32(0).u64(size).u64(used).u32(0).u32(0).u64(1).u64(77);
+  for (int i = 0; i < 6; i++) x.u32(0);
+  return x;
+}
 
 const Bytes kFh(28, 0xab);
 
@@ -69,16 +45,16 @@ struct Harness {
 };
 
 Bytes write_call(uint32_t xid, uint32_t count) {
-  Xdr x;
-  x.call(xid, 100003, 3, 7).opaque(kFh).u64(4096).u32(count).u32(0);
+  XdrWriter x;
+  x.call_header(xid, 100003, 3, 7).opaque(kFh).u64(4096).u32(count).u32(0);
   x.opaque(Bytes(count, 0x5a));
   return x.record();
 }
 
 Bytes write_reply(uint32_t xid, uint64_t size) {
-  Xdr x;
-  x.reply(xid).u32(0).u32(0);   // NFS3_OK, wcc before: absent
-  x.u32(1).fattr(1, size, size);  // wcc after
+  XdrWriter x;
+  x.reply_header(xid).u32(0).u32(0);   // NFS3_OK, wcc before: absent
+  fattr(x.u32(1), 1, size, size);  // wcc after
   x.u32(512).u32(0).u64(0x1122334455667788ull);  // count, committed, verf
   return x.record();
 }
@@ -133,14 +109,14 @@ TEST(Decoder, ReplyWithoutCallIsCountedAndHasNoProc) {
 
 TEST(Decoder, UdpRetransmittedCallAndReplyStillMatch) {
   Harness h;
-  Xdr call;
-  call.call(5, 100003, 3, 1).opaque(kFh);  // GETATTR
-  Xdr reply;
-  reply.reply(5).u32(0).fattr(1, 10, 4096);
-  h.udp(true, call.b);
-  h.udp(true, call.b);  // retransmission
-  h.udp(false, reply.b);
-  h.udp(false, reply.b);  // duplicate reply
+  XdrWriter call;
+  call.call_header(5, 100003, 3, 1).opaque(kFh);  // GETATTR
+  XdrWriter reply;
+  fattr(reply.reply_header(5).u32(0), 1, 10, 4096);
+  h.udp(true, call.bytes());
+  h.udp(true, call.bytes());  // retransmission
+  h.udp(false, reply.bytes());
+  h.udp(false, reply.bytes());  // duplicate reply
   ASSERT_EQ(h.msgs.size(), 4u);
   EXPECT_EQ(h.dec.stats().duplicate_calls, 1u);
   EXPECT_EQ(h.dec.stats().unmatched_replies, 0u);
@@ -153,12 +129,12 @@ TEST(Decoder, UdpRetransmittedCallAndReplyStillMatch) {
 
 TEST(Decoder, OtherProgramsCountedNotDecoded) {
   Harness h;
-  Xdr v4;
-  v4.call(1, 100003, 4, 1).u32(0);
-  h.udp(true, v4.b);
-  Xdr acl;
-  acl.call(2, 100227, 3, 0);
-  h.udp(true, acl.b);
+  XdrWriter v4;
+  v4.call_header(1, 100003, 4, 1).u32(0);
+  h.udp(true, v4.bytes());
+  XdrWriter acl;
+  acl.call_header(2, 100227, 3, 0);
+  h.udp(true, acl.bytes());
   ASSERT_EQ(h.msgs.size(), 2u);
   EXPECT_FALSE(h.msgs[0].is_nfs3_or_mount3());
   EXPECT_EQ(h.dec.stats().not_decoded, 2u);
@@ -170,19 +146,19 @@ TEST(Decoder, GarbageDatagramsCountedAndSkipped) {
   Harness h;
   h.udp(true, Bytes{1, 2, 3});
   h.udp(true, Bytes(64, 0xff));
-  Xdr ok;
-  ok.call(3, 100003, 3, 0);
-  h.udp(true, ok.b);
+  XdrWriter ok;
+  ok.call_header(3, 100003, 3, 0);
+  h.udp(true, ok.bytes());
   ASSERT_EQ(h.msgs.size(), 1u);
   EXPECT_EQ(h.dec.stats().malformed_rpc + h.dec.stats().truncated_rpc, 2u);
 }
 
 TEST(Decoder, LookupReplyCarriesCallArguments) {
   Harness h;
-  Xdr c;
-  c.call(11, 100003, 3, 3).opaque(kFh).str("vol-a");
-  Xdr r;
-  r.reply(11).u32(0).opaque(Bytes(20, 0x11)).u32(1).fattr(2, 4096, 4096).u32(0);
+  XdrWriter c;
+  c.call_header(11, 100003, 3, 3).opaque(kFh).str("vol-a");
+  XdrWriter r;
+  fattr(r.reply_header(11).u32(0).opaque(Bytes(20, 0x11)).u32(1), 2, 4096, 4096).u32(0);
   h.tcp(true, c.record());
   h.tcp(false, r.record());
   h.dec.finish();
