@@ -374,6 +374,8 @@ int run_attach(const AttachOptions& opt, const std::atomic<bool>& stop) {
       log("ring buffer poll: " + std::string(std::strerror(-n)));
       break;
     }
+    // Events submitted without a wakeup (calls) are drained here at the latest.
+    if (n == 0) ring_buffer__consume(rb);
     agent.after_batch();
   }
   ring_buffer__free(rb);

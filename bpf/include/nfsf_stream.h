@@ -96,8 +96,11 @@ static __always_inline void emit(struct nfsf_walk *w, __u32 off, __u32 len, __u3
 	ev->pad = 0;
 	/* Calls seen on egress do not wake the agent: the reply that follows (ingress) does,
 	 * and the agent then reads both in order. A wakeup per event cost ~3 us each
-	 * (bench/bpf_bench.cpp, fresh mode), a self-IPI in a VM. */
-	bpf_ringbuf_submit(ev, (w->evflags & NFSF_EVF_EGRESS) ? BPF_RB_NO_WAKEUP : 0);
+	 * (bench/bpf_bench.cpp, fresh mode), a self-IPI in a VM.
+	 * NOTE: the reply must FORCE the wakeup: the default is adaptive (wake only when the
+	 * consumer has caught up to this record), and the unconsumed call before it means it
+	 * has not, so nothing would ever wake the agent. */
+	bpf_ringbuf_submit(ev, (w->evflags & NFSF_EVF_EGRESS) ? BPF_RB_NO_WAKEUP : BPF_RB_FORCE_WAKEUP);
 	count(NFSF_C_EVENTS);
 }
 
