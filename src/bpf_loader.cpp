@@ -36,6 +36,7 @@ void fill_maps(MapSet& m, Skel* s) {
   m.poisoned_fd = bpf_map__fd(s->maps.poisoned);
   m.want_xids_fd = bpf_map__fd(s->maps.want_xids);
   m.rpc_ports_fd = bpf_map__fd(s->maps.rpc_ports);
+  m.pending_dirop_fd = bpf_map__fd(s->maps.pending_dirop);
   m.events_fd = bpf_map__fd(s->maps.events);
 }
 
@@ -77,7 +78,8 @@ const char* counter_name(nfsf_counter c) {
       "write_refused_rewrite", "write_refused_drop", "reply_rewritten", "events", "events_lost",
       "resync", "err_short", "err_bad_ip", "err_bad_tcp", "err_bad_record", "err_bad_rpc",
       "err_fh_len", "err_loop", "err_store", "err_head_split", "rpc_replies", "retrans_head",
-      "reply_accepted", "mid_record", "not_first_frag", "flow_new"};
+      "reply_accepted", "mid_record", "not_first_frag", "flow_new", "dirop_pending", "handle_learned",
+      "handle_missed"};
   return c < NFSF_C_MAX ? names[c] : "?";
 }
 
@@ -145,6 +147,27 @@ Result<void> MapSet::add_rpc_port(uint16_t port) const {
   if (int rc = bpf_map_update_elem(rpc_ports_fd, &port, &one, BPF_ANY); rc)
     return NFSF_ERR(err_of(rc), "bpf_map_update_elem(rpc_ports)");
   return {};
+}
+
+Result<std::optional<uint32_t>> MapSet::handle_tree(std::span<const uint8_t> fh) const {
+  if (fh.empty() || fh.size() > NFSF_FH_MAX) return NFSF_ERR(EINVAL, "handle_tree: handle length");
+  nfsf_fh_key k = make_key(fh);
+  uint32_t v = 0;
+  if (int rc = bpf_map_lookup_elem(handles_fd, &k, &v); rc) {
+    if (err_of(rc) == ENOENT) return std::optional<uint32_t>{};
+    return NFSF_ERR(err_of(rc), "bpf_map_lookup_elem(handles)");
+  }
+  return std::optional<uint32_t>{v};
+}
+
+Result<std::optional<nfsf_dirop>> MapSet::pending_dirop(const nfsf_xid_key& key) const {
+  nfsf_dirop v{};
+  if (pending_dirop_fd < 0) return std::optional<nfsf_dirop>{};
+  if (int rc = bpf_map_lookup_elem(pending_dirop_fd, &key, &v); rc) {
+    if (err_of(rc) == ENOENT) return std::optional<nfsf_dirop>{};
+    return NFSF_ERR(err_of(rc), "bpf_map_lookup_elem(pending_dirop)");
+  }
+  return std::optional<nfsf_dirop>{v};
 }
 
 Result<std::optional<nfsf_poisoned>> MapSet::poisoned(const nfsf_xid_key& key) const {
@@ -239,6 +262,8 @@ Result<MapSet> MapSet::open_pinned(const std::string& dir) {
     *fd = bpf_obj_get(path.c_str());
     if (*fd < 0) return NFSF_ERR(errno, "bpf_obj_get(" + path + ")");
   }
+  // Optional: maps pinned by an agent older than pending_dirop do not have it.
+  m.pending_dirop_fd = bpf_obj_get((dir + "/pending_dirop").c_str());
   return m;
 }
 

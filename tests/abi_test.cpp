@@ -14,17 +14,19 @@ static_assert(sizeof(nfsf_flow_key) == 40 && offsetof(nfsf_flow_key, daddr) == 1
               offsetof(nfsf_flow_key, family) == 36 && offsetof(nfsf_flow_key, proto) == 37);
 static_assert(sizeof(nfsf_flow_state) == 56 && offsetof(nfsf_flow_state, ring) == 20);
 static_assert(sizeof(nfsf_xid_key) == 44 && offsetof(nfsf_xid_key, xid) == 40);
+static_assert(sizeof(nfsf_dirop) == 8 && offsetof(nfsf_dirop, proc) == 4);
 static_assert(sizeof(nfsf_poisoned) == 16 && offsetof(nfsf_poisoned, tree) == 8);
 static_assert(offsetof(nfsf_event, ts_ns) == 8 && offsetof(nfsf_event, flow) == 16 &&
               offsetof(nfsf_event, seq) == 56 && offsetof(nfsf_event, wire_len) == 60 &&
               offsetof(nfsf_event, flags) == 64 && offsetof(nfsf_event, data) == 72 &&
               sizeof(nfsf_event) == 72 + NFSF_EVENT_DATA_MAX);
-static_assert(NFSF_C_MAX == 27, "counters are append-only: update names in src/bpf_loader.cpp");
+static_assert(NFSF_C_MAX == 30, "counters are append-only: update names in src/bpf_loader.cpp");
 static_assert((NFSF_FLOW_RING & (NFSF_FLOW_RING - 1)) == 0);
 static_assert((NFSF_EVENT_DATA_MAX & (NFSF_EVENT_DATA_MAX - 1)) == 0);
 
 TEST(Abi, CounterEnumIsDense) {
   EXPECT_EQ(NFSF_C_PACKETS, 0);
   EXPECT_EQ(NFSF_C_ERR_STORE, 19);   // existing values never move
-  EXPECT_EQ(NFSF_C_FLOW_NEW, NFSF_C_MAX - 1);
+  EXPECT_EQ(NFSF_C_FLOW_NEW, 26);
+  EXPECT_EQ(NFSF_C_HANDLE_MISSED, NFSF_C_MAX - 1);
 }

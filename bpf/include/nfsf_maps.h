@@ -54,6 +54,14 @@ struct {
 	__type(value, __u32);
 } want_xids SEC(".maps");
 
+/* Written by TC egress, read and deleted by TC ingress (unused in the XDP object). */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, NFSF_MAX_POISONED);
+	__type(key, struct nfsf_xid_key);
+	__type(value, struct nfsf_dirop);
+} pending_dirop SEC(".maps");
+
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
 	__uint(max_entries, NFSF_MAX_RPC_PORTS);

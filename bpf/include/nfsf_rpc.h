@@ -16,7 +16,12 @@
 #define RPC_REC_MAX (1u << 24) /* sanity bound on one fragment (Linux: ~1 MB + header) */
 #define NFS_PROG 100003
 #define NFS_V3 3
+#define NFS3_LOOKUP 3
 #define NFS3_WRITE 7
+#define NFS3_CREATE 8
+#define NFS3_MKDIR 9
+#define NFS3_SYMLINK 10
+#define NFS3_MKNOD 11
 #define NFS3_READDIR 16
 #define NFS3_READDIRPLUS 17
 
@@ -79,6 +84,33 @@ static __always_inline int parse_call(struct nfsf_ctx *ctx, __u32 m, __u32 end, 
 	if (ret)
 		return ret;
 	call->args = off;
+	return 0;
+}
+
+/* Calls whose args start with diropargs3 and whose successful reply names a (new) object. */
+static __always_inline int is_dirop(__u32 proc)
+{
+	return proc == NFS3_LOOKUP || (proc >= NFS3_CREATE && proc <= NFS3_MKNOD);
+}
+
+/* One nfs_fh3 (length word + bytes) at off into fh (unused bytes zero); *next = the
+ * offset past its XDR padding. */
+static __always_inline int parse_fh(struct nfsf_ctx *ctx, __u32 off, __u32 end,
+				    struct nfsf_fh_key *fh, __u32 *next)
+{
+	__u32 len;
+
+	__builtin_memset(fh, 0, sizeof(*fh));
+	if (load_at(ctx, off, end, &len, 4))
+		return -NFSF_C_ERR_SHORT;
+	len = bpf_ntohl(len);
+	if (len == 0 || len > NFSF_FH_MAX)
+		return -NFSF_C_ERR_FH_LEN;
+	fh->len = len;
+	/* NOTE: same [1, 64] re-bounding of len as in parse_write() below. */
+	if (load_at(ctx, off + 4, end, fh->data, ((len - 1) & (NFSF_FH_MAX - 1)) + 1))
+		return -NFSF_C_ERR_SHORT;
+	*next = off + 4 + xdr_pad(len);
 	return 0;
 }
 

@@ -213,6 +213,92 @@ static __always_inline int poison_write(struct nfsf_walk *w, struct nfsf_call *c
 }
 
 /*
+ * In-kernel handle learning (closes the CREATE-then-WRITE race: the WRITE to a file just
+ * created can leave before the agent has read the CREATE reply from the ring buffer).
+ * Egress: a LOOKUP/CREATE/MKDIR/SYMLINK/MKNOD call whose directory handle maps to tree t
+ * is remembered by (reply flow, XID). Ingress: its successful reply's object handle is
+ * added to `handles` -> t before the reply reaches the client, so the first WRITE to it
+ * is judged.
+ * This covers only children of directories already mapped to a tree; the agent's walk
+ * maps every tree root and everything below, and the agent still maps the same handles
+ * (same tree) when it reads the replies. The kernel adds with BPF_NOEXIST and never
+ * overwrites: the agent mirrors a handle only when its tree changes, so an overwrite
+ * (e.g. LOOKUP of a nested tree's root from the outer tree) would stick. "." and ".."
+ * are not followed (".." of a tree root lies outside the tree).
+ * The TC ingress program handles the replies; XDP (calls on a server) does not record.
+ */
+static __always_inline void note_dirop(struct nfsf_walk *w, struct nfsf_call *call, __u32 end,
+				       struct nfsf_fh_key *fh)
+{
+#ifndef NFSF_CTX_XDP
+	struct nfsf_xid_key xk = {};
+	struct nfsf_dirop d = {};
+	__u32 *tid, noff = 0, name[2], nlen;
+
+	if (parse_fh(w->ctx, call->args, end, fh, &noff))
+		return; /* the call's head is emitted as usual; nothing to learn from here */
+	tid = bpf_map_lookup_elem(&handles, fh);
+	if (!tid || *tid == 0)
+		return;
+	d.tree = *tid;
+	d.proc = call->proc;
+	/* filename3: length + bytes (a 1- or 2-byte name is padded to 4, so 8 bytes exist) */
+	if (load_at(w->ctx, noff, end, name, sizeof(name)))
+		return;
+	nlen = bpf_ntohl(name[0]);
+	if (nlen == 1 && (name[1] & 0xff) == '.')
+		return;
+	if (nlen == 2 && (name[1] & 0xffff) == 0x2e2e) /* ".." (little-endian load) */
+		return;
+	flow_reverse(&w->pkt.flow, &xk.flow);
+	xk.xid = call->xid;
+	if (bpf_map_update_elem(&pending_dirop, &xk, &d, BPF_ANY) == 0)
+		count(NFSF_C_DIROP_PENDING);
+#endif
+}
+
+/* The reply to a remembered dir-op call: map its new handle (see note_dirop). */
+static __always_inline void learn_handle(struct nfsf_walk *w, struct nfsf_reply *r,
+					 struct nfsf_xid_key *xk, __u32 end)
+{
+	struct nfsf_dirop *pd, d;
+	struct nfsf_fh_key fh;
+	__u32 st, follows, fo, next;
+
+	pd = bpf_map_lookup_elem(&pending_dirop, xk);
+	if (!pd)
+		return;
+	d = *pd;
+	bpf_map_delete_elem(&pending_dirop, xk); /* whatever the reply says */
+	if (!r->accepted || d.tree == 0)
+		return;
+	/* The handle is read from this (first) skb of the reply only: dir-op replies are
+	 * small; one cut by the skb end is counted and left to the agent. */
+	if (load_at(w->ctx, r->res, end, &st, 4))
+		goto missed;
+	if (st != 0)
+		return; /* not NFS3_OK: nothing was created / found */
+	fo = r->res + 4;
+	if (d.proc != NFS3_LOOKUP) {
+		/* post_op_fh3: bool handle_follows, then nfs_fh3 */
+		if (load_at(w->ctx, fo, end, &follows, 4))
+			goto missed;
+		if (follows == 0)
+			return;
+		if (follows != bpf_htonl(1))
+			goto missed;
+		fo += 4;
+	}
+	if (parse_fh(w->ctx, fo, end, &fh, &next))
+		goto missed;
+	if (bpf_map_update_elem(&handles, &fh, &d.tree, BPF_NOEXIST) == 0)
+		count(NFSF_C_HANDLE_LEARNED);
+	return;
+missed:
+	count(NFSF_C_HANDLE_MISSED);
+}
+
+/*
  * One call head at mark offset `off` (TCP; for UDP off = payload start and no mark).
  * again: a remembered head seen again (retransmission): verdict only, no counters/events.
  */
@@ -245,6 +331,8 @@ static __always_inline void handle_call(struct nfsf_walk *w, __u32 off, __u32 m,
 			xk.xid = call.xid;
 			bpf_map_update_elem(&want_xids, &xk, &call.proc, BPF_ANY);
 		}
+		if (call.prog == NFS_PROG && call.vers == NFS_V3 && is_dirop(call.proc))
+			note_dirop(w, &call, end, &wr.fh); /* wr.fh: scratch (stack budget) */
 		emit(w, off, end - off, wire_len, pkt->flow.proto == NFSF_IPPROTO_TCP ? NFSF_EVF_REC_HEAD : 0);
 		return;
 	}
@@ -329,6 +417,7 @@ static __always_inline void handle_reply(struct nfsf_walk *w, __u32 off, __u32 m
 			if (is_tcp && w->fs)
 				w->fs->emit_until = mark_seq + wire_len;
 		}
+		learn_handle(w, &r, &xk, end);
 	}
 	if (!r.accepted || !bpf_map_lookup_elem(&poisoned, &xk))
 		return;

@@ -11,6 +11,9 @@
  *   flows     LRU_HASH nfsf_flow_key -> nfsf_flow_state  NFSF_MAX_FLOWS (TCP record tracking)
  *   poisoned  LRU_HASH nfsf_xid_key -> nfsf_poisoned     NFSF_MAX_POISONED (rewrite mode)
  *   want_xids LRU_HASH nfsf_xid_key -> __u32 proc        NFSF_MAX_POISONED (replies to stream)
+ *   pending_dirop LRU_HASH nfsf_xid_key -> nfsf_dirop    NFSF_MAX_POISONED (LOOKUP/CREATE/MKDIR/
+ *                                                        SYMLINK/MKNOD calls in a mapped directory:
+ *                                                        the reply's new handle is mapped in-kernel)
  *   rpc_ports HASH     __u16 port (host order) -> __u32  NFSF_MAX_RPC_PORTS (e.g. MOUNT)
  *   events    RINGBUF  struct nfsf_event                 NFSF_EVENTS_BYTES (loader may resize)
  */
@@ -87,6 +90,9 @@ enum nfsf_counter {
 	NFSF_C_MID_RECORD,       /* TCP segment without a record head: passed untouched */
 	NFSF_C_NOT_FIRST_FRAG,   /* IP fragment other than the first: passed */
 	NFSF_C_FLOW_NEW,         /* flow state created (SYN) */
+	NFSF_C_DIROP_PENDING,    /* dir-op call in a mapped directory recorded (egress) */
+	NFSF_C_HANDLE_LEARNED,   /* new handle from a dir-op reply added to `handles` (ingress) */
+	NFSF_C_HANDLE_MISSED,    /* successful dir-op reply whose handle could not be read */
 	NFSF_C_MAX,
 };
 
@@ -121,6 +127,12 @@ struct nfsf_flow_state {
 struct nfsf_xid_key {
 	struct nfsf_flow_key flow;
 	__u32 xid;         /* network byte order, as on the wire */
+};
+
+/* Value of `pending_dirop` (key: reply flow + XID of the call). */
+struct nfsf_dirop {
+	__u32 tree;        /* tree id of the directory the call names */
+	__u32 proc;        /* NFSv3 procedure: 3 LOOKUP, 8 CREATE, 9 MKDIR, 10 SYMLINK, 11 MKNOD */
 };
 
 struct nfsf_poisoned {

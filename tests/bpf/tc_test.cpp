@@ -499,6 +499,184 @@ INSTANTIATE_TEST_SUITE_P(
         PassCase{"runt_frame", [](const Bytes&) { return Bytes(14, 0); }, true, {{NFSF_C_PACKETS, 1}, {NFSF_C_NFS_PACKETS, 0}}}),
     [](const auto& info) { return std::string(info.param.name); });
 
+// ---------------------------------------------------------------- in-kernel handle learning
+
+// A dir-op call (LOOKUP 3, CREATE 8, MKDIR 9, ...): diropargs3 { dir; name; } then the rest.
+Bytes dirop_call(const Bytes& dir, uint32_t proc, const std::string& name, uint32_t xid) {
+  CallOpts o;
+  o.proc = proc;
+  o.xid = xid;
+  Bytes m = rpc_call(dir, o);
+  put_opaque(m, Bytes(name.begin(), name.end()));
+  if (proc == 8) put32(m, 0);  // createhow3: UNCHECKED
+  if (proc == 8 || proc == 9)
+    for (int i = 0; i < 6; i++) put32(m, 0);  // sattr3: nothing set
+  return m;
+}
+
+// Its reply: LOOKUP3res (nfs_fh3 object) or CREATE3res-style (post_op_fh3 obj).
+Bytes dirop_reply(uint32_t xid, uint32_t proc, uint32_t nfsstat, bool follows, const Bytes& obj) {
+  Bytes m;
+  put32(m, xid);
+  put32(m, 1);
+  put32(m, 0);  // MSG_ACCEPTED
+  put32(m, 0);
+  put32(m, 0);  // verf AUTH_NULL
+  put32(m, 0);  // SUCCESS
+  put32(m, nfsstat);
+  if (nfsstat == 0) {
+    if (proc == 3) {
+      put_opaque(m, obj);
+      put32(m, 0);  // obj_attributes
+      put32(m, 0);  // dir_attributes
+    } else {
+      put32(m, follows ? 1 : 0);
+      if (follows) put_opaque(m, obj);
+      put32(m, 0);  // obj_attributes
+      put32(m, 0);  // dir_wcc: no pre_op_attr
+      put32(m, 0);  //          no post_op_attr
+    }
+  } else if (proc == 3) {
+    put32(m, 0);  // dir_attributes
+  } else {
+    put32(m, 0);
+    put32(m, 0);
+  }
+  return m;
+}
+
+struct DirOpCase {
+  const char* name;
+  Flow flow;
+  uint32_t proc;
+  std::string fname = "newfile";
+  bool dir_mapped = true;
+  uint32_t status = 0;
+  bool follows = true;
+  uint32_t premapped = 0;  // the new handle already maps to this tree (0: unmapped)
+  bool want_pending = true;
+  bool want_learned = true;
+};
+
+void PrintTo(const DirOpCase& c, std::ostream* os) { *os << c.name; }
+
+class DirOp : public BpfTest, public ::testing::WithParamInterface<DirOpCase> {};
+
+TEST_P(DirOp, ReplyHandleMappedBeforeTheAgentSeesIt) {
+  const DirOpCase& c = GetParam();
+  auto& p = tc();
+  const auto& m = p.maps();
+  Bytes dir = fh_of(40, 28), obj = fh_of(90, 30);  // 30: exercises the XDR pad
+  if (c.dir_mapped) ASSERT_TRUE(m.set_handle_tree(dir, 1));
+  ASSERT_TRUE(m.set_tree_over(1, true));
+  if (c.premapped) ASSERT_TRUE(m.set_handle_tree(obj, c.premapped));
+  auto frame = [&](const Flow& fl, const Bytes& msg) { return build(fl, fl.udp ? msg : mark(msg)); };
+
+  // 1. egress: the call passes unchanged; (reply flow, XID) -> tree recorded.
+  const uint32_t xid = 0x0d1e0001;
+  Bytes cmsg = dirop_call(dir, c.proc, c.fname, xid);
+  Bytes in = frame(c.flow, cmsg);
+  RunResult r = test_run(p.egress_fd(), in);
+  ASSERT_EQ(r.err, 0);
+  EXPECT_EQ(r.retval, uint32_t(TC_OK));
+  EXPECT_EQ(r.out, in);
+  auto key = xid_key_for_reply(in, xid);
+  auto pd = m.pending_dirop(key);
+  ASSERT_TRUE(pd);
+  EXPECT_EQ(pd->has_value(), c.want_pending);
+  if (pd->has_value()) {
+    EXPECT_EQ((*pd)->tree, 1u);
+    EXPECT_EQ((*pd)->proc, c.proc);
+  }
+  EXPECT_EQ(ctr(m, NFSF_C_DIROP_PENDING), c.want_pending ? 1u : 0u);
+
+  // 2. ingress: the reply passes unchanged; the new handle is mapped, the entry deleted.
+  Bytes rin = build_reply(c.flow, c.flow.udp ? dirop_reply(xid, c.proc, c.status, c.follows, obj)
+                                             : mark(dirop_reply(xid, c.proc, c.status, c.follows, obj)));
+  RunResult rr = test_run(p.ingress_fd(), rin);
+  ASSERT_EQ(rr.err, 0);
+  EXPECT_EQ(rr.retval, uint32_t(TC_OK));
+  EXPECT_EQ(rr.out, rin);
+  pd = m.pending_dirop(key);
+  ASSERT_TRUE(pd);
+  EXPECT_FALSE(pd->has_value()) << "pending entry not deleted by the reply";
+  auto ht = m.handle_tree(obj);
+  ASSERT_TRUE(ht);
+  if (c.premapped) {
+    ASSERT_TRUE(ht->has_value());
+    EXPECT_EQ(**ht, c.premapped) << "the kernel must not overwrite a mapping the agent made";
+  } else if (c.want_learned) {
+    ASSERT_TRUE(ht->has_value()) << "new handle not mapped";
+    EXPECT_EQ(**ht, 1u);
+  } else {
+    EXPECT_FALSE(ht->has_value()) << "handle mapped although it must not be";
+  }
+  EXPECT_EQ(ctr(m, NFSF_C_HANDLE_LEARNED), c.want_learned && !c.premapped ? 1u : 0u);
+  EXPECT_EQ(ctr(m, NFSF_C_HANDLE_MISSED), 0u);
+
+  // 3. egress: the first WRITE to the new handle (tree 1 over) is poisoned.
+  Flow wf = c.flow;
+  wf.seq = c.flow.seq + uint32_t(in.size() - layout_of(in).pay);
+  CallOpts wo;
+  wo.xid = 0x0d1e0002;
+  Bytes win = frame(wf, rpc_call(obj, wo));
+  RunResult wr = test_run(p.egress_fd(), win);
+  ASSERT_EQ(wr.err, 0);
+  EXPECT_EQ(wr.retval, uint32_t(TC_OK));
+  if (c.want_learned && !c.premapped) {
+    EXPECT_TRUE(poisoned_only(win, wr.out, fh_offset(win, layout_of(win).pay + (wf.udp ? 0 : 4)), obj.size()));
+    EXPECT_EQ(ctr(m, NFSF_C_WRITE_REFUSED_REWRITE), 1u);
+    EXPECT_EQ(m.tree(1)->refused_writes, 1u);
+  } else if (!c.premapped) {
+    EXPECT_EQ(wr.out, win);
+    EXPECT_EQ(ctr(m, NFSF_C_WRITE_UNKNOWN_FH), 1u);
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    Table, DirOp,
+    ::testing::Values(DirOpCase{.name = "create_tcp4", .flow = Flow{}, .proc = 8},
+                      DirOpCase{.name = "create_udp4", .flow = Flow{.udp = true}, .proc = 8},
+                      DirOpCase{.name = "create_tcp6", .flow = Flow{.v6 = true}, .proc = 8},
+                      DirOpCase{.name = "create_udp6", .flow = Flow{.v6 = true, .udp = true}, .proc = 8},
+                      DirOpCase{.name = "lookup_tcp4", .flow = Flow{}, .proc = 3},
+                      DirOpCase{.name = "lookup_udp4", .flow = Flow{.udp = true}, .proc = 3},
+                      DirOpCase{.name = "mkdir_tcp4", .flow = Flow{}, .proc = 9, .fname = "d"},
+                      DirOpCase{.name = "create_exist_fails", .flow = Flow{}, .proc = 8, .status = 17,
+                                .want_learned = false},
+                      DirOpCase{.name = "lookup_noent_fails", .flow = Flow{}, .proc = 3, .status = 2,
+                                .want_learned = false},
+                      DirOpCase{.name = "create_unmapped_dir", .flow = Flow{}, .proc = 8, .dir_mapped = false,
+                                .want_pending = false, .want_learned = false},
+                      DirOpCase{.name = "create_no_handle_follows", .flow = Flow{}, .proc = 8, .follows = false,
+                                .want_learned = false},
+                      DirOpCase{.name = "lookup_dotdot_not_followed", .flow = Flow{}, .proc = 3, .fname = "..",
+                                .want_pending = false, .want_learned = false},
+                      DirOpCase{.name = "lookup_dot_not_followed", .flow = Flow{}, .proc = 3, .fname = ".",
+                                .want_pending = false, .want_learned = false},
+                      DirOpCase{.name = "lookup_known_handle_kept", .flow = Flow{}, .proc = 3, .premapped = 2}),
+    [](const auto& info) { return std::string(info.param.name); });
+
+// A dir-op reply whose handle is cut by the end of the skb: counted, nothing mapped.
+TEST_F(BpfTest, DirOpReplyHandleCutIsCounted) {
+  auto& p = tc();
+  Bytes dir = fh_of(41), obj = fh_of(91);
+  ASSERT_TRUE(p.maps().set_handle_tree(dir, 1));
+  Bytes in = build(Flow{}, mark(dirop_call(dir, 8, "f", 9)));
+  ASSERT_EQ(test_run(p.egress_fd(), in).err, 0);
+  Bytes rmsg = dirop_reply(9, 8, 0, true, obj);
+  Bytes rec = mark(rmsg);
+  Bytes cut(rec.begin(), rec.begin() + 4 + 28 + 4 + 4 + 10);  // header, status, follows, len, 10 bytes
+  Bytes rin = build_reply(Flow{}, cut);
+  RunResult rr = test_run(p.ingress_fd(), rin);
+  EXPECT_EQ(rr.out, rin);
+  EXPECT_EQ(ctr(p.maps(), NFSF_C_HANDLE_MISSED), 1u);
+  EXPECT_EQ(ctr(p.maps(), NFSF_C_HANDLE_LEARNED), 0u);
+  auto ht = p.maps().handle_tree(obj);
+  ASSERT_TRUE(ht);
+  EXPECT_FALSE(ht->has_value());
+}
+
 // ---------------------------------------------------------------- TCP stream cases
 
 TEST_F(BpfTest, MidRecordSegmentIsNotParsed) {
