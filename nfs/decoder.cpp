@@ -236,6 +236,14 @@ void Decoder::finish() {
   impl_->tcp.clear();
   impl_->last_flow = nullptr;
 }
+void Decoder::close_flow(const FlowKey& flow) {
+  auto it = impl_->tcp.find(flow);
+  if (it == impl_->tcp.end()) return;
+  if (impl_->last_flow == &*it) impl_->last_flow = nullptr;
+  it->second->finish();
+  Impl::add(impl_->finished_records, it->second->stats());
+  impl_->tcp.erase(it);
+}
 const NetStats& Decoder::net_stats() const { return impl_->net.stats(); }
 const DecodeStats& Decoder::stats() const { return impl_->stats; }
 RecordStats Decoder::record_stats() const {

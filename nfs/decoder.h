@@ -57,6 +57,9 @@ class Decoder {
   // For the agent: TCP stream bytes of a flow (from the ring buffer) and UDP datagrams.
   void feed_l4(const L4Packet& l4);
   void finish();  // flush per-flow buffers (end of capture)
+  // Ends one TCP flow as a FIN would (the agent sees no TCP flags: it calls this when a
+  // stream slice shows a new connection reusing the 4-tuple).
+  void close_flow(const FlowKey& flow);
 
   const NetStats& net_stats() const;
   const DecodeStats& stats() const;

@@ -16,6 +16,7 @@
 #include <fstream>
 #include <nlohmann/json.hpp>
 #include <sstream>
+#include <unordered_map>
 
 #include "nfs/accounting.h"
 #include "nfs/tree_walk.h"
@@ -132,6 +133,16 @@ class Agent {
     p.frame = p.first_frame = ++events_;
     int64_t real = int64_t(ev->ts_ns) + mono_to_real_ns_;
     p.ts = Timestamp{real / 1000000000LL, real % 1000000000LL};
+    if (p.flow.transport == Transport::Tcp) {
+      // Events carry no SYN/FIN: a slice far from where this flow's stream stood is a new
+      // connection on a reused 4-tuple (random ISN). Without this, about half of such
+      // connections would look like old retransmissions and be ignored.
+      auto [it, fresh] = stream_end_.try_emplace(p.flow, 0);
+      int32_t jump = int32_t(p.seq - it->second);
+      if (!fresh && (jump > kNewConnectionJump || jump < -kNewConnectionJump)) dec_.close_flow(p.flow);
+      it->second = p.seq + p.wire_payload_len;
+      if (stream_end_.size() > kMaxTrackedFlows) stream_end_.clear();
+    }
     dec_.feed_l4(p);
     return 0;
   }
@@ -239,6 +250,9 @@ class Agent {
     c.touched().clear();
   }
 
+  static constexpr int32_t kNewConnectionJump = 16 << 20;
+  static constexpr size_t kMaxTrackedFlows = 65536;
+  std::unordered_map<FlowKey, uint32_t, FlowKeyHash> stream_end_;  // per flow: seq after the last slice
   const AttachOptions& opt_;
   const Policy& policy_;
   bpf::TcProgram& prog_;

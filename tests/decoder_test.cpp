@@ -168,3 +168,23 @@ TEST(Decoder, LookupReplyCarriesCallArguments) {
   EXPECT_EQ(*h.msgs[1].fields.obj_fh, Bytes(20, 0x11));
   EXPECT_EQ(h.msgs[1].fields.attr->type, 2u);
 }
+
+TEST(Decoder, ReusedFourTupleNeedsCloseFlow) {
+  // A new connection on the same 4-tuple starts at a random ISN; when that lies "behind"
+  // the old stream, its records look like retransmissions until the flow is closed.
+  XdrWriter c;
+  c.call_header(21, 100003, 3, 0);
+  Bytes rec = c.record();
+  Harness h;
+  h.cseq = 100000;
+  h.tcp(true, rec);
+  ASSERT_EQ(h.msgs.size(), 1u);
+  h.cseq = 5000;  // the new connection's ISN, behind the old position
+  h.tcp(true, rec);
+  EXPECT_EQ(h.msgs.size(), 1u) << "without close_flow the new connection is taken for a retransmission";
+  FlowKey f = h.pkt(true, Transport::Tcp, rec).flow;
+  h.dec.close_flow(f);
+  h.cseq = 5000;
+  h.tcp(true, rec);
+  EXPECT_EQ(h.msgs.size(), 2u);
+}
