@@ -55,6 +55,7 @@ class Accounting {
   uint64_t usage_outside_trees() const { return outside_; }
   uint64_t usage_unknown() const { return unknown_; }
   HandleCache& cache() { return cache_; }
+  const HandleCache& cache() const { return cache_; }
   const AccountingStats& stats() const { return stats_; }
 
  private:

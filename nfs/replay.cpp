@@ -93,7 +93,7 @@ json Replayer::report(const Decoder& d, uint64_t capture_bytes, double seconds) 
   j["usage_outside_trees_bytes"] = acct_.usage_outside_trees();
   j["usage_unknown_bytes"] = acct_.usage_unknown();
   const AccountingStats& a = acct_.stats();
-  auto& cache = const_cast<Accounting&>(acct_).cache();
+  const HandleCache& cache = acct_.cache();
   size_t handles = cache.stats().handles;
   j["handle_cache"] = json{
       {"export_root_known", cache.has_root()},

@@ -162,7 +162,7 @@ class Agent {
     }
   }
 
-  void write_state() {
+  void write_state() const {
     json trees = json::array();
     for (size_t i = 0; i < policy_.trees.size(); i++) {
       const TreePolicy& t = policy_.trees[i];
