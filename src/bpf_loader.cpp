@@ -143,8 +143,11 @@ Result<void> MapSet::reset_counters() const {
 }
 
 Result<void> MapSet::add_rpc_port(uint16_t port) const {
-  uint32_t one = 1;
-  if (int rc = bpf_map_update_elem(rpc_ports_fd, &port, &one, BPF_ANY); rc)
+  uint32_t word = port / 32, bits = 0;
+  if (int rc = bpf_map_lookup_elem(rpc_ports_fd, &word, &bits); rc)
+    return NFSF_ERR(err_of(rc), "bpf_map_lookup_elem(rpc_ports)");
+  bits |= 1u << (port % 32);
+  if (int rc = bpf_map_update_elem(rpc_ports_fd, &word, &bits, BPF_ANY); rc)
     return NFSF_ERR(err_of(rc), "bpf_map_update_elem(rpc_ports)");
   return {};
 }

@@ -4,10 +4,11 @@
  * that the same code compiles for TC (struct __sk_buff) and XDP (struct xdp_md).
  * Define NFSF_CTX_XDP before including to get the XDP flavour.
  *
- * All packet access goes through the load/store helpers rather than direct packet
- * pointers: record heads can sit anywhere in a 64 KB GSO skb, mostly in its paged part
- * that direct access cannot reach, and it means no pointer has to be re-derived after a
- * helper changes the packet.
+ * RPC bytes are read through the load/store helpers rather than direct packet pointers:
+ * record heads can sit anywhere in a 64 KB GSO skb, mostly in its paged part that direct
+ * access cannot reach, and it means no pointer has to be re-derived after a helper changes
+ * the packet. The L2-L4 headers, which the stack keeps in the linear part, are read
+ * directly when they are there (ctx_hdr_load), saving a helper call per header.
  */
 #ifndef NFSF_CTX_H
 #define NFSF_CTX_H
@@ -58,5 +59,24 @@ static __always_inline int ctx_store(struct __sk_buff *ctx, __u32 off, void *fro
 	return (int)bpf_skb_store_bytes(ctx, off, from, len, 0);
 }
 #endif
+
+#define NFSF_HDR_DIRECT_MAX 256 /* header offsets read directly (see ctx_hdr_load) */
+
+/* n (constant) bytes at off: straight from the linear data when they lie within it and
+ * off < NFSF_HDR_DIRECT_MAX, else through ctx_load. Used for the L2-L4 headers only. */
+static __always_inline int ctx_hdr_load(struct nfsf_ctx *ctx, __u32 off, void *to, const __u32 n)
+{
+	void *data = (void *)(long)ctx->data, *data_end = (void *)(long)ctx->data_end;
+
+	if (off < NFSF_HDR_DIRECT_MAX) {
+		void *p = data + (off & (NFSF_HDR_DIRECT_MAX - 1));
+
+		if (p + n <= data_end) {
+			__builtin_memcpy(to, p, n);
+			return 0;
+		}
+	}
+	return ctx_load(ctx, off, to, n);
+}
 
 #endif /* NFSF_CTX_H */

@@ -62,10 +62,12 @@ struct {
 	__type(value, struct nfsf_dirop);
 } pending_dirop SEC(".maps");
 
+/* A bitmap of ports (word port / 32, bit port % 32): an array lookup is inlined by the
+ * verifier, a hash lookup is a call; every non-NFS packet asks twice. */
 struct {
-	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(max_entries, NFSF_MAX_RPC_PORTS);
-	__type(key, __u16);
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, NFSF_RPC_PORT_WORDS);
+	__type(key, __u32);
 	__type(value, __u32);
 } rpc_ports SEC(".maps");
 

@@ -25,12 +25,12 @@ struct nfsf_cursor {
 	__u32 end;
 };
 
-/* Read n bytes at the cursor and advance; -NFSF_C_ERR_SHORT past the end. */
-static __always_inline int cur_pull(struct nfsf_ctx *ctx, struct nfsf_cursor *c, void *to, __u32 n)
+/* Read n (constant) header bytes at the cursor and advance; -NFSF_C_ERR_SHORT past the end. */
+static __always_inline int cur_pull(struct nfsf_ctx *ctx, struct nfsf_cursor *c, void *to, const __u32 n)
 {
 	if (c->off + n > c->end || c->off + n < c->off)
 		return -NFSF_C_ERR_SHORT;
-	if (ctx_load(ctx, c->off, to, n))
+	if (ctx_hdr_load(ctx, c->off, to, n))
 		return -NFSF_C_ERR_SHORT;
 	c->off += n;
 	return 0;
@@ -124,27 +124,27 @@ static __always_inline int parse_l2_l4(struct nfsf_ctx *ctx, struct nfsf_pkt *pk
 		pkt->flow.family = 4;
 		l4proto = ip.protocol;
 	} else if (proto == NFSF_ETH_P_IPV6) {
-		struct ipv6hdr ip6;
-		__u32 plen;
+		/* version/class/label, payload_len, nexthdr, hop_limit; then saddr and daddr
+		 * (adjacent, as in the flow key) straight into the key */
+		__u32 fixed[2], plen;
 
-		if (cur_pull(ctx, &c, &ip6, sizeof(ip6)))
+		if (cur_pull(ctx, &c, fixed, sizeof(fixed)) ||
+		    cur_pull(ctx, &c, pkt->flow.saddr, 32))
 			return -NFSF_C_ERR_SHORT;
-		if (ip6.version != 6)
+		if ((((__u8 *)fixed)[0] >> 4) != 6)
 			return -NFSF_C_ERR_BAD_IP;
-		plen = bpf_ntohs(ip6.payload_len);
+		plen = bpf_ntohs(((__u16 *)fixed)[2]);
 		if (plen && c.off + plen < c.end) /* 0: jumbogram / BIG TCP */
 			c.end = c.off + plen;
-		__builtin_memcpy(pkt->flow.saddr, &ip6.saddr, 16);
-		__builtin_memcpy(pkt->flow.daddr, &ip6.daddr, 16);
 		pkt->flow.family = 6;
-		l4proto = ip6.nexthdr;
+		l4proto = ((__u8 *)fixed)[6];
 #pragma unroll
 		for (i = 0; i < 4; i++) {
 			struct nfsf_ip6_opt o;
 
 			if (l4proto != 0 && l4proto != 43 && l4proto != 60 && l4proto != 44)
 				break;
-			if (load_at(ctx, c.off, c.end, &o, sizeof(o)))
+			if (c.off + sizeof(o) > c.end || ctx_hdr_load(ctx, c.off, &o, sizeof(o)))
 				return -NFSF_C_ERR_SHORT;
 			if (l4proto == 44) { /* fragment header: 8 bytes */
 				if (bpf_ntohs(o.frag_off) & 0xfff8) {
@@ -202,6 +202,13 @@ static __always_inline int parse_l2_l4(struct nfsf_ctx *ctx, struct nfsf_pkt *pk
 	return 1;
 }
 
+static __always_inline int rpc_port_set(__u16 port)
+{
+	__u32 word = port >> 5, *bits = bpf_map_lookup_elem(&rpc_ports, &word);
+
+	return bits && (*bits & (1u << (port & 31)));
+}
+
 /* An NFS flow (port nfsf_nfs_port on either side) or another RPC port the agent set. */
 static __always_inline int is_rpc_flow(const struct nfsf_pkt *pkt)
 {
@@ -209,7 +216,7 @@ static __always_inline int is_rpc_flow(const struct nfsf_pkt *pkt)
 
 	if (sp == nfsf_nfs_port || dp == nfsf_nfs_port)
 		return 1;
-	if (bpf_map_lookup_elem(&rpc_ports, &sp) || bpf_map_lookup_elem(&rpc_ports, &dp))
+	if (rpc_port_set(sp) || rpc_port_set(dp))
 		return 2;
 	return 0;
 }

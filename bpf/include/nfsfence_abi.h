@@ -14,7 +14,8 @@
  *   pending_dirop LRU_HASH nfsf_xid_key -> nfsf_dirop    NFSF_MAX_POISONED (LOOKUP/CREATE/MKDIR/
  *                                                        SYMLINK/MKNOD calls in a mapped directory:
  *                                                        the reply's new handle is mapped in-kernel)
- *   rpc_ports HASH     __u16 port (host order) -> __u32  NFSF_MAX_RPC_PORTS (e.g. MOUNT)
+ *   rpc_ports ARRAY    __u32 port / 32 -> __u32 bitmap   NFSF_RPC_PORT_WORDS (other RPC ports
+ *                                                        to parse, e.g. MOUNT; bit port % 32)
  *   events    RINGBUF  struct nfsf_event                 NFSF_EVENTS_BYTES (loader may resize)
  */
 #ifndef NFSFENCE_ABI_H
@@ -31,7 +32,7 @@
 #define NFSF_MAX_HANDLES (1u << 20)
 #define NFSF_MAX_FLOWS 65536
 #define NFSF_MAX_POISONED 65536
-#define NFSF_MAX_RPC_PORTS 64
+#define NFSF_RPC_PORT_WORDS 2048 /* 65536 ports / 32 */
 #define NFSF_EVENT_DATA_MAX 2048  /* bytes of RPC payload carried by one ring buffer event */
 #define NFSF_EVENTS_BYTES (4u << 20)
 #define NFSF_NFS_PORT 2049
