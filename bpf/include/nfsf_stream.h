@@ -414,8 +414,10 @@ static __always_inline void handle_reply(struct nfsf_walk *w, __u32 off, __u32 m
 		if (want) {
 			bpf_map_delete_elem(&want_xids, &xk);
 			emit_chunks(w, off + NFSF_EVENT_DATA_MAX, off + wire_len);
-			if (is_tcp && w->fs)
+			if (is_tcp && w->fs) {
 				w->fs->emit_until = mark_seq + wire_len;
+				w->fs->flags |= NFSF_FS_STREAM;
+			}
 		}
 		learn_handle(w, &r, &xk, end);
 	}
@@ -589,9 +591,15 @@ static __always_inline void handle_tcp(struct nfsf_walk *w, const int side)
 		w->fs = fs;
 		if (fs->ring_valid)
 			bpf_loop(NFSF_FLOW_RING, side == NFSF_SIDE_CALLS ? ring_calls : ring_replies, w, 0);
-		d = fs->emit_until - pkt->seq;
-		if ((__s32)d > 0 && (__s32)(fs->next_mark - pkt->seq) > 0)
-			emit_chunks(w, pkt->pay_off, pkt->pay_off + min_u32(d, plen));
+		/* NOTE: emit_until means nothing without the flag: an unset 0 compares as ahead
+		 * of every seq in the upper half of the sequence space. */
+		if (fs->flags & NFSF_FS_STREAM) {
+			d = fs->emit_until - pkt->seq;
+			if ((__s32)d <= 0)
+				fs->flags &= ~NFSF_FS_STREAM;
+			else if ((__s32)(fs->next_mark - pkt->seq) > 0)
+				emit_chunks(w, pkt->pay_off, pkt->pay_off + min_u32(d, plen));
+		}
 		if (fs->flags & NFSF_FS_SYNCED) {
 			d = fs->next_mark - pkt->seq;
 			if ((__s32)d >= 0 && d < plen) {

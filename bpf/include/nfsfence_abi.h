@@ -112,12 +112,13 @@ struct nfsf_flow_key {
 enum nfsf_flow_flags {
 	NFSF_FS_SYNCED = 1,  /* next_mark is the seq of the next record mark */
 	NFSF_FS_IN_MSG = 2,  /* the next fragment continues a message (no RPC header) */
+	NFSF_FS_STREAM = 4,  /* emit_until is set: bytes before it belong to a streamed reply */
 };
 
 struct nfsf_flow_state {
 	__u32 next_mark;   /* TCP seq of the next record mark */
 	__u32 flags;       /* enum nfsf_flow_flags */
-	__u32 emit_until;  /* stream the bytes before this seq to `events` (long replies) */
+	__u32 emit_until;  /* with NFSF_FS_STREAM: stream the bytes before this seq (long replies) */
 	__u32 ring_pos;    /* next slot of ring[] */
 	__u32 ring_valid;  /* bit i: ring[i] holds a head */
 	__u32 ring[NFSF_FLOW_RING]; /* seqs of refused WRITE heads / rewritten reply heads */
