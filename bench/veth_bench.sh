@@ -17,6 +17,7 @@ RUNS=${RUNS:-5}
 SIZE_MIB=${SIZE_MIB:-256}
 CHUNK=${CHUNK:-1Mi}
 INFLIGHT=${INFLIGHT:-4}
+SETTLE=${SETTLE:-3} # seconds between "ready" (or the previous run) and the timed write
 OUT=${OUT:-$BUILD/bench-out}
 NFSFENCE=$BUILD/nfsfence
 export NFSF_CLIENT=$BUILD/tests/nfsf_client
@@ -97,6 +98,7 @@ now() { date +%s.%N; }
 one_run() {  # MODE RUN
 	local mode=$1 run=$2 f="f-$1-$2" t0 t1 t2
 	[[ $mode == tc ]] && attach_tc
+	sleep "$SETTLE"
 	t0=$(now)
 	lab_client --inflight "$INFLIGHT" "$URL" write "$f" "${SIZE_MIB}Mi" "$CHUNK" >/dev/null
 	t1=$(now)

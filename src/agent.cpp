@@ -133,16 +133,15 @@ class Agent {
     p.frame = p.first_frame = ++events_;
     int64_t real = int64_t(ev->ts_ns) + mono_to_real_ns_;
     p.ts = Timestamp{real / 1000000000LL, real % 1000000000LL};
-    if (p.flow.transport == Transport::Tcp) {
-      // Events carry no SYN/FIN: a slice far from where this flow's stream stood is a new
-      // connection on a reused 4-tuple (random ISN). Without this, about half of such
-      // connections would look like old retransmissions and be ignored.
-      auto [it, fresh] = stream_end_.try_emplace(p.flow, 0);
-      int32_t jump = int32_t(p.seq - it->second);
-      if (!fresh && (jump > kNewConnectionJump || jump < -kNewConnectionJump)) dec_.close_flow(p.flow);
-      it->second = p.seq + p.wire_payload_len;
-      if (stream_end_.size() > kMaxTrackedFlows) stream_end_.clear();
+    if (ev->type == NFSF_EV_FLOW_END) {
+      // FIN: this direction's stream ends; RST: both. The decoder drops their stream state.
+      dec_.close_flow(p.flow);
+      if (ev->flags & NFSF_EVF_RST) dec_.close_flow(p.flow.reversed());
+      return 0;
     }
+    // The first event since this direction's SYN: a new connection, also on a reused
+    // 4-tuple (its sequence numbers have nothing to do with the old stream's).
+    if (ev->flags & NFSF_EVF_NEW_CONN) dec_.close_flow(p.flow);
     dec_.feed_l4(p);
     return 0;
   }
@@ -250,9 +249,6 @@ class Agent {
     c.touched().clear();
   }
 
-  static constexpr int32_t kNewConnectionJump = 16 << 20;
-  static constexpr size_t kMaxTrackedFlows = 65536;
-  std::unordered_map<FlowKey, uint32_t, FlowKeyHash> stream_end_;  // per flow: seq after the last slice
   const AttachOptions& opt_;
   const Policy& policy_;
   bpf::TcProgram& prog_;

@@ -93,6 +93,10 @@ static __always_inline void emit(struct nfsf_walk *w, __u32 off, __u32 len, __u3
 	ev->seq = pkt->flow.proto == NFSF_IPPROTO_TCP ? pkt->seq + (off - pkt->pay_off) : 0;
 	ev->wire_len = wire_len < len ? len : wire_len;
 	ev->flags = w->evflags | flags | (ev->wire_len > len ? NFSF_EVF_TRUNC : 0);
+	if (w->fs && (w->fs->flags & NFSF_FS_NEW_CONN)) {
+		ev->flags |= NFSF_EVF_NEW_CONN;
+		w->fs->flags &= ~NFSF_FS_NEW_CONN;
+	}
 	ev->pad = 0;
 	/* Calls seen on egress do not wake the agent: the reply that follows (ingress) does,
 	 * and the agent then reads both in order. A wakeup per event cost ~3 us each
@@ -101,6 +105,32 @@ static __always_inline void emit(struct nfsf_walk *w, __u32 off, __u32 len, __u3
 	 * consumer has caught up to this record), and the unconsumed call before it means it
 	 * has not, so nothing would ever wake the agent. */
 	bpf_ringbuf_submit(ev, (w->evflags & NFSF_EVF_EGRESS) ? BPF_RB_NO_WAKEUP : BPF_RB_FORCE_WAKEUP);
+	count(NFSF_C_EVENTS);
+}
+
+/* A FIN or RST on a flow: tells the agent to drop the direction's stream state (no data;
+ * not urgent, so no wakeup). */
+static __always_inline void emit_flow_end(struct nfsf_walk *w)
+{
+	struct nfsf_pkt *pkt = &w->pkt;
+	struct nfsf_event *ev;
+
+	if (!nfsf_emit_events)
+		return;
+	ev = bpf_ringbuf_reserve(&events, sizeof(*ev), 0);
+	if (!ev) {
+		count(NFSF_C_EVENTS_LOST);
+		return;
+	}
+	ev->type = NFSF_EV_FLOW_END;
+	ev->len = 0;
+	ev->ts_ns = bpf_ktime_get_ns();
+	ev->flow = pkt->flow;
+	ev->seq = pkt->seq;
+	ev->wire_len = 0;
+	ev->flags = w->evflags | (pkt->tcp_flags & NFSF_TCP_RST ? NFSF_EVF_RST : 0);
+	ev->pad = 0;
+	bpf_ringbuf_submit(ev, BPF_RB_NO_WAKEUP);
 	count(NFSF_C_EVENTS);
 }
 
@@ -578,7 +608,7 @@ static __always_inline void handle_tcp(struct nfsf_walk *w, const int side)
 	}
 	if (pkt->tcp_flags & NFSF_TCP_SYN) {
 		nfs.next_mark = pkt->seq + 1;
-		nfs.flags = NFSF_FS_SYNCED;
+		nfs.flags = NFSF_FS_SYNCED | NFSF_FS_NEW_CONN;
 		bpf_map_update_elem(&flows, &pkt->flow, &nfs, BPF_ANY);
 		count(NFSF_C_FLOW_NEW);
 		return;
@@ -670,9 +700,11 @@ static __always_inline int nfsf_handle(struct nfsf_ctx *ctx, const int side, __u
 		return NFSF_VERDICT_PASS;
 	count(NFSF_C_NFS_PACKETS);
 
-	if (w.pkt.flow.proto == NFSF_IPPROTO_TCP)
+	if (w.pkt.flow.proto == NFSF_IPPROTO_TCP) {
 		handle_tcp(&w, side);
-	else if (w.pkt.pay_end > w.pkt.pay_off)
+		if (w.pkt.tcp_flags & (NFSF_TCP_FIN | NFSF_TCP_RST))
+			emit_flow_end(&w);
+	} else if (w.pkt.pay_end > w.pkt.pay_off)
 		/* NOTE: a one-shot bpf_loop keeps the handler's stack out of the main frame
 		 * (main + callback frames share the 512-byte budget) */
 		bpf_loop(1, side == NFSF_SIDE_CALLS ? dgram_calls : dgram_replies, &w, 0);

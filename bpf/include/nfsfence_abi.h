@@ -113,6 +113,7 @@ enum nfsf_flow_flags {
 	NFSF_FS_SYNCED = 1,  /* next_mark is the seq of the next record mark */
 	NFSF_FS_IN_MSG = 2,  /* the next fragment continues a message (no RPC header) */
 	NFSF_FS_STREAM = 4,  /* emit_until is set: bytes before it belong to a streamed reply */
+	NFSF_FS_NEW_CONN = 8, /* state made at SYN; the flow's next event says NFSF_EVF_NEW_CONN */
 };
 
 struct nfsf_flow_state {
@@ -147,6 +148,7 @@ struct nfsf_poisoned {
 enum nfsf_event_type {
 	NFSF_EV_STREAM = 1, /* data[] holds TCP stream bytes starting at seq `seq` */
 	NFSF_EV_DGRAM = 2,  /* data[] holds the start of one UDP datagram (seq = 0) */
+	NFSF_EV_FLOW_END = 3, /* a FIN (this direction ends) or RST (NFSF_EVF_RST: both end); len 0 */
 };
 
 enum nfsf_event_flags {
@@ -155,6 +157,9 @@ enum nfsf_event_flags {
 	NFSF_EVF_REC_HEAD = 4,   /* data[0..3] is a record mark (TCP) */
 	NFSF_EVF_TRUNC = 8,      /* wire_len > len: the rest of the record was not sent */
 	NFSF_EVF_CHUNK = 16,     /* follow-on chunk of a long reply (READDIR/READDIRPLUS) */
+	NFSF_EVF_NEW_CONN = 32,  /* first event of this direction since its SYN: a new connection
+				  * (also on a reused 4-tuple); the stream starts afresh here */
+	NFSF_EVF_RST = 64,       /* NFSF_EV_FLOW_END of a reset */
 };
 
 /*

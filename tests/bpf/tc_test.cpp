@@ -875,6 +875,42 @@ TEST_F(BpfTest, EventsCarryHeadsNeverWriteData) {
   EXPECT_TRUE(std::equal(events[0].begin(), events[0].end(), rec.begin()));
 }
 
+// The agent learns where connections start and end from the events: the first event after
+// a SYN says NFSF_EVF_NEW_CONN (later ones do not), a FIN or RST is an NFSF_EV_FLOW_END.
+TEST_F(BpfTest, EventsMarkConnectionStartAndEnd) {
+  auto& p = tc();
+  std::vector<std::pair<uint32_t, uint32_t>> events;  // type, flags
+  auto cb = [](void* ctx, void* data, size_t) -> int {
+    auto* ev = static_cast<nfsf_event*>(data);
+    static_cast<std::vector<std::pair<uint32_t, uint32_t>>*>(ctx)->emplace_back(ev->type, ev->flags);
+    return 0;
+  };
+  ring_buffer* rb = ring_buffer__new(p.maps().events_fd, cb, &events, nullptr);
+  ASSERT_NE(rb, nullptr);
+  Flow fl;
+  fl.seq = 0x90000000u;
+  test_run(p.egress_fd(), build(fl, {}, 0x02));  // SYN
+  CallOpts a, b;
+  a.xid = 1;
+  b.xid = 2;
+  Bytes r1 = mark(rpc_call(fh_of(1), a)), r2 = mark(rpc_call(fh_of(2), b));
+  fl.seq += 1;
+  test_run(p.egress_fd(), build(fl, r1));
+  fl.seq += uint32_t(r1.size());
+  test_run(p.egress_fd(), build(fl, r2));
+  fl.seq += uint32_t(r2.size());
+  test_run(p.egress_fd(), build(fl, {}, 0x11));  // FIN+ACK
+  test_run(p.egress_fd(), build(fl, {}, 0x04));  // RST
+  ring_buffer__consume(rb);
+  ring_buffer__free(rb);
+  const uint32_t eg = NFSF_EVF_EGRESS, head = NFSF_EVF_REC_HEAD | NFSF_EVF_TRUNC;
+  ASSERT_EQ(events.size(), 4u);
+  EXPECT_EQ(events[0], std::make_pair(uint32_t(NFSF_EV_STREAM), eg | head | NFSF_EVF_NEW_CONN));
+  EXPECT_EQ(events[1], std::make_pair(uint32_t(NFSF_EV_STREAM), eg | head));
+  EXPECT_EQ(events[2], std::make_pair(uint32_t(NFSF_EV_FLOW_END), eg));
+  EXPECT_EQ(events[3], std::make_pair(uint32_t(NFSF_EV_FLOW_END), eg | NFSF_EVF_RST));
+}
+
 // TC test_run builds a linear skb (PAGE_SIZE bound); big "GSO" skbs run through XDP frags.
 TEST_F(BpfTest, GsoSizedSkbTailOfRecordThenWriteHead) {
   Bytes fh = fh_of(14);
