@@ -79,7 +79,7 @@ const char* counter_name(nfsf_counter c) {
       "resync", "err_short", "err_bad_ip", "err_bad_tcp", "err_bad_record", "err_bad_rpc",
       "err_fh_len", "err_loop", "err_store", "err_head_split", "rpc_replies", "retrans_head",
       "reply_accepted", "mid_record", "not_first_frag", "flow_new", "dirop_pending", "handle_learned",
-      "handle_missed"};
+      "handle_missed", "head_carried"};
   return c < NFSF_C_MAX ? names[c] : "?";
 }
 

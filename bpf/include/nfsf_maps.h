@@ -54,6 +54,36 @@ struct {
 	__type(value, __u32);
 } want_xids SEC(".maps");
 
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, NFSF_MAX_SPLITS);
+	__type(key, struct nfsf_flow_key);
+	__type(value, struct nfsf_split);
+} split_heads SEC(".maps");
+
+/* The tail-call array; each object defines it (its values name that object's programs):
+ * the carry programs have their own verifier budget, which the main programs are close to. */
+#define NFSF_PROGS_MAP(ctx_type, carry_calls, carry_replies)                                    \
+	struct {                                                                                 \
+		__uint(type, BPF_MAP_TYPE_PROG_ARRAY);                                           \
+		__uint(max_entries, NFSF_PROG_SLOTS);                                            \
+		__uint(key_size, sizeof(__u32)); /* no BTF key type: the kernel refuses BTF  */  \
+		__array(values, int(ctx_type *)); /* on a prog array (libbpf warns, retries) */  \
+	} progs SEC(".maps") = {                                                                 \
+		.values = {                                                                      \
+			[NFSF_SLOT_CARRY_CALLS] = (void *)&carry_calls,                          \
+			[NFSF_SLOT_CARRY_REPLIES] = (void *)&carry_replies,                      \
+		},                                                                               \
+	}
+
+/* A zeroed nfsf_split: what a new split_heads entry is created from (too big for the stack). */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct nfsf_split);
+} split_tmpl SEC(".maps");
+
 /* Written by TC egress, read and deleted by TC ingress (unused in the XDP object). */
 struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);

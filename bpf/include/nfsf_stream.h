@@ -11,9 +11,8 @@
  * gets the same treatment. Flows without state (opened before attach, evicted) or with a
  * gap resync on a skb that starts with a plausible record head.
  *
- * Known limit: a record head (mark + RPC header + WRITE args up to the data length) must
- * lie within one skb; a head cut by the skb end is counted in NFSF_C_ERR_HEAD_SPLIT and
- * not judged (if the cut falls in the 4-byte mark the flow resyncs later).
+ * A record head cut by the skb end (in its mark, its RPC header or its WRITE args) is
+ * carried to the next skb and judged there: nfsf_split.h.
  */
 #ifndef NFSF_STREAM_H
 #define NFSF_STREAM_H
@@ -164,13 +163,14 @@ static __always_inline void emit_chunks(struct nfsf_walk *w, __u32 off, __u32 to
 		bpf_loop(NFSF_MAX_CHUNKS, chunk_one, &c, 0);
 }
 
-/* A parse that ran off the end of a record cut by the skb end is a split head. */
-static __always_inline void count_parse_err(struct nfsf_walk *w, int ret, __u32 end, __u32 wire_len,
-					    __u32 off)
+/* A parse that ran off the end of this skb while the record goes on: the head is cut (the
+ * caller carries it to the next skb, nfsf_split.h). Anything else is counted. */
+static __always_inline int head_cut(int ret, __u32 end, __u32 wire_len, __u32 off)
 {
 	if (ret == -NFSF_C_ERR_SHORT && end < off + wire_len)
-		ret = -NFSF_C_ERR_HEAD_SPLIT;
+		return 1;
 	count_err(ret);
+	return 0;
 }
 
 static __always_inline void ring_push(struct nfsf_flow_state *fs, __u32 seq)
@@ -257,25 +257,21 @@ static __always_inline int poison_write(struct nfsf_walk *w, struct nfsf_call *c
  * are not followed (".." of a tree root lies outside the tree).
  * The TC ingress program handles the replies; XDP (calls on a server) does not record.
  */
-static __always_inline void note_dirop(struct nfsf_walk *w, struct nfsf_call *call, __u32 end,
-				       struct nfsf_fh_key *fh)
+/* note_dirop's tail, also used for carried calls (nfsf_split.h): the directory handle and
+ * the first 8 bytes of the name (length word + up to 4 bytes) have been read. */
+static __always_inline void record_dirop(struct nfsf_walk *w, struct nfsf_call *call,
+					 struct nfsf_fh_key *fh, __u32 name[2])
 {
 #ifndef NFSF_CTX_XDP
 	struct nfsf_xid_key xk = {};
 	struct nfsf_dirop d = {};
-	__u32 *tid, noff = 0, name[2], nlen;
+	__u32 *tid, nlen = bpf_ntohl(name[0]);
 
-	if (parse_fh(w->ctx, call->args, end, fh, &noff))
-		return; /* the call's head is emitted as usual; nothing to learn from here */
 	tid = bpf_map_lookup_elem(&handles, fh);
 	if (!tid || *tid == 0)
 		return;
 	d.tree = *tid;
 	d.proc = call->proc;
-	/* filename3: length + bytes (a 1- or 2-byte name is padded to 4, so 8 bytes exist) */
-	if (load_at(w->ctx, noff, end, name, sizeof(name)))
-		return;
-	nlen = bpf_ntohl(name[0]);
 	if (nlen == 1 && (name[1] & 0xff) == '.')
 		return;
 	if (nlen == 2 && (name[1] & 0xffff) == 0x2e2e) /* ".." (little-endian load) */
@@ -287,23 +283,42 @@ static __always_inline void note_dirop(struct nfsf_walk *w, struct nfsf_call *ca
 #endif
 }
 
+static __always_inline void note_dirop(struct nfsf_walk *w, struct nfsf_call *call, __u32 end,
+				       struct nfsf_fh_key *fh)
+{
+	__u32 noff = 0, name[2];
+
+	if (parse_fh(w->ctx, call->args, end, fh, &noff))
+		return; /* the call's head is emitted as usual; nothing to learn from here */
+	/* filename3: length + bytes (a 1- or 2-byte name is padded to 4, so 8 bytes exist) */
+	if (load_at(w->ctx, noff, end, name, sizeof(name)))
+		return;
+	record_dirop(w, call, fh, name);
+}
+
+/* The pending dir-op of this reply, taken out of the map whatever the reply says. */
+static __always_inline int take_dirop(struct nfsf_xid_key *xk, struct nfsf_dirop *d)
+{
+	struct nfsf_dirop *pd = bpf_map_lookup_elem(&pending_dirop, xk);
+
+	if (!pd)
+		return 0;
+	*d = *pd;
+	bpf_map_delete_elem(&pending_dirop, xk);
+	return 1;
+}
+
 /* The reply to a remembered dir-op call: map its new handle (see note_dirop). */
 static __always_inline void learn_handle(struct nfsf_walk *w, struct nfsf_reply *r,
 					 struct nfsf_xid_key *xk, __u32 end)
 {
-	struct nfsf_dirop *pd, d;
+	struct nfsf_dirop d;
 	struct nfsf_fh_key fh;
 	__u32 st, follows, fo, next;
 
-	pd = bpf_map_lookup_elem(&pending_dirop, xk);
-	if (!pd)
+	if (!take_dirop(xk, &d) || !r->accepted || d.tree == 0)
 		return;
-	d = *pd;
-	bpf_map_delete_elem(&pending_dirop, xk); /* whatever the reply says */
-	if (!r->accepted || d.tree == 0)
-		return;
-	/* The handle is read from this (first) skb of the reply only: dir-op replies are
-	 * small; one cut by the skb end is counted and left to the agent. */
+	/* A reply cut by the skb end is carried (nfsf_split.h, learned there). */
 	if (load_at(w->ctx, r->res, end, &st, 4))
 		goto missed;
 	if (st != 0)
@@ -328,76 +343,70 @@ missed:
 	count(NFSF_C_HANDLE_MISSED);
 }
 
-/*
- * One call head at mark offset `off` (TCP; for UDP off = payload start and no mark).
- * again: a remembered head seen again (retransmission): verdict only, no counters/events.
- */
-static __always_inline void handle_call(struct nfsf_walk *w, __u32 off, __u32 m, __u32 end,
-					__u32 wire_len, __u32 mark_seq, int again)
+/* Overwrite n (4 or 8) bytes at `at` with 0xff (same checksum treatment as the handle): the
+ * WRITE's offset or count, when its handle went out in an earlier skb (nfsf_split.h). The
+ * server refuses such a WRITE (ganesha: NFS3ERR_INVAL for either, nothing written;
+ * tests/lab/poison_probe.py). */
+static __always_inline int poison_field(struct nfsf_walk *w, struct nfsf_call *call, __u32 at,
+					const __u32 n, __u32 tree)
 {
 	struct nfsf_pkt *pkt = &w->pkt;
-	struct nfsf_call call;
-	struct nfsf_write wr;
+	struct nfsf_xid_key xk = {};
+	struct nfsf_poisoned pv = {};
+	__u32 old[2] = {}, bad[2] = { 0xffffffffu, 0xffffffffu };
+	__s64 diff;
+
+	if (ctx_load(w->ctx, at, old, n))
+		return -NFSF_C_ERR_SHORT;
+	diff = bpf_csum_diff(old, n, bad, n, 0);
+	if (diff < 0 || ctx_store(w->ctx, at, bad, n) ||
+	    ctx_l4_csum_apply(w->ctx, pkt->csum_off, csum_diff_at(diff, (at - pkt->l4_off) & 1),
+			      pkt->flow.proto == NFSF_IPPROTO_UDP))
+		return -NFSF_C_ERR_STORE;
+	flow_reverse(&pkt->flow, &xk.flow);
+	xk.xid = call->xid;
+	pv.ts_ns = bpf_ktime_get_ns();
+	pv.tree = tree;
+	bpf_map_update_elem(&poisoned, &xk, &pv, BPF_ANY);
+	return 0;
+}
+
+enum nfsf_refuse_at {
+	NFSF_REFUSE_FH = 0,     /* the handle is in this skb at wr->fh_off */
+	NFSF_REFUSE_OFFSET = 1, /* not the handle but the 8-byte offset is: at wr->fh_off */
+	NFSF_REFUSE_COUNT = 2,  /* only the 4-byte count is: at wr->fh_off */
+	NFSF_REFUSE_NONE = 3,   /* none of them: they went out in earlier skbs */
+};
+
+/* The verdict on a parsed WRITE head: tree lookup, counters, and (over quota) the refusal.
+ * Returns 1 when the WRITE was refused (poisoned or dropped). */
+static __always_inline int judge_write(struct nfsf_walk *w, struct nfsf_call *call,
+					struct nfsf_write *wr, __u32 mark_seq, int again, int where)
+{
+	struct nfsf_pkt *pkt = &w->pkt;
 	struct nfsf_tree *t;
 	__u32 *tid, id, refused = 0;
 	int ret;
 
-	ret = parse_call(w->ctx, m, end, &call);
-	if (ret) {
-		if (!again)
-			count_parse_err(w, ret, end, wire_len, off);
-		return;
-	}
-	if (!again)
-		count(NFSF_C_RPC_CALLS);
-	if (call.prog != NFS_PROG || call.vers != NFS_V3 || call.proc != NFS3_WRITE) {
-		if (again)
-			return;
-		if (call.prog == NFS_PROG && call.vers == NFS_V3 &&
-		    (call.proc == NFS3_READDIR || call.proc == NFS3_READDIRPLUS)) {
-			struct nfsf_xid_key xk = {};
-
-			flow_reverse(&pkt->flow, &xk.flow);
-			xk.xid = call.xid;
-			bpf_map_update_elem(&want_xids, &xk, &call.proc, BPF_ANY);
-		}
-		if (call.prog == NFS_PROG && call.vers == NFS_V3 && is_dirop(call.proc))
-			note_dirop(w, &call, end, &wr.fh); /* wr.fh: scratch (stack budget) */
-		emit(w, off, end - off, wire_len, pkt->flow.proto == NFSF_IPPROTO_TCP ? NFSF_EVF_REC_HEAD : 0);
-		return;
-	}
-
-	if (!again)
-		count(NFSF_C_WRITE_CALLS);
-	ret = parse_write(w->ctx, call.args, end, &wr);
-	if (ret) {
-		if (!again)
-			count_parse_err(w, ret, end, wire_len, off);
-		return;
-	}
-	if (!again)
-		emit(w, off, wr.head_end - off, wire_len,
-		     pkt->flow.proto == NFSF_IPPROTO_TCP ? NFSF_EVF_REC_HEAD : 0);
-
-	tid = bpf_map_lookup_elem(&handles, &wr.fh);
+	tid = bpf_map_lookup_elem(&handles, &wr->fh);
 	id = tid ? *tid : 0;
 	t = id ? bpf_map_lookup_elem(&trees, &id) : NULL;
 	if (!t) {
 		if (!again)
 			count(NFSF_C_WRITE_UNKNOWN_FH);
-		return;
+		return 0;
 	}
 	if (!t->over) {
 		if (!again) {
 			__sync_fetch_and_add(&t->writes, 1);
-			__sync_fetch_and_add(&t->write_bytes, wr.count);
+			__sync_fetch_and_add(&t->write_bytes, wr->count);
 			count(NFSF_C_WRITE_ALLOWED);
 		}
-		return;
+		return 0;
 	}
 	if (!again) {
 		__sync_fetch_and_add(&t->refused_writes, 1);
-		__sync_fetch_and_add(&t->refused_bytes, wr.count);
+		__sync_fetch_and_add(&t->refused_bytes, wr->count);
 	}
 	if (nfsf_action == NFSF_ACTION_DROP) {
 		w->drop = 1;
@@ -405,7 +414,14 @@ static __always_inline void handle_call(struct nfsf_walk *w, __u32 off, __u32 m,
 			count(NFSF_C_WRITE_REFUSED_DROP);
 		refused = 1;
 	} else {
-		ret = poison_write(w, &call, &wr, id);
+		if (where == NFSF_REFUSE_FH)
+			ret = poison_write(w, call, wr, id);
+		else if (where == NFSF_REFUSE_OFFSET)
+			ret = poison_field(w, call, wr->fh_off, 8, id);
+		else if (where == NFSF_REFUSE_COUNT)
+			ret = poison_field(w, call, wr->fh_off, 4, id);
+		else
+			ret = -NFSF_C_ERR_HEAD_SPLIT;
 		if (ret) {
 			count_err(ret);
 		} else {
@@ -416,27 +432,130 @@ static __always_inline void handle_call(struct nfsf_walk *w, __u32 off, __u32 m,
 	}
 	if (refused && !again && pkt->flow.proto == NFSF_IPPROTO_TCP)
 		ring_push(w->fs, mark_seq);
+	return refused;
 }
 
-/* One reply head. Rewrites nfsstat3 to NFS3ERR_DQUOT for XIDs of poisoned WRITEs. */
-static __always_inline void handle_reply(struct nfsf_walk *w, __u32 off, __u32 m, __u32 end,
-					 __u32 wire_len, __u32 mark_seq, int again)
+/* A NFS READDIR/READDIRPLUS call: its reply is streamed whole to the agent. */
+static __always_inline void want_reply(struct nfsf_walk *w, struct nfsf_call *call)
+{
+	struct nfsf_xid_key xk = {};
+
+	flow_reverse(&w->pkt.flow, &xk.flow);
+	xk.xid = call->xid;
+	bpf_map_update_elem(&want_xids, &xk, &call->proc, BPF_ANY);
+}
+
+static __always_inline int is_nfs3(const struct nfsf_call *call)
+{
+	return call->prog == NFS_PROG && call->vers == NFS_V3;
+}
+
+/*
+ * One call head at mark offset `off` (TCP; for UDP off = payload start and no mark).
+ * again: a remembered head seen again (retransmission): verdict only, no counters/events.
+ * Returns 1, having counted nothing, when the head is cut by the skb end (TCP: the caller
+ * carries it to the next skb) or, for a small record (a LOOKUP, a CREATE...), when the
+ * record is: the agent gets those whole.
+ */
+static __always_inline int handle_call(struct nfsf_walk *w, __u32 off, __u32 m, __u32 end,
+				       __u32 wire_len, __u32 mark_seq, int again)
+{
+	struct nfsf_pkt *pkt = &w->pkt;
+	struct nfsf_call call;
+	struct nfsf_write wr;
+	int ret, is_tcp = pkt->flow.proto == NFSF_IPPROTO_TCP;
+
+	ret = parse_call(w->ctx, m, end, &call);
+	if (ret)
+		return again ? 0 : head_cut(ret, end, wire_len, off) && is_tcp;
+	if (!is_nfs3(&call) || call.proc != NFS3_WRITE) {
+		if (again)
+			return 0;
+		if (is_tcp && end < off + wire_len && wire_len <= NFSF_SPLIT_MAX)
+			return 1;
+		count(NFSF_C_RPC_CALLS);
+		if (is_nfs3(&call) && (call.proc == NFS3_READDIR || call.proc == NFS3_READDIRPLUS))
+			want_reply(w, &call);
+		if (is_nfs3(&call) && is_dirop(call.proc))
+			note_dirop(w, &call, end, &wr.fh); /* wr.fh: scratch (stack budget) */
+		emit(w, off, end - off, wire_len, is_tcp ? NFSF_EVF_REC_HEAD : 0);
+		return 0;
+	}
+	ret = parse_write(w->ctx, call.args, end, &wr);
+	if (ret) {
+		if (again)
+			return 0;
+		if (head_cut(ret, end, wire_len, off) && is_tcp)
+			return 1;
+		count(NFSF_C_RPC_CALLS);
+		count(NFSF_C_WRITE_CALLS);
+		return 0;
+	}
+	if (!again) {
+		count(NFSF_C_RPC_CALLS);
+		count(NFSF_C_WRITE_CALLS);
+		emit(w, off, wr.head_end - off, wire_len, is_tcp ? NFSF_EVF_REC_HEAD : 0);
+	}
+	judge_write(w, &call, &wr, mark_seq, again, NFSF_REFUSE_FH);
+	return 0;
+}
+
+/* Reply to a poisoned WRITE: its nfsstat3 at `at` (in this skb) becomes NFS3ERR_DQUOT. */
+static __always_inline void rewrite_status(struct nfsf_walk *w, __u32 at, __u32 end, __u32 mark_seq,
+					   int again)
+{
+	struct nfsf_pkt *pkt = &w->pkt;
+	__u32 st, nst = bpf_htonl(NFSF_NFS3ERR_DQUOT), is_tcp = pkt->flow.proto == NFSF_IPPROTO_TCP;
+	__s64 diff;
+
+	if (load_at(w->ctx, at, end, &st, 4)) {
+		if (!again)
+			count(NFSF_C_ERR_SHORT);
+		return;
+	}
+	if (st == 0) {
+		if (!again)
+			count(NFSF_C_REPLY_ACCEPTED);
+		return;
+	}
+	if (st != nst) {
+		diff = bpf_csum_diff(&st, 4, &nst, 4, 0);
+		if (diff < 0 || ctx_store(w->ctx, at, &nst, 4) ||
+		    ctx_l4_csum_apply(w->ctx, pkt->csum_off,
+				      csum_diff_at(diff, (at - pkt->l4_off) & 1), !is_tcp)) {
+			count(NFSF_C_ERR_STORE);
+			return;
+		}
+	}
+	if (!again) {
+		count(NFSF_C_REPLY_REWRITTEN);
+		if (is_tcp)
+			ring_push(w->fs, mark_seq);
+	}
+}
+
+/* One reply head. Rewrites nfsstat3 to NFS3ERR_DQUOT for XIDs of poisoned WRITEs.
+ * Returns 1 when the head, or a small record, is cut by the skb end (see handle_call). */
+static __always_inline int handle_reply(struct nfsf_walk *w, __u32 off, __u32 m, __u32 end,
+					__u32 wire_len, __u32 mark_seq, int again)
 {
 	struct nfsf_pkt *pkt = &w->pkt;
 	struct nfsf_xid_key xk = {};
 	struct nfsf_reply r;
-	__u32 st, want = 0, is_tcp = pkt->flow.proto == NFSF_IPPROTO_TCP;
-	__s64 diff;
+	__u32 want = 0, is_tcp = pkt->flow.proto == NFSF_IPPROTO_TCP;
 	int ret;
 
 	ret = parse_reply(w->ctx, m, end, &r);
-	if (ret) {
-		if (!again)
-			count_parse_err(w, ret, end, wire_len, off);
-		return;
-	}
+	if (ret)
+		return again ? 0 : head_cut(ret, end, wire_len, off) && is_tcp;
 	xk.flow = pkt->flow;
 	xk.xid = r.xid;
+	if (!again && is_tcp && end < off + wire_len && wire_len <= NFSF_SPLIT_MAX) {
+		/* carried for the agent; a poisoned XID's status already in this skb is fixed now */
+		if (r.accepted && r.res + 4 <= end && bpf_map_lookup_elem(&poisoned, &xk))
+			rewrite_status(w, r.res, end, mark_seq, 0);
+		return 1;
+	}
 	if (!again) {
 		count(NFSF_C_RPC_REPLIES);
 		want = bpf_map_lookup_elem(&want_xids, &xk) != NULL;
@@ -451,44 +570,20 @@ static __always_inline void handle_reply(struct nfsf_walk *w, __u32 off, __u32 m
 		}
 		learn_handle(w, &r, &xk, end);
 	}
-	if (!r.accepted || !bpf_map_lookup_elem(&poisoned, &xk))
-		return;
-	if (load_at(w->ctx, r.res, end, &st, 4)) {
-		if (!again)
-			count(NFSF_C_ERR_SHORT);
-		return;
-	}
-	if (st == 0) {
-		if (!again)
-			count(NFSF_C_REPLY_ACCEPTED);
-		return;
-	}
-	if (st != bpf_htonl(NFSF_NFS3ERR_DQUOT)) {
-		__u32 nst = bpf_htonl(NFSF_NFS3ERR_DQUOT);
-
-		diff = bpf_csum_diff(&st, 4, &nst, 4, 0);
-		if (diff < 0 || ctx_store(w->ctx, r.res, &nst, 4) ||
-		    ctx_l4_csum_apply(w->ctx, pkt->csum_off,
-				      csum_diff_at(diff, (r.res - pkt->l4_off) & 1), !is_tcp)) {
-			count(NFSF_C_ERR_STORE);
-			return;
-		}
-	}
-	if (!again) {
-		count(NFSF_C_REPLY_REWRITTEN);
-		if (is_tcp)
-			ring_push(w->fs, mark_seq);
-	}
+	if (r.accepted && bpf_map_lookup_elem(&poisoned, &xk))
+		rewrite_status(w, r.res, end, mark_seq, again);
+	return 0;
 }
 
-static __always_inline void handle_head(struct nfsf_walk *w, __u32 off, __u32 m, __u32 end,
-					__u32 wire_len, __u32 mark_seq, int again, const int side)
+static __always_inline int handle_head(struct nfsf_walk *w, __u32 off, __u32 m, __u32 end,
+				       __u32 wire_len, __u32 mark_seq, int again, const int side)
 {
 	if (side == NFSF_SIDE_CALLS)
-		handle_call(w, off, m, end, wire_len, mark_seq, again);
-	else
-		handle_reply(w, off, m, end, wire_len, mark_seq, again);
+		return handle_call(w, off, m, end, wire_len, mark_seq, again);
+	return handle_reply(w, off, m, end, wire_len, mark_seq, again);
 }
+
+#include "nfsf_split.h"
 
 static __always_inline __u32 seq_at(const struct nfsf_pkt *pkt, __u32 off)
 {
@@ -512,10 +607,14 @@ static __always_inline long walk_one(__u32 i, void *arg, const int side)
 	if (d >= end - w->pkt.pay_off || d >= NFSF_MAX_PKT)
 		goto stop;
 	off = w->pkt.pay_off + d;
+	if (end - off < 4) {
+		/* the mark itself is cut: carried to the next skb (nfsf_split.h) */
+		save_split(w, off, end, 0, fs->next_mark, 0, !(fs->flags & NFSF_FS_IN_MSG));
+		goto stop;
+	}
 	if (load_at(w->ctx, off, end, &mark, 4)) {
-		/* the mark itself is cut: nothing to go on until a resync */
 		fs->flags &= ~NFSF_FS_SYNCED;
-		count(NFSF_C_ERR_HEAD_SPLIT);
+		count(NFSF_C_ERR_SHORT);
 		goto stop;
 	}
 	mark = bpf_ntohl(mark);
@@ -527,8 +626,9 @@ static __always_inline long walk_one(__u32 i, void *arg, const int side)
 	}
 	mseq = fs->next_mark;
 	rec_end = off + 4 + len;
-	if (!(fs->flags & NFSF_FS_IN_MSG))
-		handle_head(w, off, off + 4, min_u32(rec_end, end), 4 + len, mseq, 0, side);
+	if (!(fs->flags & NFSF_FS_IN_MSG) &&
+	    handle_head(w, off, off + 4, min_u32(rec_end, end), 4 + len, mseq, 0, side))
+		save_split(w, off, end, 4 + len, mseq, NFSF_SPLIT_MARK_DONE, 1);
 	if (mark & 0x80000000)
 		fs->flags &= ~NFSF_FS_IN_MSG;
 	else
@@ -596,7 +696,7 @@ static long ring_replies(__u32 i, void *arg)
 	return ring_one(i, arg, NFSF_SIDE_REPLIES);
 }
 
-static __always_inline void handle_tcp(struct nfsf_walk *w, const int side)
+static __always_inline void handle_tcp(struct nfsf_walk *w, const int side, const int carried)
 {
 	struct nfsf_pkt *pkt = &w->pkt;
 	struct nfsf_flow_state *fs, nfs = {};
@@ -619,6 +719,8 @@ static __always_inline void handle_tcp(struct nfsf_walk *w, const int side)
 	fs = bpf_map_lookup_elem(&flows, &pkt->flow);
 	if (fs) {
 		w->fs = fs;
+		if (fs->flags & NFSF_FS_SPLIT)
+			split_check(w, side, carried);
 		if (fs->ring_valid)
 			bpf_loop(NFSF_FLOW_RING, side == NFSF_SIDE_CALLS ? ring_calls : ring_replies, w, 0);
 		/* NOTE: emit_until means nothing without the flag: an unset 0 compares as ahead
@@ -681,13 +783,16 @@ static long dgram_replies(__u32 i, void *arg)
 	return 1;
 }
 
-/* The entry point's body: returns NFSF_VERDICT_PASS or NFSF_VERDICT_DROP. */
-static __always_inline int nfsf_handle(struct nfsf_ctx *ctx, const int side, __u32 evflags)
+/* The entry point's body: returns NFSF_VERDICT_PASS or NFSF_VERDICT_DROP. carried: this is
+ * a carry program, tail-called for an skb that completes a cut head (nfsf_split.h). */
+static __always_inline int nfsf_handle(struct nfsf_ctx *ctx, const int side, __u32 evflags,
+				       const int carried)
 {
 	struct nfsf_walk w = {};
 	int ret;
 
-	count(NFSF_C_PACKETS);
+	if (!carried) /* the carry program runs on an skb the main program counted */
+		count(NFSF_C_PACKETS);
 	w.ctx = ctx;
 	w.side = side;
 	w.evflags = evflags;
@@ -698,10 +803,11 @@ static __always_inline int nfsf_handle(struct nfsf_ctx *ctx, const int side, __u
 	}
 	if (!is_rpc_flow(&w.pkt))
 		return NFSF_VERDICT_PASS;
-	count(NFSF_C_NFS_PACKETS);
+	if (!carried)
+		count(NFSF_C_NFS_PACKETS);
 
 	if (w.pkt.flow.proto == NFSF_IPPROTO_TCP) {
-		handle_tcp(&w, side);
+		handle_tcp(&w, side, carried);
 		if (w.pkt.tcp_flags & (NFSF_TCP_FIN | NFSF_TCP_RST))
 			emit_flow_end(&w);
 	} else if (w.pkt.pay_end > w.pkt.pay_off)

@@ -14,6 +14,9 @@
  *   pending_dirop LRU_HASH nfsf_xid_key -> nfsf_dirop    NFSF_MAX_POISONED (LOOKUP/CREATE/MKDIR/
  *                                                        SYMLINK/MKNOD calls in a mapped directory:
  *                                                        the reply's new handle is mapped in-kernel)
+ *   split_heads LRU_HASH nfsf_flow_key -> nfsf_split     NFSF_MAX_SPLITS (a record head cut by
+ *                                                        the skb end, completed from the next skb)
+ *   progs     PROG_ARRAY enum nfsf_prog_slot -> program  NFSF_PROG_SLOTS (tail calls, nfsf_split.h)
  *   rpc_ports ARRAY    __u32 port / 32 -> __u32 bitmap   NFSF_RPC_PORT_WORDS (other RPC ports
  *                                                        to parse, e.g. MOUNT; bit port % 32)
  *   events    RINGBUF  struct nfsf_event                 NFSF_EVENTS_BYTES (loader may resize)
@@ -36,9 +39,18 @@
 #define NFSF_EVENT_DATA_MAX 2048  /* bytes of RPC payload carried by one ring buffer event */
 #define NFSF_EVENTS_BYTES (4u << 20)
 #define NFSF_NFS_PORT 2049
+#define NFSF_SPLIT_MAX 512      /* bytes of a cut record head carried to the next skb */
+#define NFSF_MAX_SPLITS 1024     /* flows with a cut head at the same time (LRU) */
 #define NFSF_FLOW_RING 8        /* remembered record heads per flow (retransmissions) */
 #define NFSF_FH_POISON 0xff     /* a refused WRITE's handle bytes become all 0xff */
 #define NFSF_NFS3ERR_DQUOT 69
+
+/* Slots of the `progs` tail-call array (defined by each object with NFSF_PROGS_MAP). */
+enum nfsf_prog_slot {
+	NFSF_SLOT_CARRY_CALLS = 0,   /* completes a cut call head, then handles the skb (nfsf_split.h) */
+	NFSF_SLOT_CARRY_REPLIES = 1, /* the same for replies */
+	NFSF_PROG_SLOTS = 2,
+};
 
 enum nfsf_action {
 	NFSF_ACTION_REWRITE = 0, /* poison the handle, rewrite the reply to NFS3ERR_DQUOT */
@@ -84,7 +96,7 @@ enum nfsf_counter {
 	NFSF_C_ERR_FH_LEN,       /* file handle length > NFSF_FH_MAX */
 	NFSF_C_ERR_LOOP,         /* record walk hit its bound */
 	NFSF_C_ERR_STORE,        /* bpf_skb_store_bytes / csum helper failed */
-	NFSF_C_ERR_HEAD_SPLIT,   /* a record head continues in the next skb: not judged */
+	NFSF_C_ERR_HEAD_SPLIT,   /* a cut record head that could not be judged (see nfsf_split.h) */
 	NFSF_C_RPC_REPLIES,      /* reply heads parsed (ingress) */
 	NFSF_C_RETRANS_HEAD,     /* a remembered head seen again (retransmission) */
 	NFSF_C_REPLY_ACCEPTED,   /* reply to a poisoned WRITE had status 0: left alone */
@@ -94,6 +106,7 @@ enum nfsf_counter {
 	NFSF_C_DIROP_PENDING,    /* dir-op call in a mapped directory recorded (egress) */
 	NFSF_C_HANDLE_LEARNED,   /* new handle from a dir-op reply added to `handles` (ingress) */
 	NFSF_C_HANDLE_MISSED,    /* successful dir-op reply whose handle could not be read */
+	NFSF_C_HEAD_CARRIED,     /* a head cut by the skb end, completed from the next skb */
 	NFSF_C_MAX,
 };
 
@@ -114,6 +127,8 @@ enum nfsf_flow_flags {
 	NFSF_FS_IN_MSG = 2,  /* the next fragment continues a message (no RPC header) */
 	NFSF_FS_STREAM = 4,  /* emit_until is set: bytes before it belong to a streamed reply */
 	NFSF_FS_NEW_CONN = 8, /* state made at SYN; the flow's next event says NFSF_EVF_NEW_CONN */
+	NFSF_FS_SPLIT = 16,  /* split_heads holds a cut head; the skb at split_seq completes it */
+	NFSF_FS_SPLIT_DONE = 32, /* ...it was refused: a retransmission of that skb is refused again */
 };
 
 struct nfsf_flow_state {
@@ -123,7 +138,7 @@ struct nfsf_flow_state {
 	__u32 ring_pos;    /* next slot of ring[] */
 	__u32 ring_valid;  /* bit i: ring[i] holds a head */
 	__u32 ring[NFSF_FLOW_RING]; /* seqs of refused WRITE heads / rewritten reply heads */
-	__u32 pad;
+	__u32 split_seq;   /* with NFSF_FS_SPLIT: seq at which a cut head's continuation starts */
 };
 
 /* Key of `poisoned` and `want_xids`: the flow of the REPLY (server -> client) + XID. */
@@ -179,6 +194,24 @@ struct nfsf_event {
 	__u32 flags;      /* enum nfsf_event_flags */
 	__u32 pad;
 	__u8 data[NFSF_EVENT_DATA_MAX];
+};
+
+/* Value of `split_heads`: the first bytes of a record (from its mark) that the skb ended in. */
+enum nfsf_split_flags {
+	NFSF_SPLIT_MARK_DONE = 1, /* the mark was whole: the walk already moved past the record */
+	NFSF_SPLIT_JUDGED = 2,    /* completed once; a retransmitted continuation is judged again */
+	NFSF_SPLIT_REFUSED = 4,   /* ...and refused: kept for retransmissions of the continuation */
+};
+
+struct nfsf_split {
+	__u32 seq;       /* TCP seq of the record mark */
+	__u32 have;      /* bytes saved (mark included), 1..NFSF_SPLIT_MAX */
+	__u32 wire_len;  /* 4 + fragment length (MARK_DONE only) */
+	__u32 flags;     /* enum nfsf_split_flags */
+	__u32 fresh;     /* 1: the record starts a message (it has an RPC header) */
+	__u32 tmp;       /* scratch for the programs */
+	struct nfsf_event ev; /* ev.data: the saved bytes, then the continuation; the event the
+			       * completed head is sent to the agent as */
 };
 
 #endif /* NFSFENCE_ABI_H */

@@ -4,20 +4,42 @@
  *   nfsf_egress  (clsact egress):  NFSv3 WRITE calls to over-quota trees are poisoned
  *                                  (handle bytes -> 0xff, XID remembered) or dropped.
  *   nfsf_ingress (clsact ingress): replies to poisoned XIDs get nfsstat3 = NFS3ERR_DQUOT.
- * Both stream control-plane RPC bytes to the `events` ring buffer.
+ * Both stream control-plane RPC bytes to the `events` ring buffer. nfsf_egress_carry and
+ * nfsf_ingress_carry are reached by tail call only (nfsf_split.h).
  */
+#include "nfsf_maps.h"
+
+int nfsf_egress(struct __sk_buff *skb);
+int nfsf_ingress(struct __sk_buff *skb);
+int nfsf_egress_carry(struct __sk_buff *skb);
+int nfsf_ingress_carry(struct __sk_buff *skb);
+NFSF_PROGS_MAP(struct __sk_buff, nfsf_egress_carry, nfsf_ingress_carry);
+
 #include "nfsf_stream.h"
 
 SEC("tc")
 int nfsf_egress(struct __sk_buff *skb)
 {
-	return nfsf_handle(skb, NFSF_SIDE_CALLS, NFSF_EVF_EGRESS);
+	return nfsf_handle(skb, NFSF_SIDE_CALLS, NFSF_EVF_EGRESS, 0);
 }
 
 SEC("tc")
 int nfsf_ingress(struct __sk_buff *skb)
 {
-	return nfsf_handle(skb, NFSF_SIDE_REPLIES, NFSF_EVF_INGRESS);
+	return nfsf_handle(skb, NFSF_SIDE_REPLIES, NFSF_EVF_INGRESS, 0);
+}
+
+/* Tail-call targets only (never attached): a head cut by the previous skb's end. */
+SEC("tc")
+int nfsf_egress_carry(struct __sk_buff *skb)
+{
+	return nfsf_handle(skb, NFSF_SIDE_CALLS, NFSF_EVF_EGRESS, 1);
+}
+
+SEC("tc")
+int nfsf_ingress_carry(struct __sk_buff *skb)
+{
+	return nfsf_handle(skb, NFSF_SIDE_REPLIES, NFSF_EVF_INGRESS, 1);
 }
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";

@@ -7,12 +7,25 @@
  * bpf_xdp_load_bytes.
  */
 #define NFSF_CTX_XDP 1
+#include "nfsf_maps.h"
+
+int nfsf_xdp(struct xdp_md *ctx);
+int nfsf_xdp_carry(struct xdp_md *ctx);
+NFSF_PROGS_MAP(struct xdp_md, nfsf_xdp_carry, nfsf_xdp_carry);
+
 #include "nfsf_stream.h"
 
 SEC("xdp.frags")
 int nfsf_xdp(struct xdp_md *ctx)
 {
-	return nfsf_handle(ctx, NFSF_SIDE_CALLS, NFSF_EVF_INGRESS);
+	return nfsf_handle(ctx, NFSF_SIDE_CALLS, NFSF_EVF_INGRESS, 0);
+}
+
+/* Tail-call target only: a call head cut by the previous packet's end (nfsf_split.h). */
+SEC("xdp.frags")
+int nfsf_xdp_carry(struct xdp_md *ctx)
+{
+	return nfsf_handle(ctx, NFSF_SIDE_CALLS, NFSF_EVF_INGRESS, 1);
 }
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";

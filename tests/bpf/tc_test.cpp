@@ -665,24 +665,29 @@ INSTANTIATE_TEST_SUITE_P(
                       DirOpCase{.name = "lookup_known_handle_kept", .flow = Flow{}, .proc = 3, .premapped = 2}),
     [](const auto& info) { return std::string(info.param.name); });
 
-// A dir-op reply whose handle is cut by the end of the skb: counted, nothing mapped.
-TEST_F(BpfTest, DirOpReplyHandleCutIsCounted) {
+// A dir-op reply cut by the end of the skb (in its handle) is carried: the handle is mapped
+// when the next skb completes it.
+TEST_F(BpfTest, DirOpReplyCutIsCarriedAndLearned) {
   auto& p = tc();
   Bytes dir = fh_of(41), obj = fh_of(91);
   ASSERT_TRUE(p.maps().set_handle_tree(dir, 1));
   Bytes in = build(Flow{}, mark(dirop_call(dir, 8, "f", 9)));
   ASSERT_EQ(test_run(p.egress_fd(), in).err, 0);
-  Bytes rmsg = dirop_reply(9, 8, 0, true, obj);
-  Bytes rec = mark(rmsg);
-  Bytes cut(rec.begin(), rec.begin() + 4 + 28 + 4 + 4 + 10);  // header, status, follows, len, 10 bytes
-  Bytes rin = build_reply(Flow{}, cut);
-  RunResult rr = test_run(p.ingress_fd(), rin);
-  EXPECT_EQ(rr.out, rin);
-  EXPECT_EQ(ctr(p.maps(), NFSF_C_HANDLE_MISSED), 1u);
-  EXPECT_EQ(ctr(p.maps(), NFSF_C_HANDLE_LEARNED), 0u);
+  Bytes rec = mark(dirop_reply(9, 8, 0, true, obj));
+  const size_t k = 4 + 28 + 4 + 4 + 10;  // header, status, follows, len, 10 bytes of the handle
+  Bytes r1 = build_reply(Flow{}, Bytes(rec.begin(), rec.begin() + long(k)));
+  EXPECT_EQ(test_run(p.ingress_fd(), r1).out, r1);
   auto ht = p.maps().handle_tree(obj);
   ASSERT_TRUE(ht);
   EXPECT_FALSE(ht->has_value());
+  Bytes r2 = build_reply(Flow{}, Bytes(rec.begin() + long(k), rec.end()), 0x18, 5000 + uint32_t(k));
+  EXPECT_EQ(test_run(p.ingress_fd(), r2).out, r2);
+  EXPECT_EQ(ctr(p.maps(), NFSF_C_HANDLE_LEARNED), 1u);
+  EXPECT_EQ(ctr(p.maps(), NFSF_C_HANDLE_MISSED), 0u);
+  EXPECT_EQ(ctr(p.maps(), NFSF_C_HEAD_CARRIED), 1u);
+  ht = p.maps().handle_tree(obj);
+  ASSERT_TRUE(ht);
+  EXPECT_EQ(ht->value_or(0), 1u);
 }
 
 // ---------------------------------------------------------------- TCP stream cases
@@ -814,23 +819,156 @@ TEST_F(BpfTest, FlowOpenedBeforeAttachResyncs) {
   EXPECT_EQ(ctr(p.maps(), NFSF_C_RESYNC), 1u);
 }
 
-TEST_F(BpfTest, WriteHeadSplitAcrossSkbsIsCountedNotJudged) {
+// A WRITE head to an over-quota tree cut by the end of an skb at every byte: the skb that
+// completes it carries the refusal (the handle if it lies wholly there, else the offset,
+// else the count: all 0xff), except when the cut falls after the count began, where the
+// WRITE passes and is counted; a head whole in the first skb is refused there.
+TEST_F(BpfTest, WriteHeadCutAtEveryByteIsRefusedWhereItCanBe) {
   auto& p = tc();
   Bytes fh = fh_of(8);
   setup_maps(p.maps(), fh, 8, true);
+  CallOpts co;
+  co.data_len = 200;
+  Bytes rec = mark(rpc_call(fh, co));
+  const size_t fh_at = fh_offset(rec, 4), off_at = fh_at + fh.size(), count_at = off_at + 8,
+               head_end = count_at + 12;
+  for (size_t k = 1; k <= head_end + 2; k++) {
+    SCOPED_TRACE("cut after byte " + std::to_string(k));
+    uint64_t refused = ctr(p.maps(), NFSF_C_WRITE_REFUSED_REWRITE), split = ctr(p.maps(), NFSF_C_ERR_HEAD_SPLIT);
+    Flow fl;
+    fl.sport = uint16_t(1000 + k);
+    fl.seq = 0xfffffff0u;  // the cut also crosses the sequence-number wrap for small k
+    test_run(p.egress_fd(), build(fl, {}, 0x02));
+    fl.seq += 1;
+    Bytes s1 = build(fl, Bytes(rec.begin(), rec.begin() + long(k)));
+    fl.seq += uint32_t(k);
+    Bytes s2 = build(fl, Bytes(rec.begin() + long(k), rec.end()));
+    RunResult r1 = test_run(p.egress_fd(), s1), r2 = test_run(p.egress_fd(), s2);
+    ASSERT_EQ(r1.retval, uint32_t(TC_OK));
+    ASSERT_EQ(r2.retval, uint32_t(TC_OK));
+    size_t pay1 = layout_of(s1).pay, pay2 = layout_of(s2).pay;
+    if (k >= head_end) {  // the whole head in s1: refused there
+      EXPECT_TRUE(poisoned_only(s1, r1.out, pay1 + fh_at, fh.size()));
+      EXPECT_EQ(r2.out, s2);
+    } else if (k <= count_at) {
+      size_t at = k <= fh_at ? fh_at : k <= off_at ? off_at : count_at;
+      size_t n = k <= fh_at ? fh.size() : k <= off_at ? 8 : 4;
+      EXPECT_EQ(r1.out, s1);
+      EXPECT_TRUE(poisoned_only(s2, r2.out, pay2 + at - k, n)) << "field at " << at;
+    } else {  // the cut fell after the count began: nothing left to refuse with
+      EXPECT_EQ(r1.out, s1);
+      EXPECT_EQ(r2.out, s2);
+      EXPECT_EQ(ctr(p.maps(), NFSF_C_ERR_HEAD_SPLIT), split + 1);
+    }
+    EXPECT_EQ(ctr(p.maps(), NFSF_C_WRITE_REFUSED_REWRITE), refused + (k > count_at && k < head_end ? 0 : 1));
+  }
+  EXPECT_EQ(ctr(p.maps(), NFSF_C_HEAD_CARRIED), head_end - 1);
+  EXPECT_EQ(ctr(p.maps(), NFSF_C_WRITE_CALLS), head_end + 2);
+}
+
+// TCP resends the original bytes of a lost segment: a retransmitted continuation is
+// refused again (and counted once); in drop mode the continuation is what is dropped.
+TEST_F(BpfTest, CutWriteHeadRetransmittedOrDropped) {
+  for (nfsf_action a : {NFSF_ACTION_REWRITE, NFSF_ACTION_DROP}) {
+    auto& p = tc(a);
+    Bytes fh = fh_of(9);
+    setup_maps(p.maps(), fh, 9, true);
+    Bytes rec = mark(rpc_call(fh));
+    const size_t k = fh_offset(rec, 4) + 3;  // inside the handle: the offset carries it
+    Flow fl;
+    fl.seq = 100;
+    test_run(p.egress_fd(), build(fl, {}, 0x02));
+    fl.seq = 101;
+    Bytes s1 = build(fl, Bytes(rec.begin(), rec.begin() + long(k)));
+    fl.seq = 101 + uint32_t(k);
+    Bytes s2 = build(fl, Bytes(rec.begin() + long(k), rec.end()));
+    EXPECT_EQ(test_run(p.egress_fd(), s1).retval, uint32_t(TC_OK));
+    for (int round = 0; round < 2; round++) {
+      RunResult r = test_run(p.egress_fd(), s2);
+      if (a == NFSF_ACTION_DROP) {
+        EXPECT_EQ(r.retval, uint32_t(TC_SHOT)) << round;
+      } else {
+        EXPECT_EQ(r.retval, uint32_t(TC_OK));
+        EXPECT_TRUE(poisoned_only(s2, r.out, layout_of(s2).pay + fh.size() - 3, 8)) << round;
+      }
+    }
+    EXPECT_EQ(ctr(p.maps(), a == NFSF_ACTION_DROP ? NFSF_C_WRITE_REFUSED_DROP : NFSF_C_WRITE_REFUSED_REWRITE), 1u);
+    EXPECT_EQ(ctr(p.maps(), NFSF_C_HEAD_CARRIED), 1u);
+  }
+}
+
+// The reply to a poisoned WRITE cut at every byte: its status becomes NFS3ERR_DQUOT in
+// whichever skb holds the status word whole; a status word cut in two is counted.
+TEST_F(BpfTest, PoisonedReplyCutAtEveryByteIsRewrittenWhereItCanBe) {
+  auto& p = tc();
+  Bytes fh = fh_of(10);
+  setup_maps(p.maps(), fh, 10, true);
+  CallOpts co;
+  co.xid = 4242;
+  Bytes rec = mark(rpc_reply(co.xid, 10001));  // NFS3ERR_BADHANDLE, as ganesha answers
+  const size_t st_at = 4 + 24;
+  for (size_t k = 1; k < rec.size(); k++) {
+    SCOPED_TRACE("cut after byte " + std::to_string(k));
+    uint64_t split = ctr(p.maps(), NFSF_C_ERR_HEAD_SPLIT);
+    Flow fl;
+    fl.sport = uint16_t(3000 + k);
+    ASSERT_EQ(test_run(p.egress_fd(), build(fl, mark(rpc_call(fh, co)))).err, 0);  // poisons the XID
+    uint32_t isn = 0x7ffffff0u;
+    test_run(p.ingress_fd(), build_reply(fl, {}, 0x12, isn));
+    Bytes s1 = build_reply(fl, Bytes(rec.begin(), rec.begin() + long(k)), 0x18, isn + 1);
+    Bytes s2 = build_reply(fl, Bytes(rec.begin() + long(k), rec.end()), 0x18, isn + 1 + uint32_t(k));
+    RunResult r1 = test_run(p.ingress_fd(), s1), r2 = test_run(p.ingress_fd(), s2);
+    Bytes want1 = s1, want2 = s2;
+    const uint8_t dquot[4] = {0, 0, 0, 69};
+    if (k <= st_at) {
+      std::copy(dquot, dquot + 4, want2.begin() + long(layout_of(s2).pay + st_at - k));
+    } else if (k >= st_at + 4) {
+      std::copy(dquot, dquot + 4, want1.begin() + long(layout_of(s1).pay + st_at));
+    } else {
+      EXPECT_EQ(ctr(p.maps(), NFSF_C_ERR_HEAD_SPLIT), split + 1);
+    }
+    for (auto pr : {std::pair{&r1, &want1}, std::pair{&r2, &want2}}) {
+      Bytes got = pr.first->out, want = *pr.second;
+      Layout L = layout_of(want);
+      size_t c = L.l4 + 16;  // checksums verified on their own below
+      got[c] = want[c] = got[c + 1] = want[c + 1] = 0;
+      EXPECT_EQ(got, want);
+      EXPECT_TRUE(checksums_ok(pr.first->out));
+    }
+  }
+  EXPECT_EQ(ctr(p.maps(), NFSF_C_REPLY_REWRITTEN), rec.size() - 1 - 3);
+}
+
+// A cut head reaches the agent as one event holding the whole head (WRITE: up to the data
+// length word, never data), not as two pieces.
+TEST_F(BpfTest, CutHeadReachesTheAgentAsOneEvent) {
+  auto& p = tc();
+  Bytes fh = fh_of(11);
+  setup_maps(p.maps(), fh, 11, false);
+  std::vector<Bytes> events;
+  auto cb = [](void* ctx, void* data, size_t) -> int {
+    auto* ev = static_cast<nfsf_event*>(data);
+    static_cast<std::vector<Bytes>*>(ctx)->emplace_back(ev->data, ev->data + ev->len);
+    return 0;
+  };
+  ring_buffer* rb = ring_buffer__new(p.maps().events_fd, cb, &events, nullptr);
+  ASSERT_NE(rb, nullptr);
+  CallOpts w;
+  w.data_len = 300;
+  Bytes rec = mark(rpc_call(fh, w));
+  const size_t head_end = fh_offset(rec, 4) + fh.size() + 20;
   Flow fl;
-  fl.seq = 10;
+  fl.seq = 7;
   test_run(p.egress_fd(), build(fl, {}, 0x02));
-  Bytes rec = mark(rpc_call(fh));
-  fl.seq = 11;
-  Bytes s1 = build(fl, Bytes(rec.begin(), rec.begin() + 60));  // cut inside the cred
-  EXPECT_EQ(test_run(p.egress_fd(), s1).out, s1);
-  EXPECT_EQ(ctr(p.maps(), NFSF_C_ERR_HEAD_SPLIT), 1u);
-  // the walk stays in sync: the next record after this one is still judged
-  fl.seq = 11 + uint32_t(rec.size());
-  Bytes s2 = build(fl, mark(rpc_call(fh)));
-  RunResult r = test_run(p.egress_fd(), s2);
-  EXPECT_TRUE(poisoned_only(s2, r.out, fh_offset(s2, layout_of(s2).pay + 4), fh.size()));
+  fl.seq = 8;
+  test_run(p.egress_fd(), build(fl, Bytes(rec.begin(), rec.begin() + 50)));
+  fl.seq = 58;
+  test_run(p.egress_fd(), build(fl, Bytes(rec.begin() + 50, rec.end())));
+  ring_buffer__consume(rb);
+  ring_buffer__free(rb);
+  ASSERT_EQ(events.size(), 1u);
+  EXPECT_EQ(events[0], Bytes(rec.begin(), rec.begin() + long(head_end)));
+  EXPECT_EQ(ctr(p.maps(), NFSF_C_WRITE_ALLOWED), 1u);
 }
 
 TEST_F(BpfTest, ReplyAcceptedByServerIsLeftAlone) {

@@ -21,7 +21,9 @@ of the handle the server actually checks.
 Run inside the client namespace of the lab (tests/lab/lab.sh):
   ip netns exec CLI python3 tests/lab/poison_probe.py SERVER EXPORT [--nfsport 2049 --mountport 20048]
 Prints one line per probe: `probe=ff fh_len=N status=NFS3ERR_... size_after=0 used_after=0`
-and exits 0 when the all-0xff WRITE was refused and wrote nothing, 1 otherwise, 2 on
+and exits 0 when the all-0xff handle WRITE, and the WRITEs with the real handle but an all-0xff
+offset (offset_ff) or count (count_ff), were refused and wrote nothing (those are the poisons
+nfsfence uses, bpf/include/nfsf_split.h; stable_ff is reported only: ganesha 4.3 accepts it), 1 otherwise, 2 on
 transport errors (a partially modified handle that still works is reported, not failed).
 """
 import argparse
@@ -155,8 +157,9 @@ def getattr_size_used(rpc, fh):
     return r.u64(), r.u64()
 
 
-def write(rpc, fh, data, stable=2):
-    r = rpc.call(NFS_PROG, NFS_VERS, 7, opaque(fh) + u64(0) + u32(len(data)) + u32(stable) + opaque(data))
+def write(rpc, fh, data, stable=2, offset=0, count=None):
+    count = len(data) if count is None else count
+    r = rpc.call(NFS_PROG, NFS_VERS, 7, opaque(fh) + u64(offset) + u32(count) + u32(stable) + opaque(data))
     st = r.u32()
     return NFSSTAT.get(st, f"NFS3ERR_{st}")
 
@@ -185,16 +188,28 @@ def main():
             ("flipmid", lambda fh: flip(fh, len(fh) // 2)),
             ("fliplast", lambda fh: flip(fh, len(fh) - 1)),
             ("short", lambda fh: b"\xff" * 8),
+            # the real handle; the 8-byte offset all 0xff (the fallback poison when a WRITE head
+            # is cut by a segment boundary after the handle began: see nfsf_stream.h)
+            ("offset_ff", None),
+            # the real handle; count, or stable, all 0xff (when the cut falls after the offset)
+            ("count_ff", None),
+            ("stable_ff", None),
         ]
-        ff_clean = False
+        ff_clean = offset_clean = count_clean = False
         for name, poison in probes:
             fh = create(nfs, root, f"{a.name}-{name}")
-            bad = poison(fh)
-            status = write(nfs, bad, data)
+            bad = poison(fh) if poison else fh
+            status = write(nfs, bad, data, offset=0xFFFFFFFFFFFFFFFF if name == "offset_ff" else 0,
+                           count=0xFFFFFFFF if name == "count_ff" else None,
+                           stable=0xFFFFFFFF if name == "stable_ff" else 2)
             size, used = getattr_size_used(nfs, fh)
             ok = size == 0 and used == 0 and status != "NFS3_OK"
             if name == "ff":
                 ff_clean = ok
+            if name == "offset_ff":
+                offset_clean = ok
+            if name == "count_ff":
+                count_clean = ok
             print(f"probe={name} fh_len={len(bad)} fh={bad.hex()} real={fh.hex()} status={status}"
                   f" size_after={size} used_after={used} {'unchanged' if ok else 'WRITTEN'}")
         fh = create(nfs, root, f"{a.name}-control")
@@ -204,7 +219,7 @@ def main():
         if status != "NFS3_OK" or size != a.bytes:
             print("control WRITE with the real handle did not work", file=sys.stderr)
             return 2
-        return 0 if ff_clean else 1
+        return 0 if ff_clean and offset_clean and count_clean else 1
     except (ProbeError, OSError) as e:
         print(f"poison_probe: {e}", file=sys.stderr)
         return 2
