@@ -209,6 +209,49 @@ __noinline int parse_l2_l4(struct nfsf_ctx *ctx, struct nfsf_pkt *pkt)
 	return 1;
 }
 
+/*
+ * The common case inline: Ethernet + IPv4 without options + TCP, headers in the linear
+ * data. Returns 1 as parse_l2_l4() would, -1 for anything else (then parse_l2_l4() runs).
+ * NOTE: the global parse_l2_l4() costs a call and, on this CPU, a return thunk (~11 ns a
+ * packet); this path keeps the per-segment cost down and adds one verifier path only.
+ */
+static __always_inline int parse_fast(struct nfsf_ctx *ctx, struct nfsf_pkt *pkt)
+{
+	void *data = (void *)(long)ctx->data, *data_end = (void *)(long)ctx->data_end;
+	struct ethhdr *eth = data;
+	struct iphdr *ip = data + sizeof(*eth);
+	struct tcphdr *th = data + sizeof(*eth) + sizeof(*ip);
+	__u32 tot, doff, end, len = ctx_len(ctx);
+
+	if ((void *)(th + 1) > data_end)
+		return -1;
+	if (eth->h_proto != bpf_htons(NFSF_ETH_P_IP) || *(__u8 *)ip != 0x45 ||
+	    ip->protocol != NFSF_IPPROTO_TCP || (ip->frag_off & bpf_htons(0x1fff)))
+		return -1;
+	tot = bpf_ntohs(ip->tot_len);
+	doff = th->doff * 4;
+	if (tot < sizeof(*ip) + sizeof(*th) || doff < sizeof(*th))
+		return -1; /* includes BIG TCP's tot_len 0: the general path */
+	end = sizeof(*eth) + tot;
+	if (end > len)
+		end = len;
+	if (sizeof(*eth) + sizeof(*ip) + doff > end)
+		return -1;
+	__builtin_memcpy(pkt->flow.saddr, &ip->saddr, 4);
+	__builtin_memcpy(pkt->flow.daddr, &ip->daddr, 4);
+	pkt->flow.family = 4;
+	pkt->flow.proto = NFSF_IPPROTO_TCP;
+	pkt->flow.sport = th->source;
+	pkt->flow.dport = th->dest;
+	pkt->seq = bpf_ntohl(th->seq);
+	pkt->tcp_flags = ((__u8 *)th)[13];
+	pkt->l4_off = sizeof(*eth) + sizeof(*ip);
+	pkt->csum_off = pkt->l4_off + 16;
+	pkt->pay_off = pkt->l4_off + doff;
+	pkt->pay_end = end;
+	return 1;
+}
+
 static __always_inline int rpc_port_set(__u16 port)
 {
 	__u32 word = port >> 5, *bits = bpf_map_lookup_elem(&rpc_ports, &word);

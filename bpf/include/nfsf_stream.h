@@ -796,7 +796,9 @@ static __always_inline int nfsf_handle(struct nfsf_ctx *ctx, const int side, __u
 	w.ctx = ctx;
 	w.side = side;
 	w.evflags = evflags;
-	ret = parse_l2_l4(ctx, &w.pkt);
+	ret = parse_fast(ctx, &w.pkt);
+	if (ret < 0)
+		ret = parse_l2_l4(ctx, &w.pkt);
 	if (ret <= 0) {
 		count_err(ret);
 		return NFSF_VERDICT_PASS;
