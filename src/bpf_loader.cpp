@@ -37,6 +37,8 @@ void fill_maps(MapSet& m, Skel* s) {
   m.want_xids_fd = bpf_map__fd(s->maps.want_xids);
   m.rpc_ports_fd = bpf_map__fd(s->maps.rpc_ports);
   m.pending_dirop_fd = bpf_map__fd(s->maps.pending_dirop);
+  m.split_heads_fd = bpf_map__fd(s->maps.split_heads);
+  m.split_tmpl_fd = bpf_map__fd(s->maps.split_tmpl);
   m.events_fd = bpf_map__fd(s->maps.events);
 }
 

@@ -64,7 +64,8 @@ class MapSet {
   static Result<MapSet> open_pinned(const std::string& dir);
 
   int handles_fd = -1, trees_fd = -1, counters_fd = -1, flows_fd = -1, poisoned_fd = -1,
-      want_xids_fd = -1, rpc_ports_fd = -1, events_fd = -1, pending_dirop_fd = -1;
+      want_xids_fd = -1, rpc_ports_fd = -1, events_fd = -1, pending_dirop_fd = -1,
+      split_heads_fd = -1, split_tmpl_fd = -1;  // the last two: measured by nfsf_map_memory only
 };
 
 // TC: nfsf_egress (calls) + nfsf_ingress (replies) on an NFS client's interface.
