@@ -17,6 +17,8 @@
 #      succeed again;
 #   7  SIGKILL the agent: vol-a stays refused, vol-b allowed; a new attach adopts the pinned
 #      state (vol-a over), still refuses, and deleting brings it back;
+#   8  over a rate-limited link (tbf) TCP cuts WRITE heads at skb boundaries: every one of
+#      the client's WRITEs is still judged (write_calls), none passes unjudged;
 #   -  detach removes filters, pins and state, and WRITEs pass again;
 #   6  --action drop: over UDP the refused WRITE times out while READs and vol-b pass; over
 #      TCP a WRITE to vol-a stalls the connection: the READ after it does not complete
@@ -270,6 +272,23 @@ client phase7rm "$(U)" $(rm_ops_vol_a)
 if wait_tree vol-a over false 5; then ok "7: adopted: REMOVE brings vol-a back below ($WAITED_MS ms)"; else fail "7: adopted: vol-a still over after REMOVE"; fi
 client phase7ok "$(U)" write vol-a/f8 64Ki
 check "7: adopted: vol-a writable again" test "$CLIENT_RC" -eq 0
+
+# ---- 8: a rate-limited link (tbf) makes TCP cut WRITE heads at skb boundaries (cwnd-limited
+# sends re-split the write queue anywhere); every WRITE is still judged: the programs'
+# write_calls grows by exactly the client's number of WRITEs, none passes unjudged.
+ctr() { status_json | jq -r --arg c "$1" '.counters[$c] // 0'; }
+if lab_cli tc qdisc add dev vcli root tbf rate 200mbit burst 64kb latency 20ms 2>/dev/null; then
+	w0=$(ctr write_calls) s0=$(ctr err_head_split) h0=$(ctr head_carried)
+	client phase8 --inflight 32 "$(U)" write vol-b/cut 24Mi 6Ki # 4096 WRITEs
+	lab_cli tc qdisc del dev vcli root 2>/dev/null || true
+	w1=$(ctr write_calls) s1=$(ctr err_head_split) h1=$(ctr head_carried)
+	check "8: the 4096 WRITEs over the rate-limited link succeeded" test "$CLIENT_RC" -eq 0
+	check "8: write_calls grew by the client's 4096 WRITEs (got $((w1 - w0)))" test $((w1 - w0)) -eq 4096
+	check "8: no WRITE head passed unjudged (err_head_split +$((s1 - s0)))" test $((s1 - s0)) -eq 0
+	ok "8: heads cut by an skb end and completed from the next: $((h1 - h0))"
+else
+	echo "note: 8 not run: no tbf qdisc here (tc qdisc add ... tbf failed)"
+fi
 
 # ---- detach: everything goes
 client phase6fill --inflight "$INFLIGHT" --keep-going "$(U)" write vol-a/f9 1Mi 64Ki
