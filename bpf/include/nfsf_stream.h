@@ -198,13 +198,24 @@ static __always_inline void flow_reverse(const struct nfsf_flow_key *in, struct 
 	out->pad[1] = 0;
 }
 
+/* The reply to this XID gets NFS3ERR_DQUOT (handle_reply). */
+static __always_inline void remember_poisoned(struct nfsf_walk *w, struct nfsf_call *call, __u32 tree)
+{
+	struct nfsf_xid_key xk = {};
+	struct nfsf_poisoned pv = {};
+
+	flow_reverse(&w->pkt.flow, &xk.flow);
+	xk.xid = call->xid;
+	pv.ts_ns = bpf_ktime_get_ns();
+	pv.tree = tree;
+	bpf_map_update_elem(&poisoned, &xk, &pv, BPF_ANY);
+}
+
 /* Overwrite the handle with NFSF_FH_POISON bytes, fix the L4 checksum, remember the XID. */
 static __always_inline int poison_write(struct nfsf_walk *w, struct nfsf_call *call,
 					struct nfsf_write *wr, __u32 tree)
 {
 	struct nfsf_pkt *pkt = &w->pkt;
-	struct nfsf_xid_key xk = {};
-	struct nfsf_poisoned pv = {};
 	__u32 len = wr->fh.len, plen;
 	__s64 diff;
 
@@ -234,11 +245,7 @@ static __always_inline int poison_write(struct nfsf_walk *w, struct nfsf_call *c
 			      csum_diff_at(diff, (wr->fh_off - pkt->l4_off) & 1),
 			      pkt->flow.proto == NFSF_IPPROTO_UDP))
 		return -NFSF_C_ERR_STORE;
-	flow_reverse(&pkt->flow, &xk.flow);
-	xk.xid = call->xid;
-	pv.ts_ns = bpf_ktime_get_ns();
-	pv.tree = tree;
-	bpf_map_update_elem(&poisoned, &xk, &pv, BPF_ANY);
+	remember_poisoned(w, call, tree);
 	return 0;
 }
 
@@ -351,8 +358,6 @@ static __always_inline int poison_field(struct nfsf_walk *w, struct nfsf_call *c
 					const __u32 n, __u32 tree)
 {
 	struct nfsf_pkt *pkt = &w->pkt;
-	struct nfsf_xid_key xk = {};
-	struct nfsf_poisoned pv = {};
 	__u32 old[2] = {}, bad[2] = { 0xffffffffu, 0xffffffffu };
 	__s64 diff;
 
@@ -363,11 +368,7 @@ static __always_inline int poison_field(struct nfsf_walk *w, struct nfsf_call *c
 	    ctx_l4_csum_apply(w->ctx, pkt->csum_off, csum_diff_at(diff, (at - pkt->l4_off) & 1),
 			      pkt->flow.proto == NFSF_IPPROTO_UDP))
 		return -NFSF_C_ERR_STORE;
-	flow_reverse(&pkt->flow, &xk.flow);
-	xk.xid = call->xid;
-	pv.ts_ns = bpf_ktime_get_ns();
-	pv.tree = tree;
-	bpf_map_update_elem(&poisoned, &xk, &pv, BPF_ANY);
+	remember_poisoned(w, call, tree);
 	return 0;
 }
 

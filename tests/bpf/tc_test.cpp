@@ -281,6 +281,29 @@ RunResult test_run(int fd, const Bytes& in, bool xdp = false) {
   return r;
 }
 
+struct Event {
+  uint32_t type, flags;
+  Bytes data;
+};
+
+// Everything the programs have put in the ring buffer (read after the runs).
+std::vector<Event> drain_events(const nfsfence::bpf::MapSet& m) {
+  std::vector<Event> out;
+  auto cb = [](void* ctx, void* data, size_t) -> int {
+    auto* ev = static_cast<nfsf_event*>(data);
+    static_cast<std::vector<Event>*>(ctx)->push_back({ev->type, ev->flags, Bytes(ev->data, ev->data + ev->len)});
+    return 0;
+  };
+  ring_buffer* rb = ring_buffer__new(m.events_fd, cb, &out, nullptr);
+  if (!rb) {
+    ADD_FAILURE() << "ring_buffer__new failed";
+    return out;
+  }
+  ring_buffer__consume(rb);
+  ring_buffer__free(rb);
+  return out;
+}
+
 std::string load_skip_reason;
 
 class BpfTest : public ::testing::Test {
@@ -945,14 +968,6 @@ TEST_F(BpfTest, CutHeadReachesTheAgentAsOneEvent) {
   auto& p = tc();
   Bytes fh = fh_of(11);
   setup_maps(p.maps(), fh, 11, false);
-  std::vector<Bytes> events;
-  auto cb = [](void* ctx, void* data, size_t) -> int {
-    auto* ev = static_cast<nfsf_event*>(data);
-    static_cast<std::vector<Bytes>*>(ctx)->emplace_back(ev->data, ev->data + ev->len);
-    return 0;
-  };
-  ring_buffer* rb = ring_buffer__new(p.maps().events_fd, cb, &events, nullptr);
-  ASSERT_NE(rb, nullptr);
   CallOpts w;
   w.data_len = 300;
   Bytes rec = mark(rpc_call(fh, w));
@@ -964,10 +979,9 @@ TEST_F(BpfTest, CutHeadReachesTheAgentAsOneEvent) {
   test_run(p.egress_fd(), build(fl, Bytes(rec.begin(), rec.begin() + 50)));
   fl.seq = 58;
   test_run(p.egress_fd(), build(fl, Bytes(rec.begin() + 50, rec.end())));
-  ring_buffer__consume(rb);
-  ring_buffer__free(rb);
+  auto events = drain_events(p.maps());
   ASSERT_EQ(events.size(), 1u);
-  EXPECT_EQ(events[0], Bytes(rec.begin(), rec.begin() + long(head_end)));
+  EXPECT_EQ(events[0].data, Bytes(rec.begin(), rec.begin() + long(head_end)));
   EXPECT_EQ(ctr(p.maps(), NFSF_C_WRITE_ALLOWED), 1u);
 }
 
@@ -993,38 +1007,20 @@ TEST_F(BpfTest, EventsCarryHeadsNeverWriteData) {
   auto& p = tc();
   Bytes fh = fh_of(13);
   setup_maps(p.maps(), fh, 13, false);
-  std::vector<Bytes> events;
-  auto cb = [](void* ctx, void* data, size_t) -> int {
-    auto* ev = static_cast<nfsf_event*>(data);
-    static_cast<std::vector<Bytes>*>(ctx)->emplace_back(ev->data, ev->data + ev->len);
-    return 0;
-  };
-  ring_buffer* rb = ring_buffer__new(p.maps().events_fd, cb, &events, nullptr);
-  ASSERT_NE(rb, nullptr);
   CallOpts w;
   w.data_len = 1000;
   Bytes rec = mark(rpc_call(fh, w));
   test_run(p.egress_fd(), build(Flow{}, rec));
-  ring_buffer__consume(rb);
-  ring_buffer__free(rb);
+  auto events = drain_events(p.maps());
   ASSERT_EQ(events.size(), 1u);
   size_t head = fh_offset(rec, 4) + fh.size() + 20;  // fh + offset + count + stable + len
-  EXPECT_EQ(events[0].size(), head);
-  EXPECT_TRUE(std::equal(events[0].begin(), events[0].end(), rec.begin()));
+  EXPECT_EQ(events[0].data, Bytes(rec.begin(), rec.begin() + long(head)));
 }
 
 // The agent learns where connections start and end from the events: the first event after
 // a SYN says NFSF_EVF_NEW_CONN (later ones do not), a FIN or RST is an NFSF_EV_FLOW_END.
 TEST_F(BpfTest, EventsMarkConnectionStartAndEnd) {
   auto& p = tc();
-  std::vector<std::pair<uint32_t, uint32_t>> events;  // type, flags
-  auto cb = [](void* ctx, void* data, size_t) -> int {
-    auto* ev = static_cast<nfsf_event*>(data);
-    static_cast<std::vector<std::pair<uint32_t, uint32_t>>*>(ctx)->emplace_back(ev->type, ev->flags);
-    return 0;
-  };
-  ring_buffer* rb = ring_buffer__new(p.maps().events_fd, cb, &events, nullptr);
-  ASSERT_NE(rb, nullptr);
   Flow fl;
   fl.seq = 0x90000000u;
   test_run(p.egress_fd(), build(fl, {}, 0x02));  // SYN
@@ -1039,8 +1035,8 @@ TEST_F(BpfTest, EventsMarkConnectionStartAndEnd) {
   fl.seq += uint32_t(r2.size());
   test_run(p.egress_fd(), build(fl, {}, 0x11));  // FIN+ACK
   test_run(p.egress_fd(), build(fl, {}, 0x04));  // RST
-  ring_buffer__consume(rb);
-  ring_buffer__free(rb);
+  std::vector<std::pair<uint32_t, uint32_t>> events;  // type, flags
+  for (const Event& e : drain_events(p.maps())) events.emplace_back(e.type, e.flags);
   const uint32_t eg = NFSF_EVF_EGRESS, head = NFSF_EVF_REC_HEAD | NFSF_EVF_TRUNC;
   ASSERT_EQ(events.size(), 4u);
   EXPECT_EQ(events[0], std::make_pair(uint32_t(NFSF_EV_STREAM), eg | head | NFSF_EVF_NEW_CONN));
