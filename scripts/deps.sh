@@ -12,6 +12,7 @@ PKGS=(
   tshark tcpdump jq bzip2                # oracle tests, lab captures
   nfs-ganesha nfs-ganesha-vfs rpcbind libnfs-utils libnfs-dev iproute2  # the lab
   nfstrace hyperfine                     # benchmarks
+  qemu-system-x86 busybox-static cpio    # tests/vm: the BPF objects on Debian 12's 6.1 kernel
 )
 missing=()
 for p in "${PKGS[@]}"; do

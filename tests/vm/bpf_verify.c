@@ -1,0 +1,75 @@
+// SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
+/*
+ * nfsf_bpf_verify OBJ...: load every program of each BPF object file into the running
+ * kernel (the verifier runs; nothing is attached) and print, per program, one line
+ *   NFSF_VERIFY obj=<file> prog=<name> ok=<0|1> <the verifier's "processed ..." stats>
+ * then NFSF_VERIFY_DONE failures=<n>. Exit status: the number of objects that failed to load.
+ * Used by tests/vm/verifier_vm.sh inside a QEMU guest running another kernel (Debian 12's
+ * 6.1) and runnable on the host. On a failure the verifier log's last lines are printed.
+ */
+#include <bpf/libbpf.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define LOG_SIZE (1u << 24)
+
+static int quiet(enum libbpf_print_level level, const char *fmt, va_list ap)
+{
+	return level == LIBBPF_WARN ? vfprintf(stderr, fmt, ap) : 0;
+}
+
+int main(int argc, char **argv)
+{
+	int failures = 0;
+
+	libbpf_set_print(quiet);
+	for (int a = 1; a < argc; a++) {
+		struct bpf_object *obj = bpf_object__open(argv[a]);
+		struct bpf_program *p;
+		char *logs[64] = { 0 };
+		int n = 0, rc;
+
+		if (!obj) {
+			printf("NFSF_VERIFY obj=%s open failed\n", argv[a]);
+			failures++;
+			continue;
+		}
+		bpf_object__for_each_program(p, obj) {
+			if (n == 64)
+				break;
+			logs[n] = calloc(1, LOG_SIZE);
+			if (logs[n]) {
+				bpf_program__set_log_buf(p, logs[n], LOG_SIZE);
+				bpf_program__set_log_level(p, 1 | 4);
+			}
+			n++;
+		}
+		rc = bpf_object__load(obj);
+		n = 0;
+		bpf_object__for_each_program(p, obj) {
+			const char *log = n < 64 && logs[n] ? logs[n] : "";
+			const char *st = strstr(log, "processed ");
+			char line[256] = "(no stats)";
+
+			if (st)
+				sscanf(st, "%255[^\n]", line);
+			printf("NFSF_VERIFY obj=%s prog=%s ok=%d %s\n", argv[a], bpf_program__name(p),
+			       bpf_program__fd(p) >= 0, line);
+			if (bpf_program__fd(p) < 0 && *log) {
+				size_t len = strlen(log);
+				printf("---- verifier log tail (%s)\n%s\n----\n", bpf_program__name(p),
+				       log + (len > 3000 ? len - 3000 : 0));
+			}
+			free(n < 64 ? logs[n] : NULL);
+			n++;
+		}
+		if (rc) {
+			printf("NFSF_VERIFY obj=%s load failed: %s\n", argv[a], strerror(-rc));
+			failures++;
+		}
+		bpf_object__close(obj);
+	}
+	printf("NFSF_VERIFY_DONE failures=%d\n", failures);
+	return failures;
+}
