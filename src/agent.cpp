@@ -111,6 +111,7 @@ class Agent {
     if (!r) return r;
     sync_handles(true);
     for (size_t i = 0; i < policy_.trees.size(); i++) set_over(int(i), acct_.trees()[i].over);
+    sync_rooms(true);
     return r;
   }
 
@@ -148,6 +149,7 @@ class Agent {
 
   void after_batch() {
     sync_handles(false);
+    sync_rooms(false);
     auto now = std::chrono::steady_clock::now();
     if (now - last_state_ < std::chrono::seconds(1)) return;
     last_state_ = now;
@@ -190,7 +192,45 @@ class Agent {
   const Accounting& accounting() const { return acct_; }
 
  private:
-  void on_message(const RpcMessage& m) { acct_.on_message(m); }
+  void on_message(const RpcMessage& m) {
+    acct_.on_message(m);
+    // A WRITE answered: its tree's room is refreshed after this batch (sync_rooms), also
+    // when usage did not change (a rewrite in place used up room in the kernel).
+    if (m.type == MsgType::Reply && m.prog == 100003 && m.proc == 7u && m.call && m.call->fh) {
+      int t = acct_.cache().tree_of_fh(ByteView(m.call->fh->data(), m.call->fh->size()));
+      if (t >= 0 && size_t(t) < room_dirty_.size()) room_dirty_[size_t(t)] = true;
+    }
+  }
+
+  // tree_room: the programs refuse a tree's WRITEs once its write_bytes counter passes
+  // full_at = (write_bytes now) + (limit - usage), so a tree stops at its limit without
+  // waiting for this agent to read the crossing reply: what passes beyond the limit is at
+  // most the WRITEs already sent but not yet answered when usage was last updated. Refreshed
+  // for every tree whose usage changed or that had a WRITE answered (and all of them after a
+  // walk). The cost: WRITEs that rewrite existing bytes use up room until their replies
+  // are read, so a tree with less room than the WRITEs in flight can refuse a rewrite.
+  void sync_rooms(bool all) {
+    if (room_usage_.size() != policy_.trees.size()) {
+      room_usage_.assign(policy_.trees.size(), ~uint64_t(0));
+      room_dirty_.assign(policy_.trees.size(), true);
+    }
+    for (size_t i = 0; i < policy_.trees.size(); i++) {
+      uint64_t usage = acct_.trees()[i].usage, limit = policy_.trees[i].limit;
+      if (!all && !room_dirty_[i] && usage == room_usage_[i]) continue;
+      room_dirty_[i] = false;
+      auto t = prog_.maps().tree(uint32_t(i + 1));
+      if (!t) {
+        log("error: " + t.error().message());
+        continue;
+      }
+      uint64_t full_at = t->write_bytes + (usage < limit ? limit - usage : 0);
+      if (auto r = prog_.maps().set_tree_room(uint32_t(i + 1), full_at ? full_at : 1); !r) {
+        log("error: " + r.error().message());
+        continue;
+      }
+      room_usage_[i] = usage;
+    }
+  }
 
   void set_over(int tree, bool over) {
     if (auto r = prog_.maps().set_tree_over(uint32_t(tree + 1), over); !r) log("error: " + r.error().message());
@@ -249,6 +289,8 @@ class Agent {
     c.touched().clear();
   }
 
+  std::vector<uint64_t> room_usage_;  // per tree: the usage tree_room was last set from
+  std::vector<bool> room_dirty_;      // per tree: a WRITE reply since the last sync_rooms
   const AttachOptions& opt_;
   const Policy& policy_;
   bpf::TcProgram& prog_;

@@ -31,6 +31,7 @@ template <typename Skel>
 void fill_maps(MapSet& m, Skel* s) {
   m.handles_fd = bpf_map__fd(s->maps.handles);
   m.trees_fd = bpf_map__fd(s->maps.trees);
+  m.tree_room_fd = bpf_map__fd(s->maps.tree_room);
   m.counters_fd = bpf_map__fd(s->maps.counters);
   m.flows_fd = bpf_map__fd(s->maps.flows);
   m.poisoned_fd = bpf_map__fd(s->maps.poisoned);
@@ -81,7 +82,7 @@ const char* counter_name(nfsf_counter c) {
       "resync", "err_short", "err_bad_ip", "err_bad_tcp", "err_bad_record", "err_bad_rpc",
       "err_fh_len", "err_loop", "err_store", "err_head_split", "rpc_replies", "retrans_head",
       "reply_accepted", "mid_record", "not_first_frag", "flow_new", "dirop_pending", "handle_learned",
-      "handle_missed", "head_carried"};
+      "handle_missed", "head_carried", "room_refused"};
   return c < NFSF_C_MAX ? names[c] : "?";
 }
 
@@ -118,6 +119,14 @@ Result<void> MapSet::set_tree_over(uint32_t id, bool over) const {
   t->over = over ? 1 : 0;
   if (int rc = bpf_map_update_elem(trees_fd, &id, &*t, BPF_ANY); rc)
     return NFSF_ERR(err_of(rc), "bpf_map_update_elem(trees)");
+  return {};
+}
+
+Result<void> MapSet::set_tree_room(uint32_t id, uint64_t full_at) const {
+  if (id == 0 || id >= NFSF_MAX_TREES) return NFSF_ERR(EINVAL, "set_tree_room: tree id " + std::to_string(id));
+  if (tree_room_fd < 0) return {};  // maps pinned by an older agent: no room bound
+  if (int rc = bpf_map_update_elem(tree_room_fd, &id, &full_at, BPF_ANY); rc)
+    return NFSF_ERR(err_of(rc), "bpf_map_update_elem(tree_room)");
   return {};
 }
 
@@ -267,7 +276,8 @@ Result<MapSet> MapSet::open_pinned(const std::string& dir) {
     *fd = bpf_obj_get(path.c_str());
     if (*fd < 0) return NFSF_ERR(errno, "bpf_obj_get(" + path + ")");
   }
-  // Optional: maps pinned by an agent older than pending_dirop do not have it.
+  // Optional: maps pinned by an older agent do not have these.
+  m.tree_room_fd = bpf_obj_get((dir + "/tree_room").c_str());
   m.pending_dirop_fd = bpf_obj_get((dir + "/pending_dirop").c_str());
   return m;
 }

@@ -53,6 +53,8 @@ class MapSet {
   Result<void> set_handle_tree(std::span<const uint8_t> fh, uint32_t tree) const;
   Result<void> remove_handle(std::span<const uint8_t> fh) const;
   Result<void> set_tree_over(uint32_t tree, bool over) const;  // keeps the counters
+  // tree_room: refuse WRITEs once the tree's write_bytes passes full_at (0: no bound).
+  Result<void> set_tree_room(uint32_t tree, uint64_t full_at) const;
   Result<nfsf_tree> tree(uint32_t tree) const;
   Result<Counters> counters() const;  // per-CPU values summed
   Result<void> reset_counters() const;
@@ -65,7 +67,7 @@ class MapSet {
 
   int handles_fd = -1, trees_fd = -1, counters_fd = -1, flows_fd = -1, poisoned_fd = -1,
       want_xids_fd = -1, rpc_ports_fd = -1, events_fd = -1, pending_dirop_fd = -1,
-      split_heads_fd = -1, split_tmpl_fd = -1;  // the last two: measured by nfsf_map_memory only
+      split_heads_fd = -1, split_tmpl_fd = -1, tree_room_fd = -1;  // the last two: measured by nfsf_map_memory only
 };
 
 // TC: nfsf_egress (calls) + nfsf_ingress (replies) on an NFS client's interface.

@@ -26,6 +26,17 @@ struct {
 	__type(value, struct nfsf_tree);
 } trees SEC(".maps");
 
+/* Per tree: the value of trees[id].write_bytes at which the tree is full (0: no bound).
+ * The agent sets it after each usage update to write_bytes + (limit - usage), so the kernel
+ * stops a tree at its limit without waiting for the agent to see the crossing reply. A map
+ * of its own so that the agent's writes never race the programs' counter adds. */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, NFSF_MAX_TREES);
+	__type(key, __u32);
+	__type(value, __u64);
+} tree_room SEC(".maps");
+
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
 	__uint(max_entries, NFSF_C_MAX);

@@ -379,8 +379,9 @@ enum nfsf_refuse_at {
 	NFSF_REFUSE_NONE = 3,   /* none of them: they went out in earlier skbs */
 };
 
-/* The verdict on a parsed WRITE head: tree lookup, counters, and (over quota) the refusal.
- * Returns 1 when the WRITE was refused (poisoned or dropped). */
+/* The verdict on a parsed WRITE head: tree lookup, counters, and (over quota, or past the
+ * room bound in tree_room) the refusal. Returns 1 when the WRITE was refused (poisoned or
+ * dropped). */
 static __always_inline int judge_write(struct nfsf_walk *w, struct nfsf_call *call,
 					struct nfsf_write *wr, __u32 mark_seq, int again, int where)
 {
@@ -397,13 +398,20 @@ static __always_inline int judge_write(struct nfsf_walk *w, struct nfsf_call *ca
 			count(NFSF_C_WRITE_UNKNOWN_FH);
 		return 0;
 	}
-	if (!t->over) {
-		if (!again) {
+	/* again: a head refused before (the retransmission ring, a refused cut head) is refused
+	 * again, whatever the tree's state now: the same verdict as the original. */
+	if (!t->over && !again) {
+		__u64 *full_at = bpf_map_lookup_elem(&tree_room, &id), sent;
+
+		sent = __sync_fetch_and_add(&t->write_bytes, wr->count) + wr->count;
+		if (!full_at || !*full_at || sent <= *full_at) {
 			__sync_fetch_and_add(&t->writes, 1);
-			__sync_fetch_and_add(&t->write_bytes, wr->count);
 			count(NFSF_C_WRITE_ALLOWED);
+			return 0;
 		}
-		return 0;
+		/* past the room the agent last left: refused as if the tree were over */
+		__sync_fetch_and_add(&t->write_bytes, -(__s64)wr->count);
+		count(NFSF_C_ROOM_REFUSED);
 	}
 	if (!again) {
 		__sync_fetch_and_add(&t->refused_writes, 1);

@@ -7,6 +7,9 @@
  * Maps (same names in the TC and the XDP object):
  *   handles   HASH     nfsf_fh_key -> __u32 tree id     NFSF_MAX_HANDLES, BPF_F_NO_PREALLOC
  *   trees     ARRAY    __u32 tree id -> nfsf_tree        NFSF_MAX_TREES (id 0 = no tree)
+ *   tree_room ARRAY    __u32 tree id -> __u64 full_at     NFSF_MAX_TREES (0: no bound; else refuse
+ *                                                        a WRITE that takes the tree's write_bytes
+ *                                                        past it; written by the agent only)
  *   counters  PERCPU_ARRAY enum nfsf_counter -> __u64    NFSF_C_MAX
  *   flows     LRU_HASH nfsf_flow_key -> nfsf_flow_state  NFSF_MAX_FLOWS (TCP record tracking)
  *   poisoned  LRU_HASH nfsf_xid_key -> nfsf_poisoned     NFSF_MAX_POISONED (rewrite mode)
@@ -107,6 +110,8 @@ enum nfsf_counter {
 	NFSF_C_HANDLE_LEARNED,   /* new handle from a dir-op reply added to `handles` (ingress) */
 	NFSF_C_HANDLE_MISSED,    /* successful dir-op reply whose handle could not be read */
 	NFSF_C_HEAD_CARRIED,     /* a head cut by the skb end, completed from the next skb */
+	NFSF_C_ROOM_REFUSED,     /* WRITE refused by the kernel's room bound (tree_room), the
+				  * tree not yet flagged over by the agent */
 	NFSF_C_MAX,
 };
 

@@ -985,6 +985,46 @@ TEST_F(BpfTest, CutHeadReachesTheAgentAsOneEvent) {
   EXPECT_EQ(ctr(p.maps(), NFSF_C_WRITE_ALLOWED), 1u);
 }
 
+// The kernel's room bound (tree_room): with full_at = 100,000 bytes of WRITEs, a tree not
+// flagged over takes WRITEs while its write_bytes stays within it and refuses the one that
+// would pass it (counted room_refused, its bytes not counted as written); a retransmission
+// of a refused head is refused again even after the room grew; 0 means no bound.
+TEST_F(BpfTest, TreeRoomStopsATreeAtItsLimitBeforeTheAgentDoes) {
+  auto& p = tc();
+  Bytes fh = fh_of(15);
+  setup_maps(p.maps(), fh, 15, false);
+  ASSERT_TRUE(p.maps().set_tree_room(15, 100000));
+  auto write_of = [&](uint32_t xid, uint32_t count, uint16_t sport) {
+    CallOpts co;
+    co.xid = xid;
+    co.count = count;
+    Flow fl;
+    fl.sport = sport;
+    return build(fl, mark(rpc_call(fh, co)));
+  };
+  Bytes w1 = write_of(1, 60000, 901), w2 = write_of(2, 40000, 902), w3 = write_of(3, 1, 903);
+  EXPECT_EQ(test_run(p.egress_fd(), w1).out, w1);  // 60,000 <= 100,000
+  EXPECT_EQ(test_run(p.egress_fd(), w2).out, w2);  // 100,000 <= 100,000
+  RunResult r3 = test_run(p.egress_fd(), w3);      // 100,001 > 100,000
+  EXPECT_TRUE(poisoned_only(w3, r3.out, fh_offset(w3, layout_of(w3).pay + 4), fh.size()));
+  EXPECT_EQ(ctr(p.maps(), NFSF_C_ROOM_REFUSED), 1u);
+  EXPECT_EQ(ctr(p.maps(), NFSF_C_WRITE_REFUSED_REWRITE), 1u);
+  auto t = p.maps().tree(15);
+  ASSERT_TRUE(t);
+  EXPECT_EQ(t->write_bytes, 100000u);
+  EXPECT_EQ(t->refused_bytes, 1u);
+  // the agent finds room again (a delete): a retransmission of the refused head is still
+  // refused, a new WRITE passes
+  ASSERT_TRUE(p.maps().set_tree_room(15, 200000));
+  EXPECT_TRUE(poisoned_only(w3, test_run(p.egress_fd(), w3).out, fh_offset(w3, layout_of(w3).pay + 4), fh.size()));
+  Bytes w4 = write_of(4, 1000, 904);
+  EXPECT_EQ(test_run(p.egress_fd(), w4).out, w4);
+  ASSERT_TRUE(p.maps().set_tree_room(15, 0));  // no bound
+  Bytes w5 = write_of(5, 1000000, 905);
+  EXPECT_EQ(test_run(p.egress_fd(), w5).out, w5);
+  EXPECT_EQ(ctr(p.maps(), NFSF_C_WRITE_ALLOWED), 4u);
+}
+
 TEST_F(BpfTest, ReplyAcceptedByServerIsLeftAlone) {
   auto& p = tc();
   Bytes fh = fh_of(12);
