@@ -308,14 +308,31 @@ int ring_cb(void* ctx, void* data, size_t size) { return static_cast<Agent*>(ctx
 
 // libbpf's own messages: warnings through our log, without the netlink notice that the
 // clsact qdisc already exists (an expected case: another program or an earlier agent).
+// libbpf's warnings: until the agent is ready they are held back and the last one goes into
+// the one error line a failure prints (libbpf_note); after that they are logged as they come.
+std::string g_libbpf_last;
+bool g_libbpf_live = false;
+
 int libbpf_print(enum libbpf_print_level level, const char* fmt, va_list ap) {
-  if (level == LIBBPF_DEBUG || (level == LIBBPF_INFO && !std::getenv("NFSF_DEBUG"))) return 0;
+  bool debug = std::getenv("NFSF_DEBUG") != nullptr;
+  if (level == LIBBPF_DEBUG || (level == LIBBPF_INFO && !debug)) return 0;
   char buf[1024];
   int n = std::vsnprintf(buf, sizeof buf, fmt, ap);
   if (std::strstr(buf, "Exclusivity flag on")) return 0;
   while (n > 0 && n <= int(sizeof buf) && (buf[n - 1] == '\n')) buf[--n] = 0;
-  std::fprintf(stderr, "nfsfence: libbpf: %s\n", buf);
+  const char* msg = std::strncmp(buf, "libbpf: ", 8) == 0 ? buf + 8 : buf;
+  if (g_libbpf_live || debug)
+    std::fprintf(stderr, "nfsfence: libbpf: %s\n", msg);
+  else
+    g_libbpf_last = msg;
   return 0;
+}
+
+// " (libbpf: <its last warning>)" for an error line, or "" when it said nothing.
+std::string libbpf_note() {
+  std::string note = g_libbpf_last.empty() ? "" : " (libbpf: " + g_libbpf_last + ")";
+  g_libbpf_last.clear();
+  return note;
 }
 
 }  // namespace
@@ -374,13 +391,14 @@ int run_attach(const AttachOptions& opt, const std::atomic<bool>& stop) {
       log("the maps pinned under " + pin_dir + " do not fit this build (" + prog.error().message() +
           "): nfsfence detach " + opt.iface + " first");
     else
-      log("loading the BPF programs failed: " + prog.error().message());
+      log("loading the BPF programs failed: " + prog.error().message() + libbpf_note());
     return 1;
   }
   if (auto r = (*prog)->attach(int(ifindex)); !r) {
     undo_pins();
     log("attaching to " + opt.iface + " failed: " + r.error().message() +
-        (r.error().err == EOPNOTSUPP || r.error().err == ENOENT ? " (does this kernel have clsact / cls_bpf?)" : ""));
+        (r.error().err == EOPNOTSUPP || r.error().err == ENOENT ? " (does this kernel have clsact / cls_bpf?)" : "") +
+        libbpf_note());
     return 1;
   }
   if (adopting) log("adopted the maps pinned under " + pin_dir + ": enforcement continued without a gap");
@@ -416,6 +434,7 @@ int run_attach(const AttachOptions& opt, const std::atomic<bool>& stop) {
     trees += (i ? ", " : "") + policy->trees[i].name + " " + format_size(s.usage) + "/" +
              format_size(policy->trees[i].limit) + (s.over ? " OVER" : "");
   }
+  g_libbpf_live = true;
   log("ready: " + opt.iface + " action=" + action_name(opt.action) + "; walked " + std::to_string(walked->handles) +
       " handles in " + std::to_string(walked->directories) + " directories in " + std::to_string(secs).substr(0, 5) +
       " s (" + rate + " handles/s); " + std::to_string(agent.mirrored()) + " handles enforced; trees: " + trees);

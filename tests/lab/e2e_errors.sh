@@ -8,7 +8,8 @@
 #   - no privileges (uid/gid 65534, no capabilities)
 #   - a policy without `server:` and no --server; an unknown --action
 # Then a good attach on the same interface must still work (nothing half-done blocks it).
-# Not covered: a kernel without clsact/cls_bpf cannot be simulated here (both are built in).
+# A kernel without clsact: ctest vm_debian61 (tests/vm/verifier_vm.sh) runs attach on Debian's
+# 6.1 in QEMU, where clsact (sch_ingress) is a module nobody loaded.
 #
 # Env: NFSF_BIN, NFSF_CLIENT / NFSF_BUILD_DIR, LAB_KEEP=1.
 # Exit: 0 pass, 1 fail, 77 skip (not root, no netns/ganesha/libnfs client/clsact/BPF).
