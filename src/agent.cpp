@@ -306,10 +306,10 @@ class Agent {
 
 int ring_cb(void* ctx, void* data, size_t size) { return static_cast<Agent*>(ctx)->on_event(data, size); }
 
-// libbpf's own messages: warnings through our log, without the netlink notice that the
-// clsact qdisc already exists (an expected case: another program or an earlier agent).
-// libbpf's warnings: until the agent is ready they are held back and the last one goes into
-// the one error line a failure prints (libbpf_note); after that they are logged as they come.
+// libbpf's own warnings, without the netlink notice that the clsact qdisc already exists (an
+// expected case: another program or an earlier agent). Until the agent is ready they are
+// held back and the last one goes into the one error line a failure prints (libbpf_note);
+// after that they are logged as they come.
 std::string g_libbpf_last;
 bool g_libbpf_live = false;
 
