@@ -26,10 +26,11 @@
  *   replies are streamed as usual; NFSF_C_HEAD_CARRIED counts completed heads.
  *
  * Dir-op calls and replies are learned from the buffer as in nfsf_stream.h (note_dirop,
- * learn_handle). A refused split keeps NFSF_FS_SPLIT | NFSF_FS_SPLIT_DONE so that a retransmission of
- * the continuation (TCP resends the original, unpoisoned bytes) is refused again, for
- * NFSF_SPLIT_KEEP bytes of stream; otherwise the flags go at the first later skb. A head cut twice (the continuation skb ends
- * before the head does) is counted in NFSF_C_ERR_HEAD_SPLIT.
+ * learn_handle). A refused split keeps NFSF_FS_SPLIT | NFSF_FS_SPLIT_DONE so that a
+ * retransmission of the continuation (TCP resends the original, unpoisoned bytes) is
+ * refused again, for NFSF_SPLIT_KEEP bytes of stream; otherwise the flags go at the first
+ * later skb. A head cut twice (the continuation skb ends before the head does) is counted
+ * in NFSF_C_ERR_HEAD_SPLIT.
  */
 #ifndef NFSF_SPLIT_H
 #define NFSF_SPLIT_H
@@ -78,7 +79,9 @@ static __always_inline int buf_load(const struct nfsf_split *sp, __u32 off, __u3
 {
 	if (off + n > total || off >= 2 * NFSF_SPLIT_MAX)
 		return -NFSF_C_ERR_SHORT;
-	__builtin_memcpy(to, sp->ev.data + (off & (2 * NFSF_SPLIT_MAX - 1)), n);
+	/* NOTE: bound_mask: clang drops a plain mask it proves redundant after the check above,
+	 * and 6.1's verifier does not carry that bound to the pointer (6.18's did) */
+	__builtin_memcpy(to, sp->ev.data + bound_mask(off, 2 * NFSF_SPLIT_MAX - 1), n);
 	return 0;
 }
 
@@ -222,8 +225,9 @@ static __always_inline void emit_split(struct nfsf_walk *w, struct nfsf_split *s
 		count(NFSF_C_EVENTS);
 }
 
-/* Record offset x of the carried head lies at pay_off + (x - have) in the continuation skb. */
-static __always_inline void carry_call(struct nfsf_walk *w, struct nfsf_split *sp, __u32 have,
+/* Record offset x of the carried head lies at pay_off + (x - have) in the continuation skb.
+ * carry_call() and carry_reply() return 1 when they refused (poisoned, dropped, rewrote). */
+static __always_inline int carry_call(struct nfsf_walk *w, struct nfsf_split *sp, __u32 have,
 				       __u32 total, int again)
 {
 	struct nfsf_call call;
@@ -237,11 +241,11 @@ static __always_inline void carry_call(struct nfsf_walk *w, struct nfsf_split *s
 	if (ret) {
 		if (!again)
 			count(ret == -NFSF_C_ERR_SHORT ? NFSF_C_ERR_HEAD_SPLIT : (__u32)-ret);
-		return;
+		return 0;
 	}
 	if (!is_nfs3(&call) || call.proc != NFS3_WRITE) {
 		if (again)
-			return;
+			return 0;
 		count(NFSF_C_RPC_CALLS);
 		count(NFSF_C_HEAD_CARRIED);
 		if (is_nfs3(&call) && (call.proc == NFS3_READDIR || call.proc == NFS3_READDIRPLUS))
@@ -251,7 +255,7 @@ static __always_inline void carry_call(struct nfsf_walk *w, struct nfsf_split *s
 		    !buf_load(sp, opos, total, name, sizeof(name)))
 			record_dirop(w, &call, &wr.fh, name);
 		emit_split(w, sp, total);
-		return;
+		return 0;
 	}
 	if (!again) {
 		count(NFSF_C_RPC_CALLS);
@@ -272,8 +276,7 @@ static __always_inline void carry_call(struct nfsf_walk *w, struct nfsf_split *s
 	} else {
 		where = NFSF_REFUSE_NONE;
 	}
-	if (judge_write(w, &call, &wr, sp->seq, again, where))
-		sp->flags |= NFSF_SPLIT_REFUSED;
+	return judge_write(w, &call, &wr, sp->seq, again, where);
 }
 
 /* As learn_handle(), from the buffer. */
@@ -309,7 +312,7 @@ missed:
 	count(NFSF_C_HANDLE_MISSED);
 }
 
-static __always_inline void carry_reply(struct nfsf_walk *w, struct nfsf_split *sp, __u32 have,
+static __always_inline int carry_reply(struct nfsf_walk *w, struct nfsf_split *sp, __u32 have,
 					__u32 total, int again)
 {
 	struct nfsf_xid_key xk = {};
@@ -320,7 +323,7 @@ static __always_inline void carry_reply(struct nfsf_walk *w, struct nfsf_split *
 	if (ret) {
 		if (!again)
 			count(ret == -NFSF_C_ERR_SHORT ? NFSF_C_ERR_HEAD_SPLIT : (__u32)-ret);
-		return;
+		return 0;
 	}
 	xk.flow = w->pkt.flow;
 	xk.xid = r.xid;
@@ -337,13 +340,14 @@ static __always_inline void carry_reply(struct nfsf_walk *w, struct nfsf_split *
 		carry_learn(sp, &r, &xk, total);
 	}
 	if (!r.accepted || !bpf_map_lookup_elem(&poisoned, &xk))
-		return;
+		return 0;
 	if (r.res >= have && r.res + 4 <= total) {
 		rewrite_status(w, w->pkt.pay_off + (r.res - have), w->pkt.pay_end, sp->seq, again);
-		sp->flags |= NFSF_SPLIT_REFUSED;
-	} else if (r.res + 4 > have && !again) {
+		return 1;
+	}
+	if (r.res + 4 > have && !again)
 		count(NFSF_C_ERR_HEAD_SPLIT); /* the status word itself was cut */
-	} /* else it was in the earlier skb and rewritten there (handle_reply) */
+	return 0; /* else it was in the earlier skb and rewritten there (handle_reply) */
 }
 
 /* Complete the saved head with this skb's first bytes and judge it. The skb starts at
@@ -400,12 +404,8 @@ static __always_inline void carry_one(struct nfsf_walk *w, const int side)
 		if (total > sp->wire_len)
 			total = sp->wire_len;
 	}
-	if (side == NFSF_SIDE_CALLS)
-		carry_call(w, sp, have, total, again);
-	else
-		carry_reply(w, sp, have, total, again);
-	sp->flags |= NFSF_SPLIT_JUDGED;
-	if (sp->flags & NFSF_SPLIT_REFUSED) {
+	if (side == NFSF_SIDE_CALLS ? carry_call(w, sp, have, total, again)
+				    : carry_reply(w, sp, have, total, again)) {
 		fs->flags |= NFSF_FS_SPLIT_DONE; /* kept for retransmissions of this skb */
 		return;
 	}

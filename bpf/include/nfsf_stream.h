@@ -459,6 +459,13 @@ static __always_inline int is_nfs3(const struct nfsf_call *call)
 	return call->prog == NFS_PROG && call->vers == NFS_V3;
 }
 
+/* A record of at most NFSF_SPLIT_MAX bytes (LOOKUP, CREATE, a WRITE reply...) cut by the
+ * skb end: carried whole (nfsf_split.h) so that the agent gets it whole. */
+static __always_inline int small_record_cut(int is_tcp, __u32 off, __u32 end, __u32 wire_len)
+{
+	return is_tcp && end < off + wire_len && wire_len <= NFSF_SPLIT_MAX;
+}
+
 /*
  * One call head at mark offset `off` (TCP; for UDP off = payload start and no mark).
  * again: a remembered head seen again (retransmission): verdict only, no counters/events.
@@ -480,7 +487,7 @@ static __always_inline int handle_call(struct nfsf_walk *w, __u32 off, __u32 m, 
 	if (!is_nfs3(&call) || call.proc != NFS3_WRITE) {
 		if (again)
 			return 0;
-		if (is_tcp && end < off + wire_len && wire_len <= NFSF_SPLIT_MAX)
+		if (small_record_cut(is_tcp, off, end, wire_len))
 			return 1;
 		count(NFSF_C_RPC_CALLS);
 		if (is_nfs3(&call) && (call.proc == NFS3_READDIR || call.proc == NFS3_READDIRPLUS))
@@ -559,7 +566,7 @@ static __always_inline int handle_reply(struct nfsf_walk *w, __u32 off, __u32 m,
 		return again ? 0 : head_cut(ret, end, wire_len, off) && is_tcp;
 	xk.flow = pkt->flow;
 	xk.xid = r.xid;
-	if (!again && is_tcp && end < off + wire_len && wire_len <= NFSF_SPLIT_MAX) {
+	if (!again && small_record_cut(is_tcp, off, end, wire_len)) {
 		/* carried for the agent; a poisoned XID's status already in this skb is fixed now */
 		if (r.accepted && r.res + 4 <= end && bpf_map_lookup_elem(&poisoned, &xk))
 			rewrite_status(w, r.res, end, mark_seq, 0);
@@ -593,11 +600,6 @@ static __always_inline int handle_head(struct nfsf_walk *w, __u32 off, __u32 m, 
 }
 
 #include "nfsf_split.h"
-
-static __always_inline __u32 seq_at(const struct nfsf_pkt *pkt, __u32 off)
-{
-	return pkt->seq + (off - pkt->pay_off);
-}
 
 /* bpf_loop body: one record at the flow's next_mark. Returns 1 to stop. `side` is a
  * constant so that each program verifies only its own handler.

@@ -204,8 +204,6 @@ struct nfsf_event {
 /* Value of `split_heads`: the first bytes of a record (from its mark) that the skb ended in. */
 enum nfsf_split_flags {
 	NFSF_SPLIT_MARK_DONE = 1, /* the mark was whole: the walk already moved past the record */
-	NFSF_SPLIT_JUDGED = 2,    /* completed once; a retransmitted continuation is judged again */
-	NFSF_SPLIT_REFUSED = 4,   /* ...and refused: kept for retransmissions of the continuation */
 };
 
 struct nfsf_split {
@@ -214,7 +212,7 @@ struct nfsf_split {
 	__u32 wire_len;  /* 4 + fragment length (MARK_DONE only) */
 	__u32 flags;     /* enum nfsf_split_flags */
 	__u32 fresh;     /* 1: the record starts a message (it has an RPC header) */
-	__u32 tmp;       /* scratch for the programs */
+	__u32 pad;
 	struct nfsf_event ev; /* ev.data: the saved bytes, then the continuation; the event the
 			       * completed head is sent to the agent as */
 };
