@@ -1,24 +1,28 @@
-// pcap / pcapng reading: classic pcap files from an mmap, everything else through
-// libpcap, with transparent bzip2 decompression.
+// pcap / pcapng reading: classic pcap files from an mmap, everything else (pcapng, old
+// pcap versions, pipes, standard input, compressed files) through libpcap reading a
+// stream that libarchive decompresses in-process.
 //
-// Compressed captures (`BZh` magic) are read through a `bzip2 -dc` child process: the
-// decompressed stream comes in on a pipe that libpcap reads with pcap_fopen_offline.
-// No shell is involved (posix_spawnp with an argument vector), so any path works.
+// Why libarchive: one well-kept library detects and decompresses gzip, bzip2, xz, lzma,
+// zstd and lz4 by their magic from any file descriptor, pipes included, in this process.
+// The earlier design ran `bzip2 -dc` as a child and could deadlock on a damaged file
+// (the reader waited for the child to exit while the child waited for the pipe to
+// drain); there is no child any more, so nothing can wait on one.
+//
+// The decompressed bytes reach libpcap through a stdio FILE* made with fopencookie(3):
+// libpcap sniffs pcap or pcapng itself from the first bytes, so a pipe is read once and
+// never reopened.
 #include "nfs/capture.h"
 
+#include <archive.h>
 #include <fcntl.h>
 #include <pcap/pcap.h>
-#include <spawn.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
-
-extern char** environ;
 
 namespace nfsfence {
 namespace {
@@ -34,13 +38,77 @@ int to_linktype(int dlt) {
   }
 }
 
+std::string trim_msg(std::string s) {
+  while (!s.empty() && (s.back() == '\n' || s.back() == '\r' || s.back() == ' ')) s.pop_back();
+  return s;
+}
+
+// A libarchive "raw" reader over one file descriptor: the decompressed byte stream.
+class Decompressor {
+ public:
+  Decompressor(std::string name, int fd, bool own_fd) : name_(std::move(name)), fd_(fd), own_fd_(own_fd) {}
+  ~Decompressor() {
+    if (a_) archive_read_free(a_);
+    if (own_fd_ && fd_ >= 0) ::close(fd_);
+  }
+
+  // Sets up the reader and reads the first block (libarchive bids on the magic then).
+  Expected<bool> start() {
+    a_ = archive_read_new();
+    if (!a_) return make_error(name_ + ": out of memory");
+    archive_read_support_filter_all(a_);
+    archive_read_support_format_raw(a_);
+    archive_read_support_format_empty(a_);
+    if (archive_read_open_fd(a_, fd_, 256 * 1024) != ARCHIVE_OK) return make_error(failure("cannot read"));
+    archive_entry* e = nullptr;
+    int rc = archive_read_next_header(a_, &e);
+    if (rc == ARCHIVE_EOF) return make_error(name_ + ": empty file, not a pcap or pcapng capture");
+    if (rc != ARCHIVE_OK) return make_error(failure("cannot read"));
+    if (archive_format(a_) == ARCHIVE_FORMAT_EMPTY)
+      return make_error(name_ + ": empty file, not a pcap or pcapng capture");
+    // archive_filter_count includes the "none" filter at the end of the chain.
+    compressed_ = archive_filter_count(a_) > 1;
+    if (compressed_) filter_ = archive_filter_name(a_, 0);
+    return true;
+  }
+
+  // fread-like; -1 on a decompression error (error() says which).
+  ssize_t read(char* buf, size_t n) {
+    if (!error_.empty()) return -1;
+    la_ssize_t got = archive_read_data(a_, buf, n);
+    if (got < 0) {
+      error_ = failure(compressed_ ? filter_ + " decompression failed" : "read error");
+      errno = EIO;
+      return -1;
+    }
+    return got;
+  }
+
+  bool compressed() const { return compressed_; }
+  const std::string& filter() const { return filter_; }
+  const std::string& error() const { return error_; }
+
+ private:
+  std::string failure(const std::string& what) const {
+    const char* msg = a_ ? archive_error_string(a_) : nullptr;
+    return name_ + ": " + what + (msg ? std::string(": ") + trim_msg(msg) : std::string());
+  }
+  std::string name_;
+  int fd_;
+  bool own_fd_;
+  archive* a_ = nullptr;
+  bool compressed_ = false;
+  std::string filter_;
+  std::string error_;
+};
+
+ssize_t cookie_read(void* c, char* buf, size_t n) { return static_cast<Decompressor*>(c)->read(buf, n); }
+
 class PcapReader final : public CaptureReader {
  public:
-  PcapReader(pcap_t* p, pid_t child) : p_(p), child_(child), linktype_(to_linktype(pcap_datalink(p))) {}
-  ~PcapReader() override {
-    pcap_close(p_);  // also closes the pipe, so a still-running bzip2 gets SIGPIPE
-    reap();
-  }
+  PcapReader(std::string name, std::unique_ptr<Decompressor> dz, pcap_t* p)
+      : name_(std::move(name)), dz_(std::move(dz)), p_(p), linktype_(to_linktype(pcap_datalink(p))) {}
+  ~PcapReader() override { pcap_close(p_); }  // closes the cookie FILE*; dz_ goes after
 
   bool next(RawPacket& out) override {
     if (done_) return false;
@@ -58,49 +126,52 @@ class PcapReader final : public CaptureReader {
       return true;
     }
     done_ = true;
-    if (rc == PCAP_ERROR) {
-      std::string msg = pcap_geterr(p_);
+    if (!dz_->error().empty()) {
+      // The decompressor failed under libpcap: its message says why, libpcap's only EIO.
+      // A stream cut short is a truncated capture; any other damage is an error. libarchive
+      // has no error code for "cut short": its gzip/bzip2/zstd readers say "truncated",
+      // its xz reader "No progress is possible".
+      const std::string& e = dz_->error();
+      if (e.find("runcat") != std::string::npos || e.find("No progress is possible") != std::string::npos) {
+        truncated_ = true;
+        detail_ = dz_->error();
+      } else {
+        error_ = dz_->error() + " (after packet " + std::to_string(frame_) + ")";
+      }
+    } else if (rc == PCAP_ERROR) {
+      std::string msg = trim_msg(pcap_geterr(p_));
       // libpcap reports a short final record as "truncated dump file; ..." (pcap) or
       // "truncated pcapng dump file..." / "...premature end of file" (pcapng).
       if (msg.find("truncated") != std::string::npos || msg.find("premature") != std::string::npos) {
         truncated_ = true;
+        detail_ = name_ + ": " + msg;
       } else {
-        error_ = msg;
+        error_ = name_ + ": packet " + std::to_string(frame_ + 1) + ": " + msg;
       }
     }
-    // A bzip2 child that failed (corrupt or cut .bz2) means the stream ended early.
-    if (child_ > 0 && reap() != 0) truncated_ = true;
     return false;
   }
 
   bool truncated() const override { return truncated_; }
   const std::string& error() const override { return error_; }
+  const std::string& truncation_detail() const override { return detail_; }
 
  private:
-  // Waits for the decompressor; returns its exit status (0 = clean).
-  int reap() {
-    if (child_ <= 0) return child_status_;
-    int st = 0;
-    while (waitpid(child_, &st, 0) < 0 && errno == EINTR) {
-    }
-    child_ = -1;
-    child_status_ = (WIFEXITED(st) && WEXITSTATUS(st) == 0) ? 0 : 1;
-    return child_status_;
-  }
-
+  std::string name_;
+  std::unique_ptr<Decompressor> dz_;
   pcap_t* p_;
-  pid_t child_;
-  int child_status_ = 0;
   int linktype_;
   uint64_t frame_ = 0;
   bool done_ = false;
   bool truncated_ = false;
-  std::string error_;
+  std::string error_, detail_;
 };
 
-// Classic pcap read straight from an mmap of the file: no read(2) copies, no stdio buffer.
-// Pages already consumed are dropped with MADV_DONTNEED every 8 MiB so that RSS stays
-// flat however large the file (they are clean file pages: dropping loses nothing).
+// Classic pcap (version 2.4) read straight from an mmap of the file: no read(2) copies,
+// no stdio buffer. Pages already consumed are dropped with MADV_DONTNEED every 8 MiB so
+// that RSS stays flat however large the file (they are clean file pages: dropping loses
+// nothing). Older versions (before 2.3 caplen and len were in the other order, and 2.3
+// files exist in both orders) are left to libpcap, which knows their history.
 class MmapPcapReader final : public CaptureReader {
  public:
   static constexpr size_t kFileHeader = 24, kRecordHeader = 16;
@@ -112,7 +183,7 @@ class MmapPcapReader final : public CaptureReader {
 
   bool next(RawPacket& out) override {
     if (pos_ >= size_) return false;
-    if (size_ - pos_ < kRecordHeader) return stop_truncated();
+    if (size_ - pos_ < kRecordHeader) return stop_truncated("a record header");
     const uint8_t* h = base_ + pos_;
     uint32_t sec = u32(h), frac = u32(h + 4), incl = u32(h + 8), orig = u32(h + 12);
     if (incl > kMaxRecord) {
@@ -121,7 +192,7 @@ class MmapPcapReader final : public CaptureReader {
       pos_ = size_;
       return false;
     }
-    if (size_ - pos_ - kRecordHeader < incl) return stop_truncated();
+    if (size_ - pos_ - kRecordHeader < incl) return stop_truncated("packet data");
     out.frame = ++frame_;
     out.ts.sec = sec;
     out.ts.nsec = nanos_ ? frac : int64_t(frac) * 1000;
@@ -139,10 +210,12 @@ class MmapPcapReader final : public CaptureReader {
   }
   bool truncated() const override { return truncated_; }
   const std::string& error() const override { return error_; }
+  const std::string& truncation_detail() const override { return detail_; }
 
  private:
-  bool stop_truncated() {
+  bool stop_truncated(const char* what) {
     truncated_ = true;
+    detail_ = path_ + ": packet " + std::to_string(frame_ + 1) + ": the file ends inside its " + what;
     pos_ = size_;
     return false;
   }
@@ -159,110 +232,76 @@ class MmapPcapReader final : public CaptureReader {
   size_t pos_ = kFileHeader, released_ = 0;
   uint64_t frame_ = 0;
   bool truncated_ = false;
-  std::string error_;
+  std::string error_, detail_;
 };
 
-// A regular classic-pcap file: map it. Anything else (pcapng, compressed, pipes): nullptr.
-std::unique_ptr<CaptureReader> try_mmap_pcap(const std::string& path, const struct stat& st) {
+// A regular classic-pcap 2.4 file: map it. Anything else: nullptr (the stream path).
+std::unique_ptr<CaptureReader> try_mmap_pcap(const std::string& path, int fd, const struct stat& st) {
   if (!S_ISREG(st.st_mode) || size_t(st.st_size) < MmapPcapReader::kFileHeader) return nullptr;
-  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return nullptr;
-  void* m = mmap(nullptr, size_t(st.st_size), PROT_READ, MAP_PRIVATE, fd, 0);
-  ::close(fd);
-  if (m == MAP_FAILED) return nullptr;
-  const auto* b = static_cast<const uint8_t*>(m);
+  uint8_t hdr[MmapPcapReader::kFileHeader];
+  if (pread(fd, hdr, sizeof hdr, 0) != ssize_t(sizeof hdr)) return nullptr;
   uint32_t magic;
-  std::memcpy(&magic, b, 4);
+  std::memcpy(&magic, hdr, 4);
   bool swapped = false, nanos = false;
   switch (magic) {
     case 0xa1b2c3d4: break;
     case 0xa1b23c4d: nanos = true; break;
     case 0xd4c3b2a1: swapped = true; break;
     case 0x4d3cb2a1: swapped = nanos = true; break;
-    default:
-      munmap(m, size_t(st.st_size));
-      return nullptr;
+    default: return nullptr;
   }
+  auto u16 = [&](size_t at) {
+    uint16_t v;
+    std::memcpy(&v, hdr + at, 2);
+    return swapped ? __builtin_bswap16(v) : v;
+  };
+  if (u16(4) != 2 || u16(6) != 4) return nullptr;  // not version 2.4
   uint32_t lt;
-  std::memcpy(&lt, b + 20, 4);
+  std::memcpy(&lt, hdr + 20, 4);
   if (swapped) lt = __builtin_bswap32(lt);
+  void* m = mmap(nullptr, size_t(st.st_size), PROT_READ, MAP_PRIVATE, fd, 0);
+  if (m == MAP_FAILED) return nullptr;
   madvise(m, size_t(st.st_size), MADV_SEQUENTIAL);
-  return std::make_unique<MmapPcapReader>(path, b, size_t(st.st_size), swapped, nanos, int(lt & 0xffff));
-}
-
-std::string trim_pcap_msg(std::string s) {
-  while (!s.empty() && (s.back() == '\n' || s.back() == '\r' || s.back() == ' ')) s.pop_back();
-  return s;
-}
-
-// Starts `bzip2 -dc -- path` and returns a FILE* on its stdout.
-Expected<std::pair<FILE*, pid_t>> spawn_bunzip(const std::string& path) {
-  int fds[2];
-  if (pipe2(fds, O_CLOEXEC) != 0) return make_error(path + ": pipe: " + std::strerror(errno));
-  posix_spawn_file_actions_t fa;
-  posix_spawn_file_actions_init(&fa);
-  posix_spawn_file_actions_adddup2(&fa, fds[1], STDOUT_FILENO);
-  posix_spawn_file_actions_addopen(&fa, STDERR_FILENO, "/dev/null", O_WRONLY, 0);
-  posix_spawn_file_actions_addopen(&fa, STDIN_FILENO, "/dev/null", O_RDONLY, 0);
-  std::string a0 = "bzip2", a1 = "-dc", a2 = "--", a3 = path;
-  char* argv[] = {a0.data(), a1.data(), a2.data(), a3.data(), nullptr};
-  pid_t pid = -1;
-  int rc = posix_spawnp(&pid, "bzip2", &fa, nullptr, argv, environ);
-  posix_spawn_file_actions_destroy(&fa);
-  close(fds[1]);
-  if (rc != 0) {
-    close(fds[0]);
-    return make_error(path + ": cannot run bzip2 to decompress: " + std::strerror(rc));
-  }
-  FILE* f = fdopen(fds[0], "rb");
-  if (!f) {
-    int e = errno;
-    close(fds[0]);
-    kill(pid, SIGTERM);
-    waitpid(pid, nullptr, 0);
-    return make_error(path + ": fdopen: " + std::strerror(e));
-  }
-  return std::pair{f, pid};
+  return std::make_unique<MmapPcapReader>(path, static_cast<const uint8_t*>(m), size_t(st.st_size), swapped, nanos,
+                                          int(lt & 0xffff));
 }
 
 }  // namespace
 
 Expected<std::unique_ptr<CaptureReader>> CaptureReader::open(const std::string& path) {
+  const bool is_stdin = path == "-";
+  const std::string name = is_stdin ? std::string("standard input") : path;
+  int fd = is_stdin ? STDIN_FILENO : ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return make_error(path + ": " + std::strerror(errno));
   struct stat st{};
-  if (stat(path.c_str(), &st) != 0) return make_error(path + ": " + std::strerror(errno));
-  if (S_ISDIR(st.st_mode)) return make_error(path + ": " + std::strerror(EISDIR));
-
-  uint8_t magic[3] = {};
-  size_t got = 0;
-  {
-    FILE* f = std::fopen(path.c_str(), "rb");
-    if (!f) return make_error(path + ": " + std::strerror(errno));
-    got = std::fread(magic, 1, sizeof magic, f);
-    std::fclose(f);
+  if (fstat(fd, &st) != 0 || S_ISDIR(st.st_mode)) {
+    int e = S_ISDIR(st.st_mode) ? EISDIR : errno;
+    if (!is_stdin) ::close(fd);
+    return make_error(name + ": " + std::strerror(e));
   }
-  if (got == 0) return make_error(path + ": empty file, not a pcap or pcapng capture");
+  if (S_ISREG(st.st_mode) && st.st_size == 0) {
+    if (!is_stdin) ::close(fd);
+    return make_error(name + ": empty file, not a pcap or pcapng capture");
+  }
+  if (auto r = try_mmap_pcap(name, fd, st)) {
+    if (!is_stdin) ::close(fd);  // the mapping stays valid
+    return r;
+  }
 
+  auto dz = std::make_unique<Decompressor>(name, fd, !is_stdin);
+  if (auto ok = dz->start(); !ok) return unexpected(ok.error());
+  cookie_io_functions_t io{cookie_read, nullptr, nullptr, nullptr};
+  FILE* f = fopencookie(dz.get(), "rb", io);
+  if (!f) return make_error(name + ": fopencookie: " + std::strerror(errno));
   char errbuf[PCAP_ERRBUF_SIZE] = {};
-  if (got == 3 && magic[0] == 'B' && magic[1] == 'Z' && magic[2] == 'h') {
-    auto child = spawn_bunzip(path);
-    if (!child) return unexpected(child.error());
-    auto [f, pid] = *child;
-    pcap_t* p = pcap_fopen_offline_with_tstamp_precision(f, PCAP_TSTAMP_PRECISION_NANO, errbuf);
-    if (!p) {
-      std::fclose(f);
-      int wst = 0;
-      waitpid(pid, &wst, 0);
-      if (!(WIFEXITED(wst) && WEXITSTATUS(wst) == 0))
-        return make_error(path + ": bzip2 decompression failed (" + trim_pcap_msg(errbuf) + ")");
-      return make_error(path + ": decompressed data is not a capture: " + trim_pcap_msg(errbuf));
-    }
-    return std::unique_ptr<CaptureReader>(new PcapReader(p, pid));
+  pcap_t* p = pcap_fopen_offline_with_tstamp_precision(f, PCAP_TSTAMP_PRECISION_NANO, errbuf);
+  if (!p) {
+    std::fclose(f);
+    if (!dz->error().empty()) return make_error(dz->error());
+    std::string what = dz->compressed() ? "decompressed (" + dz->filter() + ") data is not a capture: " : "";
+    return make_error(name + ": " + what + trim_msg(errbuf));
   }
-
-  if (auto r = try_mmap_pcap(path, st)) return r;
-  pcap_t* p = pcap_open_offline_with_tstamp_precision(path.c_str(), PCAP_TSTAMP_PRECISION_NANO, errbuf);
-  if (!p) return make_error(path + ": " + trim_pcap_msg(errbuf));
-  return std::unique_ptr<CaptureReader>(new PcapReader(p, -1));
+  return std::unique_ptr<CaptureReader>(new PcapReader(name, std::move(dz), p));
 }
 
 }  // namespace nfsfence

@@ -30,15 +30,19 @@ struct RawPacket {
 
 class CaptureReader {
  public:
-  // Opens a pcap or pcapng file. A missing, unreadable or non-capture file gives an
-  // error whose message names the file and the reason.
+  // Opens a pcap or pcapng capture: a file, a pipe or FIFO, or standard input ("-"),
+  // plain or compressed (gzip, bzip2, xz, zstd, lz4: detected by magic, decompressed
+  // in-process). A missing, unreadable or non-capture input gives an error whose message
+  // names it and the reason.
   static Expected<std::unique_ptr<CaptureReader>> open(const std::string& path);
   virtual ~CaptureReader() = default;
-  // Next packet, or false at the end. A truncated final record ends the stream and sets
-  // truncated(); other read errors set error().
+  // Next packet, or false at the end. A truncated final record (or a compressed stream
+  // cut short) ends the stream and sets truncated(), with truncation_detail() naming the
+  // input and the packet; other read errors set error(), also naming the input.
   virtual bool next(RawPacket& out) = 0;
   virtual bool truncated() const = 0;
   virtual const std::string& error() const = 0;
+  virtual const std::string& truncation_detail() const = 0;
 };
 
 }  // namespace nfsfence

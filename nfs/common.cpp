@@ -92,3 +92,79 @@ Expected<Bytes> from_hex(std::string_view hex) {
 }
 
 }  // namespace nfsfence
+
+namespace nfsfence {
+
+// Length of the valid UTF-8 sequence at s[i] (2..4), or 0 if it is not one. Overlong
+// forms, surrogates and code points past U+10FFFF are not valid.
+static size_t utf8_seq(std::string_view s, size_t i) {
+  auto cont = [&](size_t k) { return i + k < s.size() && (uint8_t(s[i + k]) & 0xc0) == 0x80; };
+  uint8_t c = uint8_t(s[i]);
+  if (c >= 0xc2 && c <= 0xdf) return cont(1) ? 2 : 0;
+  if (c >= 0xe0 && c <= 0xef) {
+    if (!cont(1) || !cont(2)) return 0;
+    uint8_t c1 = uint8_t(s[i + 1]);
+    if ((c == 0xe0 && c1 < 0xa0) || (c == 0xed && c1 >= 0xa0)) return 0;
+    return 3;
+  }
+  if (c >= 0xf0 && c <= 0xf4) {
+    if (!cont(1) || !cont(2) || !cont(3)) return 0;
+    uint8_t c1 = uint8_t(s[i + 1]);
+    if ((c == 0xf0 && c1 < 0x90) || (c == 0xf4 && c1 >= 0x90)) return 0;
+    return 4;
+  }
+  return 0;
+}
+
+bool valid_utf8(std::string_view s) {
+  for (size_t i = 0; i < s.size();) {
+    if (uint8_t(s[i]) < 0x80) {
+      i++;
+      continue;
+    }
+    size_t n = utf8_seq(s, i);
+    if (!n) return false;
+    i += n;
+  }
+  return true;
+}
+
+std::string printable(std::string_view s) {
+  static const char* kHex = "0123456789abcdef";
+  std::string out;
+  out.reserve(s.size());
+  auto esc = [&](uint8_t b) {
+    out += "\\x";
+    out += kHex[b >> 4];
+    out += kHex[b & 15];
+  };
+  for (size_t i = 0; i < s.size();) {
+    uint8_t c = uint8_t(s[i]);
+    if (c >= 0x20 && c < 0x7f) {
+      if (c == '\\') out += '\\';
+      out += char(c);
+      i++;
+      continue;
+    }
+    if (c < 0x80) {
+      if (c == '\n') out += "\\n";
+      else if (c == '\t') out += "\\t";
+      else if (c == '\r') out += "\\r";
+      else esc(c);  // NUL, ESC, DEL and the other C0 controls
+      i++;
+      continue;
+    }
+    size_t n = utf8_seq(s, i);
+    // C1 controls (U+0080..U+009F, as C2 80..C2 9F) act on terminals too: escape them.
+    if (n == 0 || (n == 2 && c == 0xc2 && uint8_t(s[i + 1]) < 0xa0)) {
+      esc(c);
+      i++;
+      continue;
+    }
+    out.append(s.substr(i, n));
+    i += n;
+  }
+  return out;
+}
+
+}  // namespace nfsfence

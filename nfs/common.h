@@ -94,6 +94,11 @@ struct FlowKeyHash {
   size_t operator()(const FlowKey& k) const noexcept;
 };
 
+// Text safe for a terminal and for one line: printable ASCII and valid UTF-8 as they
+// are; backslash doubled; \n \t \r; every other control byte (NUL, ESC, DEL, C1) and
+// every byte of invalid UTF-8 as \xHH (the way `ls -b` and tshark show names).
+std::string printable(std::string_view s);
+bool valid_utf8(std::string_view s);
 std::string to_hex(ByteView b);
 Expected<Bytes> from_hex(std::string_view hex);
 

@@ -1,6 +1,7 @@
 #include "nfs/decoder.h"
 
 #include <deque>
+#include <list>
 #include <unordered_map>
 
 namespace nfsfence {
@@ -23,10 +24,51 @@ struct PendingCall {
   std::shared_ptr<const NfsFields> fields;
   bool answered = false;
   uint64_t seqno;  // insertion number, to detect stale FIFO entries
+  size_t cost = 0; // bytes charged to the memory budget
 };
 
+// A reply whose call is probably still behind a hole in the other direction's stream.
+struct HeldReply {
+  FlowKey flow;  // the reply's direction
+  uint64_t frame = 0;
+  Timestamp ts;
+  Bytes data;
+  uint64_t msg_len = 0;
+  uint64_t seqno = 0;
+  size_t cost = 0;
+};
+
+struct Flow {
+  std::unique_ptr<RecordAssembler> ra;
+  std::list<FlowKey>::iterator lru;  // position in the activity order (front: most recent)
+  Timestamp last;                    // capture time of its last segment
+  size_t charged = 0;                // bytes charged to the memory budget
+};
+using FlowEntry = std::pair<const FlowKey, Flow>;
+
 constexpr size_t kMaxPending = 32768;
+constexpr size_t kMaxHeld = 1024;
 constexpr uint64_t kMaxWholeMessage = 4u << 20;
+// Heap around each entry beyond what memory_bytes()/fields_bytes() see: hash nodes, list
+// and deque nodes, std::function captures, shared_ptr control blocks (measured with a
+// SYN flood: ~1 KB of RSS per flow before the budget).
+constexpr size_t kFlowOverhead = 512;
+constexpr size_t kEntryOverhead = 160;
+
+size_t fields_bytes(const NfsFields& f) {
+  size_t b = sizeof(NfsFields);
+  auto bytes = [&](const std::optional<Bytes>& v) { b += v ? v->capacity() : 0; };
+  auto str = [&](const std::string& v) { b += v.capacity() > 15 ? v.capacity() + 1 : 0; };
+  bytes(f.fh), bytes(f.dir_fh), bytes(f.to_dir_fh), bytes(f.obj_fh), bytes(f.cookieverf);
+  for (auto* v : {&f.name, &f.to_name, &f.path})
+    if (*v) str(**v);
+  b += f.entries.capacity() * sizeof(DirEntryPlus);
+  for (auto& e : f.entries) {
+    str(e.name);
+    bytes(e.fh);
+  }
+  return b;
+}
 
 const char* proc_name_of(uint32_t prog, uint32_t vers, uint32_t proc) {
   if (prog == kProgNfs && vers == 3) return nfs3_proc_name(proc);
@@ -42,16 +84,27 @@ bool decodable(uint32_t prog, uint32_t vers) {
 
 struct Decoder::Impl {
   Sink sink;
+  DecoderLimits limits;
   NetParser net;
   DecodeStats stats;
-  std::unordered_map<FlowKey, std::unique_ptr<RecordAssembler>, FlowKeyHash> tcp;
+  std::unordered_map<FlowKey, Flow, FlowKeyHash> tcp;
+  std::list<FlowKey> lru;
   std::unordered_map<PendingKey, PendingCall, PendingKeyHash> pending;
   std::deque<std::pair<PendingKey, uint64_t>> pending_order;
   uint64_t pending_seq = 0;
+  std::unordered_map<PendingKey, HeldReply, PendingKeyHash> held;  // key: the call's flow + xid
+  std::deque<std::pair<PendingKey, uint64_t>> held_order;
+  std::unordered_map<FlowKey, uint32_t, FlowKeyHash> held_per_flow;  // call flow -> held replies
+  size_t flow_bytes = 0, pending_bytes = 0, held_bytes = 0;
+  bool enforcing = false;
+  int64_t next_sweep = INT64_MIN;
   RecordStats finished_records{};  // stats of flows already closed
-  std::pair<const FlowKey, std::unique_ptr<RecordAssembler>>* last_flow = nullptr;
+  FlowEntry* last_flow = nullptr;
 
-  explicit Impl(Sink s) : sink(std::move(s)), net([this](const L4Packet& p) { on_l4(p); }) {}
+  Impl(Sink s, DecoderLimits l)
+      : sink(std::move(s)), limits(l), net([this](const L4Packet& p) { on_l4(p); }) {}
+
+  size_t memory() const { return flow_bytes + pending_bytes + held_bytes; }
 
   const PendingCall* find_call(const FlowKey& reply_flow, uint32_t xid) {
     auto it = pending.find(PendingKey{reply_flow.reversed(), xid});
@@ -66,44 +119,109 @@ struct Decoder::Impl {
     if (h.type == MsgType::Call)
       return needed_prefix(h.prog, h.vers, h.proc, true, h.body_offset, std::min(record_len, kMaxWholeMessage));
     const PendingCall* c = find_call(flow, h.xid);
-    if (!c) return std::min<uint64_t>(record_len, 4096);  // unmatched: not decoded beyond the header
+    // Unmatched: only the header is decoded, unless the reply may be held for its call.
+    if (!c) return std::min<uint64_t>(record_len, reorder_pending(flow) ? kMaxWholeMessage : 4096);
     return needed_prefix(c->prog, c->vers, c->proc, false, h.body_offset, std::min(record_len, kMaxWholeMessage));
   }
 
+  // The call direction of this reply flow has segments waiting behind a hole.
+  bool reorder_pending(const FlowKey& reply_flow) const {
+    auto it = tcp.find(reply_flow.reversed());
+    return it != tcp.end() && it->second.ra->has_out_of_order();
+  }
+
   void on_l4(const L4Packet& p) {
+    idle_sweep(p.ts);
     if (p.flow.transport == Transport::Udp) {
       message(p.flow, p.first_frame, p.ts, p.payload, p.wire_payload_len);
+      enforce();
       return;
     }
+    FlowEntry* e = last_flow;
     // Consecutive segments nearly always belong to the same flow: skip the hash lookup.
-    if (last_flow && last_flow->first == p.flow) {
-      last_flow->second->segment(p.seq, p.payload, p.wire_payload_len, (p.tcp_flags & 0x02) != 0, p.frame, p.ts);
-      if (!(p.tcp_flags & 0x05)) return;
+    if (!e || e->first != p.flow) {
+      auto it = tcp.find(p.flow);
+      if (it == tcp.end()) {
+        if (p.payload.empty() && !(p.tcp_flags & 0x02)) return;  // bare ACK of an unknown flow
+        it = open_flow(p.flow);
+      }
+      e = &*it;
     }
-    auto it = tcp.find(p.flow);
-    if (last_flow && last_flow->first == p.flow) {  // FIN/RST on the cached flow: close it below
-      last_flow = nullptr;
-      it->second->finish();
-      add(finished_records, it->second->stats());
-      tcp.erase(it);
-      return;
-    }
-    if (it == tcp.end()) {
-      if (p.payload.empty() && !(p.tcp_flags & 0x02)) return;  // bare ACK of an unknown flow
-      FlowKey flow = p.flow;
-      auto ra = std::make_unique<RecordAssembler>(
-          [this, flow](ByteView head, uint64_t len) { return prefix_for(flow, head, len); },
-          [this, flow](const RecordHead& r) { message(flow, r.frame, r.ts, r.data, r.record_len); });
-      it = tcp.emplace(p.flow, std::move(ra)).first;
-    }
-    it->second->segment(p.seq, p.payload, p.wire_payload_len, (p.tcp_flags & 0x02) != 0, p.frame, p.ts);
-    last_flow = &*it;
+    Flow& f = e->second;
+    if (f.lru != lru.begin()) lru.splice(lru.begin(), lru, f.lru);
+    f.last = p.ts;
+    last_flow = e;
+    f.ra->segment(p.seq, p.payload, p.wire_payload_len, (p.tcp_flags & 0x02) != 0, p.frame, p.ts);
     if (p.tcp_flags & 0x05) {  // FIN or RST: the flow is over
-      last_flow = nullptr;
-      it->second->finish();
-      add(finished_records, it->second->stats());
-      tcp.erase(it);
+      close(e->first, false);
+    } else {
+      recharge(f);
+      if (!held_per_flow.empty() && !f.ra->has_out_of_order()) release_held_for(e->first);
     }
+    enforce();
+  }
+
+  std::unordered_map<FlowKey, Flow, FlowKeyHash>::iterator open_flow(const FlowKey& key) {
+    FlowKey flow = key;
+    Flow f;
+    f.ra = std::make_unique<RecordAssembler>(
+        [this, flow](ByteView head, uint64_t len) { return prefix_for(flow, head, len); },
+        [this, flow](const RecordHead& r) { message(flow, r.frame, r.ts, r.data, r.record_len); });
+    lru.push_front(key);
+    f.lru = lru.begin();
+    auto it = tcp.emplace(key, std::move(f)).first;
+    recharge(it->second);
+    return it;
+  }
+
+  void recharge(Flow& f) {
+    size_t now = kFlowOverhead + f.ra->memory_bytes();
+    flow_bytes = flow_bytes - f.charged + now;
+    f.charged = now;
+  }
+
+  // Ends a flow as a FIN would: what it holds is delivered, its state freed. `key` may
+  // refer into the map entry: copied first.
+  void close(FlowKey key, bool idle) {
+    auto it = tcp.find(key);
+    if (it == tcp.end()) return;
+    if (last_flow == &*it) last_flow = nullptr;
+    it->second.ra->finish();
+    add(finished_records, it->second.ra->stats());
+    flow_bytes -= it->second.charged;
+    lru.erase(it->second.lru);
+    tcp.erase(it);
+    if (idle) stats.flows_idle_closed++;
+    release_held_for(key);
+  }
+
+  void idle_sweep(const Timestamp& ts) {
+    if (ts.sec < next_sweep || limits.idle_seconds <= 0) return;
+    next_sweep = ts.sec + 1;  // at most once per second of capture time
+    while (!lru.empty()) {
+      auto it = tcp.find(lru.back());
+      if (ts.sec - it->second.last.sec <= limits.idle_seconds) break;
+      close(lru.back(), true);
+    }
+  }
+
+  // Within the budget again: the largest of the three consumers gives up its oldest entry.
+  void enforce() {
+    if (enforcing || memory() <= limits.memory_bytes) return;
+    enforcing = true;
+    while (memory() > limits.memory_bytes) {
+      if (held_bytes && held_bytes >= pending_bytes && held_bytes >= flow_bytes) {
+        release_oldest_held();
+      } else if (pending_bytes && (pending_bytes >= flow_bytes || lru.size() <= 1)) {
+        evict_oldest_call();
+      } else if (lru.size() > 1) {
+        stats.flows_evicted++;
+        close(lru.back(), false);
+      } else {
+        break;  // one flow alone over the budget: its own bounds hold it
+      }
+    }
+    enforcing = false;
   }
 
   static void add(RecordStats& a, const RecordStats& b) {
@@ -118,11 +236,29 @@ struct Decoder::Impl {
     a.overlapping += b.overlapping;
   }
 
+  void evict_oldest_call() {
+    while (!pending_order.empty()) {
+      auto [k, seq] = pending_order.front();
+      pending_order.pop_front();
+      auto old = pending.find(k);
+      if (old == pending.end() || old->second.seqno != seq) continue;  // stale entry
+      if (!old->second.answered) stats.calls_evicted++;
+      pending_bytes -= old->second.cost;
+      pending.erase(old);
+      return;
+    }
+  }
   void remember_call(const FlowKey& flow, uint32_t xid, const RpcMessage& m) {
     PendingKey key{flow, xid};
     auto [it, inserted] = pending.try_emplace(key);
-    if (!inserted) stats.duplicate_calls++;
-    it->second = PendingCall{m.prog, m.vers, *m.proc, m.ts, std::make_shared<NfsFields>(m.fields), false, ++pending_seq};
+    if (!inserted) {
+      stats.duplicate_calls++;
+      pending_bytes -= it->second.cost;
+    }
+    auto fields = std::make_shared<NfsFields>(m.fields);
+    size_t cost = kEntryOverhead + fields_bytes(*fields);
+    it->second = PendingCall{m.prog, m.vers, *m.proc, m.ts, std::move(fields), false, ++pending_seq, cost};
+    pending_bytes += cost;
     pending_order.emplace_back(key, pending_seq);
     while (pending.size() > kMaxPending && !pending_order.empty()) {
       auto [k, seq] = pending_order.front();
@@ -130,6 +266,7 @@ struct Decoder::Impl {
       auto old = pending.find(k);
       if (old != pending.end() && old->second.seqno == seq) {
         if (!old->second.answered) stats.pending_evicted++;
+        pending_bytes -= old->second.cost;
         pending.erase(old);
       }
     }
@@ -144,7 +281,65 @@ struct Decoder::Impl {
     }
   }
 
-  void message(const FlowKey& flow, uint64_t frame, Timestamp ts, ByteView data, uint64_t msg_len) {
+  // Holds an unmatched TCP reply whose call may still come out of the other direction's
+  // reorder queue (a call behind a hole is delivered after its reply otherwise).
+  bool hold(const FlowKey& reply_flow, uint64_t frame, Timestamp ts, ByteView data, uint64_t msg_len, uint32_t xid) {
+    if (reply_flow.transport != Transport::Tcp || !reorder_pending(reply_flow)) return false;
+    PendingKey key{reply_flow.reversed(), xid};
+    if (auto dup = held.find(key); dup != held.end()) release(dup);
+    if (held.size() >= kMaxHeld) release_oldest_held();
+    HeldReply r{reply_flow, frame, ts, Bytes(data.begin(), data.end()), msg_len, ++pending_seq, 0};
+    r.cost = kEntryOverhead + r.data.capacity();
+    held_bytes += r.cost;
+    held_order.emplace_back(key, r.seqno);
+    held_per_flow[key.flow]++;
+    held.emplace(key, std::move(r));
+    return true;
+  }
+
+  // Takes a held reply out and decodes it now: with its call if that came, else unmatched.
+  void release(std::unordered_map<PendingKey, HeldReply, PendingKeyHash>::iterator it) {
+    HeldReply r = std::move(it->second);
+    FlowKey call_flow = it->first.flow;
+    held.erase(it);
+    held_bytes -= r.cost;
+    if (auto c = held_per_flow.find(call_flow); c != held_per_flow.end() && --c->second == 0) held_per_flow.erase(c);
+    bool matched = pending.count(PendingKey{call_flow, load_be32(r.data.data())}) != 0;
+    (matched ? stats.replies_reordered : stats.replies_held_unmatched)++;
+    message(r.flow, r.frame, r.ts, ByteView(r.data.data(), r.data.size()), r.msg_len, false);
+  }
+
+  void release_oldest_held() {
+    while (!held_order.empty()) {
+      auto [k, seq] = held_order.front();
+      held_order.pop_front();
+      auto it = held.find(k);
+      if (it != held.end() && it->second.seqno == seq) {
+        release(it);
+        return;
+      }
+    }
+  }
+
+  void release_held_for(const FlowKey& call_flow) {
+    if (!held_per_flow.count(call_flow)) return;
+    for (auto it = held.begin(); it != held.end();) {
+      auto next = std::next(it);
+      if (it->first.flow == call_flow) {
+        release(it);
+        next = held.begin();  // release() may have changed the map: start over
+      }
+      it = next;
+    }
+  }
+
+  void release_all_held() {
+    while (!held.empty()) release(held.begin());
+    held_order.clear();
+  }
+
+  void message(const FlowKey& flow, uint64_t frame, Timestamp ts, ByteView data, uint64_t msg_len,
+               bool may_hold = true) {
     RpcHeader h;
     RpcParse pr = parse_rpc_header(data, h);
     if (pr == RpcParse::Malformed) {
@@ -155,6 +350,9 @@ struct Decoder::Impl {
       stats.truncated_rpc++;
       return;
     }
+    if (h.type == MsgType::Reply && may_hold && !pending.count(PendingKey{flow.reversed(), h.xid}) &&
+        hold(flow, frame, ts, data, msg_len, h.xid))
+      return;
     RpcMessage m;
     m.frame = frame;
     m.ts = ts;
@@ -178,6 +376,8 @@ struct Decoder::Impl {
       }
       remember_call(flow, h.xid, m);
       sink(m);
+      if (!held.empty())
+        if (auto r = held.find(PendingKey{flow, h.xid}); r != held.end()) release(r);
       return;
     }
     stats.replies++;
@@ -201,6 +401,8 @@ struct Decoder::Impl {
     if (!c.answered) {
       c.answered = true;
       c.fields.reset();
+      pending_bytes -= c.cost - kEntryOverhead;
+      c.cost = kEntryOverhead;
     }
     if (decodable(c.prog, c.vers)) {
       if (h.reply_stat == 0 && h.accept_stat == 0) {
@@ -224,33 +426,23 @@ struct Decoder::Impl {
   }
 };
 
-Decoder::Decoder(Sink sink) : impl_(std::make_unique<Impl>(std::move(sink))) {}
+Decoder::Decoder(Sink sink, DecoderLimits limits) : impl_(std::make_unique<Impl>(std::move(sink), limits)) {}
 Decoder::~Decoder() = default;
 void Decoder::feed(const RawPacket& pkt) { impl_->net.feed(pkt); }
 void Decoder::feed_l4(const L4Packet& l4) { impl_->on_l4(l4); }
 void Decoder::finish() {
-  for (auto& [flow, ra] : impl_->tcp) {
-    ra->finish();
-    Impl::add(impl_->finished_records, ra->stats());
-  }
-  impl_->tcp.clear();
-  impl_->last_flow = nullptr;
+  while (!impl_->lru.empty()) impl_->close(impl_->lru.back(), false);
+  impl_->release_all_held();
 }
-void Decoder::close_flow(const FlowKey& flow) {
-  auto it = impl_->tcp.find(flow);
-  if (it == impl_->tcp.end()) return;
-  if (impl_->last_flow == &*it) impl_->last_flow = nullptr;
-  it->second->finish();
-  Impl::add(impl_->finished_records, it->second->stats());
-  impl_->tcp.erase(it);
-}
+void Decoder::close_flow(const FlowKey& flow) { impl_->close(flow, false); }
 const NetStats& Decoder::net_stats() const { return impl_->net.stats(); }
 const DecodeStats& Decoder::stats() const { return impl_->stats; }
 RecordStats Decoder::record_stats() const {
   RecordStats s = impl_->finished_records;
-  for (auto& [flow, ra] : impl_->tcp) Impl::add(s, ra->stats());
+  for (auto& [flow, f] : impl_->tcp) Impl::add(s, f.ra->stats());
   return s;
 }
 size_t Decoder::flows() const { return impl_->tcp.size(); }
+size_t Decoder::memory_bytes() const { return impl_->memory(); }
 
 }  // namespace nfsfence

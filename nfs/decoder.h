@@ -45,13 +45,29 @@ struct DecodeStats {
   uint64_t malformed_nfs = 0;          // NFS/MOUNT bodies that do not decode
   uint64_t not_decoded = 0;            // RPC of other programs/versions (NFSv4, NFSACL, ...)
   uint64_t pending_evicted = 0;        // calls never answered, evicted from the XID table
+  // The global memory budget (DecoderLimits::memory_bytes) at work:
+  uint64_t flows_evicted = 0;          // TCP flows dropped to stay within the budget
+  uint64_t calls_evicted = 0;          // unanswered calls dropped to stay within it
+  uint64_t flows_idle_closed = 0;      // TCP flows closed after DecoderLimits::idle_seconds
+  uint64_t replies_reordered = 0;      // replies held until their call (behind a hole) came
+  uint64_t replies_held_unmatched = 0; // of those, released without a call
   std::map<std::string, uint64_t> other_programs;  // "100003v4" -> count
+};
+
+// Bounds on the decoder's memory in total (per flow and per call the reassembler and the
+// XID table have their own): the TCP flows' reassembly state, the calls waiting for their
+// replies and the replies waiting for their calls share one byte budget; when it is
+// exceeded the least recently active flow or the oldest call goes first (counted). Flows
+// idle for idle_seconds of capture time are closed as a FIN would (counted as info).
+struct DecoderLimits {
+  size_t memory_bytes = 48u << 20;  // with the rest of the process: under 100 MB of RSS
+  int64_t idle_seconds = 300;
 };
 
 class Decoder {
  public:
   using Sink = std::function<void(const RpcMessage&)>;
-  explicit Decoder(Sink sink);
+  explicit Decoder(Sink sink, DecoderLimits limits = {});
   ~Decoder();
   void feed(const RawPacket& pkt);
   // For the agent: TCP stream bytes of a flow (from the ring buffer) and UDP datagrams.
@@ -65,6 +81,7 @@ class Decoder {
   const DecodeStats& stats() const;
   RecordStats record_stats() const;  // summed over flows
   size_t flows() const;
+  size_t memory_bytes() const;  // what the budget counts now
 
  private:
   struct Impl;

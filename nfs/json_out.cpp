@@ -103,7 +103,7 @@ std::string message_text(const RpcMessage& m) {
         s += " entries=" + std::to_string(v.size());
         return;
       }
-      std::string val = v.is_string() ? v.get<std::string>() : v.dump();
+      std::string val = v.is_string() ? printable(v.get<std::string>()) : v.dump();
       if ((std::string_view(k).ends_with("fh")) && val.size() > 24) val = val.substr(0, 16) + "…" + val.substr(val.size() - 8);
       s += std::string(" ") + k + "=" + val;
     });
@@ -134,6 +134,8 @@ json stats_json(const Decoder& d) {
         {"malformed_nfs", s.malformed_nfs},
         {"unmatched_replies", s.unmatched_replies},
         {"calls_never_answered", s.pending_evicted},
+        {"flows_evicted", s.flows_evicted},
+        {"calls_evicted", s.calls_evicted},
         {"tcp_gaps", r.gaps},
         {"tcp_resyncs", r.resyncs},
         {"bad_record_marks", r.bad_record_marks},
@@ -144,6 +146,9 @@ json stats_json(const Decoder& d) {
         {"ip_fragments", n.ip_fragments},
         {"ip_reassembled", n.ip_reassembled},
         {"duplicate_calls", s.duplicate_calls},
+        {"flows_idle_closed", s.flows_idle_closed},
+        {"replies_reordered", s.replies_reordered},
+        {"held_replies_unmatched", s.replies_held_unmatched},
         {"tcp_segments", r.segments},
         {"tcp_retransmitted", r.retransmitted},
         {"tcp_out_of_order", r.out_of_order},

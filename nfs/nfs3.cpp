@@ -25,7 +25,7 @@ namespace {
 // A decoding xdrmem stream over `body` that remembers whether a read ran past the end.
 class XdrIn {
  public:
-  explicit XdrIn(ByteView body) {
+  explicit XdrIn(ByteView body) : body_(body) {
     // xdrmem never writes through the pointer in XDR_DECODE mode.
     xdrmem_create(&x_, reinterpret_cast<char*>(const_cast<uint8_t*>(body.data())),
                   static_cast<u_int>(body.size()), XDR_DECODE);
@@ -42,6 +42,11 @@ class XdrIn {
   XdrIn& operator=(const XdrIn&) = delete;
 
   XDR* x() { return &x_; }
+  // The next 4 bytes as a big-endian number without consuming them (0 if there are none).
+  uint32_t peek_u32() {
+    u_int at = xdr_getpos(&x_);
+    return size_t(at) + 4 <= body_.size() ? load_be32(body_.data() + at) : 0;
+  }
   // The result for a decode step that just failed.
   DecodeResult failure() const { return underflow_ ? DecodeResult::Truncated : DecodeResult::Malformed; }
 
@@ -61,6 +66,7 @@ class XdrIn {
     return ok;
   }
 
+  ByteView body_;
   XDR x_{};
   Ops ops_{};
   decltype(Ops::x_getlong) base_getlong_ = nullptr;
@@ -189,9 +195,12 @@ DecodeResult get_fh(XdrIn& in, std::optional<Bytes>& dst) {
 }
 
 DecodeResult get_string(XdrIn& in, bool_t (*fn)(XDR*, char**), std::optional<std::string>& dst) {
+  // xdr_string NUL-terminates what it decoded; the length comes from the XDR itself so
+  // that a name holding a NUL byte is kept whole (a server can be sent one).
+  uint32_t len = in.peek_u32();
   Owned<char*> s(fn);
   if (!s.decode(in)) return in.failure();
-  dst = *s ? std::string(*s) : std::string();
+  dst = *s ? std::string(*s, len) : std::string();
   return DecodeResult::Ok;
 }
 

@@ -529,5 +529,13 @@ void RecordAssembler::segment(uint32_t seq, ByteView payload, uint32_t wire_len,
 void RecordAssembler::finish() { impl_->finish(); }
 const RecordStats& RecordAssembler::stats() const { return impl_->st; }
 size_t RecordAssembler::buffered_bytes() const { return impl_->rec.size() + impl_->ooo_bytes + impl_->mark_have; }
+size_t RecordAssembler::memory_bytes() const {
+  const Impl& i = *impl_;
+  size_t b = sizeof(Impl) + i.rec.capacity() + i.ooo.capacity() * sizeof(Seg) + i.spare.capacity() * sizeof(Bytes);
+  for (const Seg& s : i.ooo) b += s.data.capacity();
+  for (const Bytes& s : i.spare) b += s.capacity();
+  return b;
+}
+bool RecordAssembler::has_out_of_order() const { return !impl_->ooo.empty(); }
 
 }  // namespace nfsfence

@@ -53,6 +53,11 @@ class RecordAssembler {
   void finish();
   const RecordStats& stats() const;
   size_t buffered_bytes() const;  // for the memory bound tests
+  // Heap this assembler holds (buffers' capacity and its own state), for the decoder's
+  // global memory budget.
+  size_t memory_bytes() const;
+  // Segments are waiting behind a hole: a call in them has not been delivered yet.
+  bool has_out_of_order() const;
 
  private:
   struct Impl;

@@ -1,5 +1,6 @@
 #include "nfs/replay.h"
 
+#include <algorithm>
 #include <chrono>
 #include <nlohmann/json.hpp>
 #include <sys/stat.h>
@@ -11,10 +12,19 @@ namespace nfsfence {
 using nlohmann::json;
 
 Replayer::Replayer(const Policy& policy, const ReplayOptions& opt)
-    : acct_(policy, opt.max_handles), counters_(policy.trees.size()) {}
+    : acct_(policy, opt.max_handles), counters_(policy.trees.size()), max_handles_(opt.max_handles) {}
 
 void Replayer::on_message(const RpcMessage& m) {
-  if (!acct_.from_policy_server(m)) return;
+  if (!acct_.from_policy_server(m)) {
+    server_.skipped++;
+    if (server_.other_servers.size() < ServerFilterStats::kMaxListed) {
+      std::string addr = (m.type == MsgType::Call ? m.flow.dst : m.flow.src).addr_str();
+      if (std::find(server_.other_servers.begin(), server_.other_servers.end(), addr) == server_.other_servers.end())
+        server_.other_servers.push_back(addr);
+    }
+    return;
+  }
+  server_.matched++;
   if (m.type == MsgType::Call && m.proc) {
     const char* group = m.prog == 100003 && m.vers == 3 ? "NFS3" : m.prog == 100005 && m.vers == 3 ? "MOUNT3" : nullptr;
     if (group)
@@ -92,12 +102,19 @@ json Replayer::report(const Decoder& d, uint64_t capture_bytes, double seconds) 
   j["outside_tree_write_bytes"] = outside_write_bytes_;
   j["usage_outside_trees_bytes"] = acct_.usage_outside_trees();
   j["usage_unknown_bytes"] = acct_.usage_unknown();
+  j["server_filter"] = json{
+      {"server", p.server ? json(*p.server) : json(nullptr)},
+      {"matched_messages", server_.matched},
+      {"skipped_messages", server_.skipped},
+      {"other_servers", server_.other_servers},
+  };
   const AccountingStats& a = acct_.stats();
   const HandleCache& cache = acct_.cache();
   size_t handles = cache.stats().handles;
   j["handle_cache"] = json{
       {"export_root_known", cache.has_root()},
       {"handles", handles},
+      {"max_handles", max_handles_},
       {"full_drops", cache.stats().full_drops},
       {"memory_bytes", cache.memory_bytes()},
       {"bytes_per_handle", handles ? double(cache.memory_bytes()) / double(handles) : 0.0},
@@ -121,7 +138,19 @@ std::string Replayer::text_report(const Decoder& d, uint64_t capture_bytes, doub
            static_cast<unsigned long long>(j["rpc_messages"].get<uint64_t>()), double(capture_bytes) / 1e6, seconds,
            j["mb_per_s"].get<double>());
   out += buf;
-  if (!j["handle_cache"]["export_root_known"].get<bool>())
+  const Policy& pol = acct_.policy();
+  if (pol.server && server_.matched == 0) {
+    std::string others;
+    for (auto& a : server_.other_servers) others += (others.empty() ? "" : ", ") + a;
+    out += "warning: the policy's server '" + printable(*pol.server) + "' matched none of the " +
+           std::to_string(server_.skipped) + " RPC messages" +
+           (others.empty() ? std::string() : " (servers in the capture: " + others + ")") +
+           ": every message was skipped\n";
+  } else if (server_.skipped) {
+    out += "note: " + std::to_string(server_.skipped) + " RPC messages to or from servers other than '" +
+           printable(*pol.server) + "' were skipped\n";
+  }
+  if (server_.matched && !j["handle_cache"]["export_root_known"].get<bool>())
     out += "warning: the export root handle was never learned (no MNT of the policy's export in the capture and no "
            "root_fh in the policy): every handle is unknown\n";
   snprintf(buf, sizeof buf, "%-16s %-20s %10s %10s %10s %8s %8s %10s %8s  %s\n", "tree", "path", "limit", "usage",
@@ -130,7 +159,7 @@ std::string Replayer::text_report(const Decoder& d, uint64_t capture_bytes, doub
   for (auto& t : j["trees"]) {
     std::string ex = t["exceeded_at"].is_null() ? "-" : std::to_string(t["exceeded_at"].get<double>());
     snprintf(buf, sizeof buf, "%-16s %-20s %10s %10s %10s %8llu %8llu %10s %8llu  %s\n",
-             t["name"].get<std::string>().c_str(), t["path"].get<std::string>().c_str(),
+             printable(t["name"].get<std::string>()).c_str(), printable(t["path"].get<std::string>()).c_str(),
              format_size(t["limit_bytes"]).c_str(), format_size(t["usage_bytes"]).c_str(),
              format_size(t["peak_usage_bytes"]).c_str(), static_cast<unsigned long long>(t["writes"].get<uint64_t>()),
              static_cast<unsigned long long>(t["refused_writes"].get<uint64_t>()),
@@ -145,10 +174,17 @@ std::string Replayer::text_report(const Decoder& d, uint64_t capture_bytes, doub
   for (auto& [k, v] : j["errors"].items())
     if (v.get<uint64_t>()) errs += " " + k + "=" + std::to_string(v.get<uint64_t>());
   out += "errors:" + (errs.empty() ? std::string(" none") : errs) + "\n";
-  snprintf(buf, sizeof buf, "handle cache: %llu handles, %.0f bytes per handle\n",
+  snprintf(buf, sizeof buf, "handle cache: %llu handles (--max-handles %llu), %.0f bytes per handle\n",
            static_cast<unsigned long long>(j["handle_cache"]["handles"].get<uint64_t>()),
-           j["handle_cache"]["bytes_per_handle"].get<double>());
+           static_cast<unsigned long long>(max_handles_), j["handle_cache"]["bytes_per_handle"].get<double>());
   out += buf;
+  if (uint64_t drops = j["handle_cache"]["full_drops"].get<uint64_t>()) {
+    snprintf(buf, sizeof buf,
+             "warning: %llu handles were not cached because the cache was full: writes to them count as unknown "
+             "(raise --max-handles)\n",
+             static_cast<unsigned long long>(drops));
+    out += buf;
+  }
   return out;
 }
 
@@ -157,18 +193,20 @@ Expected<json> replay_file(const std::string& capture, const Policy& policy, con
   auto reader = CaptureReader::open(capture);
   if (!reader) return unexpected(reader.error());
   Replayer rp(policy, opt);
-  Decoder dec([&](const RpcMessage& m) { rp.on_message(m); });
+  Decoder dec([&](const RpcMessage& m) { rp.on_message(m); }, opt.limits);
   auto t0 = std::chrono::steady_clock::now();
   RawPacket pkt;
   while ((*reader)->next(pkt)) dec.feed(pkt);
-  if (!(*reader)->error().empty()) return make_error((*reader)->error());
   dec.finish();
   double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   struct stat st {};
   uint64_t bytes = ::stat(capture.c_str(), &st) == 0 ? uint64_t(st.st_size) : 0;
   json j = rp.report(dec, bytes, secs);
+  const CaptureReader& r = **reader;
   j["capture"] = capture;
-  j["capture_truncated"] = (*reader)->truncated();
+  j["capture_truncated"] = r.truncated();
+  j["capture_truncation"] = r.truncated() ? json(r.truncation_detail()) : json(nullptr);
+  j["capture_error"] = r.error().empty() ? json(nullptr) : json(r.error());
   if (text_out) *text_out = rp.text_report(dec, bytes, secs);
   return j;
 }

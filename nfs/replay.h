@@ -18,6 +18,15 @@ struct TreeCounters {
 
 struct ReplayOptions {
   size_t max_handles = 1u << 20;
+  DecoderLimits limits;
+};
+
+// Messages the policy's `server:` filtered out, and a few of the servers they came from
+// (so that a typo in `server:` is named in the report instead of silently emptying it).
+struct ServerFilterStats {
+  uint64_t matched = 0, skipped = 0;
+  std::vector<std::string> other_servers;  // first kMaxListed distinct addresses
+  static constexpr size_t kMaxListed = 8;
 };
 
 class Replayer {
@@ -36,10 +45,15 @@ class Replayer {
   std::vector<TreeCounters> counters_;
   uint64_t unknown_writes_ = 0, unknown_write_bytes_ = 0;
   uint64_t outside_writes_ = 0, outside_write_bytes_ = 0;
+  ServerFilterStats server_;
+  size_t max_handles_;
   std::map<std::string, std::map<std::string, uint64_t>> by_procedure_;
 };
 
-// Runs a capture file through a Replayer; returns the JSON report or a one-line error.
+// Runs a capture (a file, a pipe, or "-" for standard input) through a Replayer. Returns
+// the JSON report, or a one-line error if the capture cannot be opened. A capture that is
+// damaged or cut part-way still gives the report of what was read, with
+// "capture_error" / "capture_truncation" (strings, or null) saying where it stopped.
 Expected<nlohmann::json> replay_file(const std::string& capture, const Policy& policy, const ReplayOptions& opt,
                                      std::string* text_out = nullptr);
 

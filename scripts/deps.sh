@@ -7,9 +7,10 @@ PKGS=(
   clang llvm libclang-rt-14-dev         # BPF objects, libFuzzer + sanitizers
   libbpf-dev bpftool libelf-dev zlib1g-dev
   libpcap-dev libtirpc-dev rpcsvc-proto  # captures, XDR + rpcgen
+  libarchive-dev                         # compressed captures (gz, bz2, xz, zst), in-process
   libboost-program-options-dev libgtest-dev libbenchmark-dev
   libyaml-cpp-dev nlohmann-json3-dev     # policy files, JSON output
-  tshark tcpdump jq bzip2                # oracle tests, lab captures
+  tshark tcpdump jq bzip2 gzip xz-utils zstd  # oracle tests (and compressed test captures), lab captures
   nfs-ganesha nfs-ganesha-vfs rpcbind libnfs-utils libnfs-dev iproute2  # the lab
   nfstrace hyperfine                     # benchmarks
   qemu-system-x86 busybox-static cpio    # tests/vm: the BPF objects on Debian 12's 6.1 kernel

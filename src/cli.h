@@ -24,7 +24,12 @@ int cmd_detach(const std::vector<std::string>& args);
 int cmd_status(const std::vector<std::string>& args);
 #endif
 
-// One-line error to stderr, prefixed "nfsfence: ".
+// One-line error to stderr, prefixed "nfsfence: " (control bytes escaped).
 void error(const std::string& msg);
+
+// The exit status once a capture is read: 1 with one line if it was damaged (`damage`
+// not empty) or, without --allow-truncated, cut inside a packet (`cut` not empty); a
+// warning line and 0 if the cut is allowed.
+int capture_end_status(const std::string& damage, const std::string& cut, bool allow_truncated);
 
 }  // namespace nfsfence::cli

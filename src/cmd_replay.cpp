@@ -9,17 +9,25 @@ namespace nfsfence::cli {
 int cmd_replay(const std::vector<std::string>& args) {
   po::options_description opts("options");
   std::string capture, policy_path, format;
-  size_t max_handles = 0;
+  Number<size_t, 1, UINT32_MAX - 1> max_handles{1u << 20};
+  bool allow_truncated = false;
   opts.add_options()
-      ("capture", po::value(&capture)->required(), "pcap or pcapng file (also .bz2-compressed)")
+      ("capture", po::value(&capture)->required(),
+       "pcap or pcapng file, pipe or - (standard input); gzip, bzip2, xz, zstd, lz4 compression is detected")
       ("policy,p", po::value(&policy_path)->required(), "quota policy (YAML; see docs/policy.md)")
       ("format,f", po::value(&format)->default_value("text"), "text (a table for people) or json")
-      ("max-handles", po::value(&max_handles)->default_value(1u << 20),
-       "bound of the file-handle cache; handles past it are counted as cache drops");
+      ("max-handles", po::value(&max_handles)->default_value(max_handles),
+       "bound of the file-handle cache (about 350 bytes each); handles past it are counted as cache drops")
+      ("allow-truncated", po::bool_switch(&allow_truncated),
+       "a capture cut inside its last packet is a warning, exit 0; without it the report is printed, exit 1");
+  ReplayOptions ro;
+  Size memory{ro.limits.memory_bytes};
+  Number<uint32_t> idle{uint32_t(ro.limits.idle_seconds)};
+  add_decoder_limits(opts, memory, idle);
   po::positional_options_description pos;
   pos.add("capture", 1);
   po::variables_map vm;
-  const char* synopsis = "nfsfence replay CAPTURE --policy FILE [--format text|json]";
+  const char* synopsis = "nfsfence replay CAPTURE|- --policy FILE [--format text|json] [--allow-truncated]";
   const char* epilog =
       "Runs the capture through the file-handle cache and the quota accounting, and simulates\n"
       "enforcement: once a tree's usage (the server's own post-op attributes, summed over the\n"
@@ -34,7 +42,8 @@ int cmd_replay(const std::vector<std::string>& args) {
       "    - {name: vol-a, path: vol-a, limit: 50Gi, soft_limit: 40Gi}\n\n"
       "examples:\n"
       "  nfsfence replay pcaps/lab-tcp-quota.pcap --policy pcaps/lab-tcp-quota.policy.yaml\n"
-      "  nfsfence replay trace.pcap -p policy.yaml --format json | jq '.trees[]'\n";
+      "  nfsfence replay trace.pcap -p policy.yaml --format json | jq '.trees[]'\n"
+      "  tcpdump -r big.pcap -w - host 10.0.0.5 | nfsfence replay - -p policy.yaml\n";
   if (auto rc = parse_options(args, synopsis, epilog, opts, pos, vm)) return *rc;
   if (format != "text" && format != "json") {
     error("--format: '" + format + "' is not one of: text, json");
@@ -45,19 +54,20 @@ int cmd_replay(const std::vector<std::string>& args) {
     error(policy.error().message);
     return kExitError;
   }
-  ReplayOptions ro;
-  ro.max_handles = max_handles;
+  ro.max_handles = max_handles.value;
+  ro.limits.memory_bytes = memory.value;
+  ro.limits.idle_seconds = idle.value;
   std::string text;
   auto result = replay_file(capture, *policy, ro, format == "text" ? &text : nullptr);
   if (!result) {
     error(result.error().message);
     return kExitError;
   }
-  if (format == "json") std::printf("%s\n", result->dump(2).c_str());
+  // Names (the capture's path, tree names) need not be valid UTF-8: never throw on them.
+  if (format == "json") std::printf("%s\n", result->dump(2, ' ', false, nlohmann::json::error_handler_t::replace).c_str());
   else std::fputs(text.c_str(), stdout);
-  if ((*result)["capture_truncated"].get<bool>())
-    error("warning: " + capture + ": the capture ends in the middle of a packet");
-  return kExitOk;
+  auto str = [&](const char* k) { return (*result)[k].is_string() ? (*result)[k].get<std::string>() : std::string(); };
+  return capture_end_status(str("capture_error"), str("capture_truncation"), allow_truncated);
 }
 
 }  // namespace nfsfence::cli

@@ -1,11 +1,17 @@
+#include <cerrno>
 #include <cstdio>
 #include <cstring>
+#include <exception>
+#include <new>
 
+#include "nfs/common.h"
 #include "src/cli.h"
 
 namespace nfsfence::cli {
 
-void error(const std::string& msg) { std::fprintf(stderr, "nfsfence: %s\n", msg.c_str()); }
+// One line whatever the message holds: a file name with a newline or an escape sequence
+// in it is shown escaped.
+void error(const std::string& msg) { std::fprintf(stderr, "nfsfence: %s\n", nfsfence::printable(msg).c_str()); }
 
 namespace {
 const Command kCommands[] = {
@@ -48,8 +54,32 @@ int main(int argc, char** argv) {
     return kExitOk;
   }
   std::vector<std::string> args(argv + 2, argv + argc);
+  const Command* command = nullptr;
   for (auto& c : kCommands)
-    if (cmd == c.name) return c.run(args);
-  error("unknown command '" + cmd + "' (try: nfsfence --help)");
-  return kExitUsage;
+    if (cmd == c.name) command = &c;
+  if (!command) {
+    error("unknown command '" + cmd + "' (try: nfsfence --help)");
+    return kExitUsage;
+  }
+  int rc;
+  // Nothing may end as an abort: an exception that escapes a command is one line, exit 1.
+  try {
+    rc = command->run(args);
+  } catch (const std::bad_alloc&) {
+    error(cmd + ": out of memory");
+    return kExitError;
+  } catch (const std::exception& e) {
+    error(cmd + ": internal error: " + e.what());
+    return kExitError;
+  } catch (...) {
+    error(cmd + ": internal error (unknown exception)");
+    return kExitError;
+  }
+  // Output that did not reach its file (a full disk, a closed pipe's EIO) is an error,
+  // not a success: stdio only reports it at the flush.
+  if (std::fflush(stdout) != 0 || std::ferror(stdout)) {
+    error(std::string("standard output: ") + std::strerror(errno ? errno : EIO));
+    return kExitError;
+  }
+  return rc;
 }

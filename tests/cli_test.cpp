@@ -104,13 +104,19 @@ TEST_F(Cli, EmptyFile) {
   one_line_error(run("decode " + p.string()), 1, p.string());
 }
 
-TEST_F(Cli, TruncatedCaptureWarnsButSucceeds) {
+// Issue 8, class 6: a cut capture was a warning with exit 0. It is exit 1 now (the
+// partial results still printed), or a warning with exit 0 under --allow-truncated.
+TEST_F(Cli, TruncatedCaptureFailsUnlessAllowed) {
   // A valid header, then a record header promising 60 bytes with only 10 present.
   std::string rec("\x00\x00\x00\x00\x00\x00\x00\x00\x3c\x00\x00\x00\x3c\x00\x00\x00", 16);
   fs::path p = write("trunc.pcap", pcap_header() + rec + std::string(10, 'x'));
-  Outcome r = run("decode " + p.string());
+  one_line_error(run("decode " + p.string()), 1,
+                 p.string() + ": packet 1: the file ends inside its packet data (everything before it was processed; "
+                              "--allow-truncated accepts such captures)");
+  Outcome r = run("decode --allow-truncated " + p.string());
   EXPECT_EQ(r.code, 0) << r.err;
-  EXPECT_NE(r.err.find(p.string()), std::string::npos) << r.err;
+  EXPECT_EQ(r.err, "nfsfence: warning: " + p.string() +
+                       ": packet 1: the file ends inside its packet data (accepted: --allow-truncated)\n");
 }
 
 TEST_F(Cli, BadPolicyNamesKeyAndLine) {
