@@ -1,11 +1,16 @@
 // nfsf_seed_corpus OUTDIR CAPTURE...: writes seeds for fuzz_packets (groups of 8 packets in
-// its chunk format), fuzz_stream (the TCP segments of each flow) and fuzz_nfs3 (RPC bodies).
+// its chunk format), fuzz_stream (the TCP segments of each flow), fuzz_nfs3 (RPC bodies)
+// and fuzz_ring (each capture's first packets as the agent's ring buffer events).
+#include <arpa/inet.h>
+
+#include <cstddef>
 #include <fstream>
 #include <map>
 
 #include "nfs/netparse.h"
 #include "nfs/record.h"
 #include "nfs/rpc.h"
+#include "nfsfence_abi.h"
 
 using namespace nfsfence;
 
@@ -48,7 +53,26 @@ int main(int argc, char** argv) {
     int in_group = 0;
     std::map<std::string, Bytes> streams;  // per flow, in fuzz_stream's chunk format
     std::map<std::string, uint32_t> last_seq;
+    Bytes ring;  // [u16 size][struct nfsf_event]...
     NetParser net([&](const L4Packet& p) {
+      if (ring.size() < 60000) {
+        nfsf_event ev{};
+        ev.type = p.flow.transport == Transport::Udp ? NFSF_EV_DGRAM : NFSF_EV_STREAM;
+        ev.len = uint32_t(std::min<size_t>(p.payload.size(), NFSF_EVENT_DATA_MAX));
+        ev.wire_len = p.wire_payload_len;
+        ev.seq = p.seq;
+        ev.flow.proto = p.flow.transport == Transport::Udp ? 17 : 6;
+        ev.flow.family = p.flow.src.v6 ? 6 : 4;
+        std::memcpy(ev.flow.saddr, p.flow.src.addr.data(), 16);
+        std::memcpy(ev.flow.daddr, p.flow.dst.addr.data(), 16);
+        ev.flow.sport = htons(p.flow.src.port);
+        ev.flow.dport = htons(p.flow.dst.port);
+        std::memcpy(ev.data, p.payload.data(), ev.len);
+        size_t n = offsetof(nfsf_event, data) + ev.len;
+        put16(ring, n);
+        const auto* b = reinterpret_cast<const uint8_t*>(&ev);
+        ring.insert(ring.end(), b, b + n);
+      }
       if (p.flow.transport == Transport::Udp) {
         nfs3_seed(out, p.payload);
         return;
@@ -79,6 +103,7 @@ int main(int argc, char** argv) {
     }
     write_seed(out + "/packets", group);
     for (auto& [k, s] : streams) write_seed(out + "/stream", s);
+    write_seed(out + "/ring", ring);
   }
   return 0;
 }

@@ -35,9 +35,11 @@ std::optional<Endpoint> server_address(const std::optional<std::string>& server)
 }  // namespace
 
 Accounting::Accounting(const Policy& policy, size_t max_handles, Events events)
-    : policy_(policy), server_(server_address(policy.server)), cache_(tree_paths(policy), max_handles), events_(std::move(events)), trees_(policy.trees.size()) {
+    : policy_(policy), server_(server_address(policy.server)), cache_(tree_paths(policy), max_handles), events_(std::move(events)), trees_(policy.trees.size()),
+      sums_(policy.trees.size() + 2), is_dirty_(policy.trees.size()) {
+  cache_.set_tree_hook([this](HandleCache::Id, HandleCache::Node& n, int) { tree_changed(n); });
   if (policy.root_fh) cache_.set_root(view(*policy.root_fh));
-  seen_gen_ = cache_.generation();
+  settle();
 }
 
 bool Accounting::from_policy_server(const RpcMessage& m) const {
@@ -47,9 +49,43 @@ bool Accounting::from_policy_server(const RpcMessage& m) const {
   return server.v6 == server_->v6 && server.addr == server_->addr;
 }
 
-uint64_t& Accounting::bucket(int tree) {
-  if (tree >= 0) return trees_[tree].usage;
-  return tree == HandleCache::kNoTree ? outside_ : unknown_;
+size_t Accounting::bucket(int tree) const {
+  if (tree >= 0) return size_t(tree);
+  return tree == HandleCache::kNoTree ? outside_bucket() : unknown_bucket();
+}
+
+// Every change of a sum goes through add() and sub(): the tree is checked in settle().
+void Accounting::add(int tree, uint64_t value) {
+  size_t b = bucket(tree);
+  sums_[b] += value;
+  if (tree < 0) return;
+  trees_[b].usage = clamp(sums_[b]);
+  if (!is_dirty_[b]) {
+    is_dirty_[b] = true;
+    dirty_.push_back(tree);
+  }
+}
+
+void Accounting::sub(int tree, uint64_t value) {
+  size_t b = bucket(tree);
+  sums_[b] -= std::min<Sum>(sums_[b], value);  // never more than was added: exact
+  if (tree < 0) return;
+  trees_[b].usage = clamp(sums_[b]);
+  if (!is_dirty_[b]) {
+    is_dirty_[b] = true;
+    dirty_.push_back(tree);
+  }
+}
+
+// Limits and events follow the usage once a whole message is applied, not the passing
+// states in between (a subtree walk moves files one at a time).
+void Accounting::settle() {
+  for (int t : dirty_) {
+    is_dirty_[size_t(t)] = false;
+    check(t);
+  }
+  dirty_.clear();
+  stats_.recounts = cache_.stats().subtree_walks;
 }
 
 void Accounting::check(int tree) {
@@ -78,30 +114,32 @@ void Accounting::check(int tree) {
 
 void Accounting::uncharge(HandleCache::Id id) {
   auto& n = cache_.node(id);
-  if (n.charged_tree == HandleCache::kUnknown && n.charged == 0) return;
-  bucket(n.charged_tree) -= n.charged;
+  if (!n.charged_file) return;
+  sub(n.charged_tree, n.charged);
   if (n.charged_tree >= 0) trees_[n.charged_tree].files--;
-  int old = n.charged_tree;
+  n.charged_file = false;
   n.charged = 0;
   n.charged_tree = HandleCache::kUnknown;
-  check(old);
 }
 
 void Accounting::charge(HandleCache::Id id, uint64_t value) {
-  int tree = cache_.tree_of(id);
   auto& n = cache_.node(id);
-  bool was_charged = !(n.charged_tree == HandleCache::kUnknown && n.charged == 0);
-  int old = n.charged_tree;
-  if (was_charged) {
-    bucket(old) -= n.charged;
-    if (old >= 0) trees_[old].files--;
-  }
+  uncharge(id);
+  n.charged_file = true;
   n.charged = value;
-  n.charged_tree = tree;
-  bucket(tree) += value;
-  if (tree >= 0) trees_[tree].files++;
-  if (was_charged && old != tree) check(old);
-  check(tree);
+  n.charged_tree = n.tree;
+  add(n.tree, value);
+  if (n.tree >= 0) trees_[n.tree].files++;
+}
+
+// The cache's tree hook: a node's tree changed (it, or a directory above it, moved).
+void Accounting::tree_changed(HandleCache::Node& n) {
+  if (!n.charged_file || n.charged_tree == n.tree) return;
+  sub(n.charged_tree, n.charged);
+  if (n.charged_tree >= 0) trees_[n.charged_tree].files--;
+  n.charged_tree = n.tree;
+  add(n.tree, n.charged);
+  if (n.tree >= 0) trees_[n.tree].files++;
 }
 
 void Accounting::drop_file(HandleCache::Id id) {
@@ -112,7 +150,7 @@ void Accounting::drop_file(HandleCache::Id id) {
     return;
   }
   uncharge(id);
-  if (n.children == 0) cache_.forget(id);
+  if (!n.has_children()) cache_.forget(id);
 }
 
 void Accounting::update_attr(ByteView fh, const Attr& a) {
@@ -131,39 +169,18 @@ void Accounting::update_attr(ByteView fh, const Attr& a) {
 
 void Accounting::link(ByteView dir, const std::string& name, ByteView child, const std::optional<Attr>& a) {
   stats_.links++;
+  // The cache moves the bytes of whatever changed tree (through tree_changed()).
   HandleCache::Id replaced = cache_.link(dir, name, child, a ? a->type : 0);
   if (replaced != HandleCache::kNone && cache_.node(replaced).type == NF3REG) drop_file(replaced);
-  sync_generation();
-  HandleCache::Id id = cache_.find(child);
-  if (a) {
-    update_attr(child, *a);
-  } else if (id != HandleCache::kNone && cache_.node(id).charged > 0) {
-    charge(id, cache_.node(id).charged);  // re-resolve: its tree may have changed
-  }
-}
-
-void Accounting::sync_generation() {
-  if (cache_.generation() != seen_gen_) recount();
-}
-
-void Accounting::recount() {
-  stats_.recounts++;
-  seen_gen_ = cache_.generation();
-  for (auto& t : trees_) {
-    t.usage = 0;
-    t.files = 0;
-  }
-  outside_ = unknown_ = 0;
-  cache_.for_each([&](HandleCache::Id id, HandleCache::Node& n) {
-    if (n.charged == 0 && n.charged_tree == HandleCache::kUnknown) return;
-    n.charged_tree = cache_.tree_of(id);
-    bucket(n.charged_tree) += n.charged;
-    if (n.charged_tree >= 0) trees_[n.charged_tree].files++;
-  });
-  for (size_t i = 0; i < trees_.size(); i++) check(int(i));
+  if (a) update_attr(child, *a);
 }
 
 void Accounting::on_message(const RpcMessage& m) {
+  apply(m);
+  settle();
+}
+
+void Accounting::apply(const RpcMessage& m) {
   if (m.type != MsgType::Reply || !m.call || !m.proc) return;
   if (!from_policy_server(m)) {
     stats_.other_server++;
@@ -180,7 +197,6 @@ void Accounting::on_message(const RpcMessage& m) {
       if (p == policy_.export_path) {
         stats_.roots_learned++;
         cache_.set_root(view(*r.obj_fh));
-        sync_generation();
       }
     }
     return;
@@ -209,7 +225,6 @@ void Accounting::on_message(const RpcMessage& m) {
         stats_.removes++;
         HandleCache::Id id = cache_.unlink(view(*c.dir_fh), *c.name);
         if (id != HandleCache::kNone) drop_file(id);
-        sync_generation();
       }
       break;
     case NFS3_RENAME:
@@ -218,9 +233,6 @@ void Accounting::on_message(const RpcMessage& m) {
         HandleCache::Id replaced;
         HandleCache::Id moved = cache_.rename(view(*c.dir_fh), *c.name, view(*c.to_dir_fh), *c.to_name, replaced);
         if (replaced != HandleCache::kNone && replaced != moved) drop_file(replaced);
-        sync_generation();
-        if (moved != HandleCache::kNone && cache_.node(moved).charged_tree != HandleCache::kUnknown)
-          charge(moved, cache_.node(moved).charged);
       }
       break;
     default:

@@ -12,6 +12,8 @@
 namespace nfsfence {
 
 struct TreeState {
+  // Sums of per-file values: they saturate at UINT64_MAX (files of 2^63 bytes and more
+  // exist, sparse ones), and come back down exactly as files leave.
   uint64_t usage = 0;
   uint64_t peak = 0;
   uint64_t files = 0;  // regular files charged to the tree
@@ -27,7 +29,12 @@ struct AccountingStats {
   uint64_t links = 0;
   uint64_t removes = 0;
   uint64_t renames = 0;
-  uint64_t recounts = 0;           // full recounts after a directory moved / root learned
+  // Subtree walks (HandleCache::Stats::subtree_walks): a directory's placement (tree,
+  // position on the tree paths) changed, by a move, the root learned or a placeholder
+  // linked, and its descendants were visited; HandleCache::Stats::nodes_resolved counts the
+  // nodes. A move that leaves the placement as it was (a rename within a tree, off the
+  // tree paths) walks nothing.
+  uint64_t recounts = 0;
   uint64_t roots_learned = 0;      // MNT replies naming the policy's export
   uint64_t other_server = 0;       // messages skipped: not the policy's server
   uint64_t create_without_fh = 0;  // CREATE/MKDIR replies with no handle: cannot link
@@ -43,6 +50,9 @@ class Accounting {
   };
 
   Accounting(const Policy& policy, size_t max_handles, Events events = {});
+  // The handle cache's tree hook points here.
+  Accounting(const Accounting&) = delete;
+  Accounting& operator=(const Accounting&) = delete;
 
   // Feeds one decoded message (calls are ignored; replies teach handles and usage).
   void on_message(const RpcMessage& m);
@@ -52,21 +62,31 @@ class Accounting {
   int tree_of(ByteView fh) { return cache_.tree_of_fh(fh); }
   const Policy& policy() const { return policy_; }
   const std::vector<TreeState>& trees() const { return trees_; }
-  uint64_t usage_outside_trees() const { return outside_; }
-  uint64_t usage_unknown() const { return unknown_; }
+  uint64_t usage_outside_trees() const { return clamp(sums_[outside_bucket()]); }
+  uint64_t usage_unknown() const { return clamp(sums_[unknown_bucket()]); }
   HandleCache& cache() { return cache_; }
   const HandleCache& cache() const { return cache_; }
   const AccountingStats& stats() const { return stats_; }
 
  private:
+  // Exact sums, one bucket per tree, then outside the trees, then unknown: 2^64 files of
+  // 2^64 bytes cannot overflow them; the reported values are clamped.
+  using Sum = unsigned __int128;
+  static uint64_t clamp(Sum s) { return s > UINT64_MAX ? UINT64_MAX : uint64_t(s); }
+  size_t outside_bucket() const { return trees_.size(); }
+  size_t unknown_bucket() const { return trees_.size() + 1; }
+  size_t bucket(int tree) const;
+
+  void apply(const RpcMessage& m);
   void update_attr(ByteView fh, const Attr& a);
   void charge(HandleCache::Id id, uint64_t value);
   void uncharge(HandleCache::Id id);
+  void add(int tree, uint64_t value);
+  void sub(int tree, uint64_t value);
+  void tree_changed(HandleCache::Node& n);
   void drop_file(HandleCache::Id id);
   void link(ByteView dir, const std::string& name, ByteView child, const std::optional<Attr>& a);
-  void sync_generation();
-  void recount();
-  uint64_t& bucket(int tree);
+  void settle();
   void check(int tree);
 
   const Policy& policy_;
@@ -74,8 +94,9 @@ class Accounting {
   HandleCache cache_;
   Events events_;
   std::vector<TreeState> trees_;
-  uint64_t outside_ = 0, unknown_ = 0;
-  uint64_t seen_gen_ = 0;
+  std::vector<Sum> sums_;
+  std::vector<int> dirty_;        // trees whose usage changed since the last settle()
+  std::vector<bool> is_dirty_;
   Timestamp now_;
   AccountingStats stats_;
 };

@@ -1,9 +1,18 @@
 #include "nfs/policy.h"
 
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <unistd.h>
+#include <yaml-cpp/depthguard.h>
+#include <yaml-cpp/eventhandler.h>
 #include <yaml-cpp/yaml.h>
 
+#include <algorithm>
+#include <cctype>
+#include <cerrno>
 #include <cmath>
-#include <fstream>
+#include <cstdio>
+#include <map>
 #include <set>
 #include <sstream>
 
@@ -14,6 +23,48 @@ struct PolicyError {
   std::string msg;
 };
 
+// The length of the UTF-8 character at s[i] (its code point in cp), or 0 if the bytes
+// there are not valid UTF-8: a stray or truncated sequence, overlong, a surrogate, > U+10FFFF.
+size_t utf8_char(std::string_view s, size_t i, uint32_t& cp) {
+  unsigned char c = s[i];
+  size_t n = c < 0x80 ? 1 : (c >> 5) == 6 ? 2 : (c >> 4) == 14 ? 3 : (c >> 3) == 30 ? 4 : 0;
+  if (n == 0 || i + n > s.size()) return 0;
+  cp = n == 1 ? c : c & (0x7f >> n);
+  for (size_t k = 1; k < n; k++) {
+    unsigned char d = s[i + k];
+    if ((d >> 6) != 2) return 0;
+    cp = (cp << 6) | (d & 0x3f);
+  }
+  static const uint32_t least[] = {0, 0, 0x80, 0x800, 0x10000};
+  if (cp < least[n] || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff)) return 0;
+  return n;
+}
+
+bool is_control(uint32_t cp) { return cp < 0x20 || (cp >= 0x7f && cp < 0xa0); }
+
+// Text from the file as it may appear in a one-line message: control characters and
+// invalid UTF-8 as \xNN, cut after 200 bytes.
+std::string clean(std::string_view s) {
+  std::string out;
+  for (size_t i = 0; i < s.size();) {
+    if (out.size() >= 200) return out + "...";
+    uint32_t cp = 0;
+    size_t n = utf8_char(s, i, cp);
+    if (n == 0 || is_control(cp)) {
+      char hex[8];
+      snprintf(hex, sizeof hex, "\\x%02x", static_cast<unsigned char>(s[i]));
+      out += hex;
+      i++;
+    } else {
+      out.append(s.substr(i, n));
+      i += n;
+    }
+  }
+  return out;
+}
+
+std::string quote(std::string_view s) { return "'" + clean(s) + "'"; }
+
 [[noreturn]] void fail(const std::string& origin, const YAML::Node& at, const std::string& key, const std::string& what) {
   std::ostringstream os;
   os << origin;
@@ -22,67 +73,185 @@ struct PolicyError {
   throw PolicyError{os.str()};
 }
 
-std::string scalar(const std::string& origin, const YAML::Node& n, const std::string& key) {
-  if (!n.IsScalar()) fail(origin, n, key, "must be a single value");
-  return n.Scalar();
-}
-
 std::vector<std::string> split_path(const std::string& origin, const YAML::Node& at, const std::string& key,
                                     const std::string& p) {
   std::vector<std::string> out;
-  if (!p.empty() && p[0] == '/') fail(origin, at, key, "'" + p + "' must be relative to the export root (no leading '/')");
+  if (!p.empty() && p[0] == '/') fail(origin, at, key, quote(p) + " must be relative to the export root (no leading '/')");
   std::string cur;
   std::istringstream is(p);
   while (std::getline(is, cur, '/')) {
     if (cur.empty() || cur == ".") continue;
-    if (cur == "..") fail(origin, at, key, "'" + p + "' must not contain '..'");
+    if (cur == "..") fail(origin, at, key, quote(p) + " must not contain '..'");
     out.push_back(cur);
   }
-  if (out.empty()) fail(origin, at, key, "'" + p + "' names the export root itself; a tree must be a subdirectory");
+  if (out.empty()) fail(origin, at, key, quote(p) + " names the export root itself; a tree must be a subdirectory");
   return out;
 }
 
-void check_keys(const std::string& origin, const YAML::Node& map, const std::string& where,
+using Keys = std::map<std::string, YAML::Node>;  // name -> its key node (for its line)
+
+// Every key of a mapping must be a plain name, one of `allowed`, and given once: yaml-cpp
+// keeps a repeated key in iteration order but finds only the first.
+Keys check_keys(const std::string& origin, const YAML::Node& map, const std::string& where,
                 std::initializer_list<const char*> allowed) {
+  Keys seen;
   for (auto it = map.begin(); it != map.end(); ++it) {
-    std::string k = it->first.as<std::string>();
+    const YAML::Node kn = it->first;  // a copy: `it->` is a temporary
+    if (!kn.IsScalar()) {
+      const char* found = kn.IsSequence() ? "a list" : kn.IsMap() ? "a mapping" : "an empty key";
+      fail(origin, kn, where.empty() ? "policy" : where, std::string("keys must be plain names (found ") + found + ")");
+    }
+    std::string k = kn.Scalar();
+    std::string key = (where.empty() ? "" : where + ".") + clean(k);
     bool ok = false;
     for (const char* a : allowed) ok = ok || k == a;
     if (!ok) {
       std::string list;
       for (const char* a : allowed) list += std::string(list.empty() ? "" : ", ") + a;
-      fail(origin, it->first, where + k, "unknown key (expected one of: " + list + ")");
+      fail(origin, kn, key, "unknown key (expected one of: " + list + ")");
+    }
+    auto [first, fresh] = seen.emplace(k, kn);
+    if (!fresh) fail(origin, kn, key, "given twice (first at line " + std::to_string(first->second.Mark().line + 1) + ")");
+  }
+  return seen;
+}
+
+// The value of `name` in `map` as text. A null value's own mark is where the next token
+// starts, so "has no value" is reported at the key's line.
+std::string scalar(const std::string& origin, const YAML::Node& map, const Keys& keys, const char* name,
+                   const std::string& key) {
+  const YAML::Node n = map[name];
+  if (n.IsNull()) fail(origin, keys.at(name), key, "has no value");
+  if (!n.IsScalar()) fail(origin, n, key, "must be a single value");
+  return n.Scalar();
+}
+
+// A tree's name is shown in logs, terminals and metrics labels.
+void check_name(const std::string& origin, const YAML::Node& at, const std::string& key, const std::string& name) {
+  if (name.empty()) fail(origin, at, key, "must not be empty");
+  for (size_t i = 0; i < name.size();) {
+    uint32_t cp = 0;
+    size_t n = utf8_char(name, i, cp);
+    char what[96];
+    if (n == 0) {
+      snprintf(what, sizeof what, "is not valid UTF-8 (byte 0x%02x at offset %zu)", static_cast<unsigned char>(name[i]), i);
+      fail(origin, at, key, what);
+    }
+    if (is_control(cp)) {
+      snprintf(what, sizeof what, "contains a control character (U+%04X at offset %zu)", static_cast<unsigned>(cp), i);
+      fail(origin, at, key, what);
+    }
+    i += n;
+  }
+}
+
+// `server:` is compared with the traffic's addresses; a name is resolved later, by the
+// accounting, never here. It has to look like an address or a host name.
+void check_server(const std::string& origin, const YAML::Node& at, const std::string& s) {
+  in6_addr addr;
+  bool nul = s.find('\0') != std::string::npos;
+  if (!nul && (inet_pton(AF_INET, s.c_str(), &addr) == 1 || inet_pton(AF_INET6, s.c_str(), &addr) == 1)) return;
+  const std::string only =
+      "; give only the address or host name, e.g. 10.99.0.2 (a port is not part of server: ports come from the traffic)";
+  size_t colons = std::count(s.begin(), s.end(), ':');
+  if (s.find("://") != std::string::npos) fail(origin, at, "server", quote(s) + " is a URL" + only);
+  if (!s.empty() && s[0] == '[') fail(origin, at, "server", quote(s) + " is in brackets" + only);
+  if (colons == 1) fail(origin, at, "server", quote(s) + " has a port" + only);
+  if (colons > 1) fail(origin, at, "server", quote(s) + " is not a valid IPv6 address");
+  // A host name: labels of letters, digits and '-' joined by '.', optionally a final '.'.
+  std::string name = s.size() > 1 && s.back() == '.' ? s.substr(0, s.size() - 1) : s;
+  bool ok = !name.empty() && name.size() <= 253;
+  size_t label = 0;
+  bool digits_only = true;  // of the last label
+  for (char c : name) {
+    if (c == '.') {
+      ok = ok && label > 0;
+      label = 0;
+      digits_only = true;
+    } else {
+      ok = ok && (std::isalnum(static_cast<unsigned char>(c)) || c == '-') && ++label <= 63;
+      digits_only = digits_only && std::isdigit(static_cast<unsigned char>(c));
     }
   }
+  ok = ok && label > 0;
+  if (ok && digits_only) fail(origin, at, "server", quote(s) + " is not a valid IPv4 address");
+  if (!ok) fail(origin, at, "server", quote(s) + " is not an IPv4 or IPv6 address or a host name (letters, digits, '-' and '.')");
+}
+
+// The line of the `---` that starts the document whose root is at `root`, if it lies after
+// `after` (the first document's root); else the root's own line.
+int document_line(const std::string& text, const YAML::Mark& after, const YAML::Mark& root) {
+  size_t end = std::min(text.size(), static_cast<size_t>(std::max(root.pos, 0)));
+  for (size_t i = end; i-- > static_cast<size_t>(std::max(after.pos, 0));) {
+    bool line_start = i == 0 || text[i - 1] == '\n';
+    if (!line_start || text.compare(i, 3, "---") != 0) continue;
+    if (i + 3 < text.size() && !std::isspace(static_cast<unsigned char>(text[i + 3]))) continue;
+    return static_cast<int>(std::count(text.begin(), text.begin() + i, '\n')) + 1;
+  }
+  return root.line + 1;
+}
+
+// The marks where the first `max` documents of `text` start (parser events only, no nodes).
+std::vector<YAML::Mark> document_starts(const std::string& text, size_t max) {
+  struct Starts : YAML::EventHandler {
+    std::vector<YAML::Mark> marks;
+    void OnDocumentStart(const YAML::Mark& m) override { marks.push_back(m); }
+    void OnDocumentEnd() override {}
+    void OnNull(const YAML::Mark&, YAML::anchor_t) override {}
+    void OnAlias(const YAML::Mark&, YAML::anchor_t) override {}
+    void OnScalar(const YAML::Mark&, const std::string&, YAML::anchor_t, const std::string&) override {}
+    void OnSequenceStart(const YAML::Mark&, const std::string&, YAML::anchor_t, YAML::EmitterStyle::value) override {}
+    void OnSequenceEnd() override {}
+    void OnMapStart(const YAML::Mark&, const std::string&, YAML::anchor_t, YAML::EmitterStyle::value) override {}
+    void OnMapEnd() override {}
+  } h;
+  std::istringstream in(text);
+  YAML::Parser parser(in);
+  size_t docs = 0;
+  while (docs < max && parser.HandleNextDocument(h)) docs++;
+  while (h.marks.size() < docs) h.marks.push_back(YAML::Mark::null_mark());  // a document without a start
+  return h.marks;
 }
 
 }  // namespace
 
 Expected<uint64_t> parse_size(std::string_view s) {
-  auto bad = [&] {
-    return make_error("'" + std::string(s) + "' is not a size (use e.g. 50Gi, 500M, 1.5Ti or a number of bytes)");
-  };
+  auto bad = [&] { return make_error(quote(s) + " is not a size (use e.g. 50Gi, 500M, 1.5Ti or a number of bytes)"); };
+  auto too_large = [&] { return make_error(quote(s) + " is too large (over 2^64-1 bytes)"); };
+  // Exact integer arithmetic: the whole part with an overflow check, then the fraction.
+  unsigned __int128 whole = 0;
   size_t i = 0;
-  while (i < s.size() && (std::isdigit(static_cast<unsigned char>(s[i])) || s[i] == '.')) i++;
-  if (i == 0) return bad();
-  std::string num(s.substr(0, i));
-  std::string unit(s.substr(i));
-  if (!unit.empty() && unit.front() == ' ') unit.erase(0, 1);
-  if (!unit.empty() && (unit.back() == 'B' || unit.back() == 'b') && unit != "B" && unit.size() > 1) unit.pop_back();
-  static const std::pair<const char*, double> units[] = {
-      {"", 1},         {"B", 1},         {"K", 1e3},          {"k", 1e3},          {"M", 1e6},
-      {"G", 1e9},      {"T", 1e12},      {"P", 1e15},         {"Ki", 1024.0},      {"Mi", 1048576.0},
-      {"Gi", 1073741824.0}, {"Ti", 1099511627776.0}, {"Pi", 1125899906842624.0}};
-  for (auto& [u, mult] : units) {
-    if (unit != u) continue;
-    char* end = nullptr;
-    double v = std::strtod(num.c_str(), &end);
-    if (end != num.c_str() + num.size() || !std::isfinite(v)) return bad();
-    double bytes = std::floor(v * mult);
-    if (bytes > 1.8e19) return make_error("'" + std::string(s) + "' is too large");
-    return static_cast<uint64_t>(bytes);
+  for (; i < s.size() && std::isdigit(static_cast<unsigned char>(s[i])); i++) {
+    whole = whole * 10 + unsigned(s[i] - '0');
+    if (whole > UINT64_MAX) return too_large();
   }
-  return bad();
+  if (i == 0) return bad();
+  std::string_view frac;
+  if (i < s.size() && s[i] == '.') {
+    size_t from = ++i;
+    while (i < s.size() && std::isdigit(static_cast<unsigned char>(s[i]))) i++;
+    frac = s.substr(from, i - from);
+    if (frac.empty()) return bad();
+  }
+  std::string_view unit = s.substr(i);
+  if (unit.size() > 1 && unit.front() == ' ') unit.remove_prefix(1);
+  if (unit.size() > 1 && (unit.back() == 'B' || unit.back() == 'b')) unit.remove_suffix(1);
+  static const std::pair<std::string_view, uint64_t> units[] = {
+      {"", 1},           {"B", 1},          {"K", 1000},       {"k", 1000},       {"M", 1000000},
+      {"G", 1000000000}, {"T", 1000000000000}, {"P", 1000000000000000}, {"Ki", 1ull << 10}, {"Mi", 1ull << 20},
+      {"Gi", 1ull << 30}, {"Ti", 1ull << 40}, {"Pi", 1ull << 50}};
+  uint64_t mult = 0;
+  for (auto& [u, m] : units)
+    if (unit == u) mult = m;
+  if (mult == 0) return bad();
+  if (mult == 1 && !frac.empty())
+    return make_error(quote(s) + " is a fraction of a byte (a decimal needs a unit, e.g. 1.5Ki)");
+  // floor(0.frac * mult), exactly, from the last digit: floor((d*m + y)/10) == floor((d*m + floor(y))/10).
+  uint64_t part = 0;
+  for (size_t k = frac.size(); k-- > 0;) part = (uint64_t(frac[k] - '0') * mult + part) / 10;
+  unsigned __int128 bytes = whole * mult + part;
+  if (bytes > UINT64_MAX) return too_large();
+  return static_cast<uint64_t>(bytes);
 }
 
 std::string format_size(uint64_t b) {
@@ -102,75 +271,116 @@ std::string format_size(uint64_t b) {
 
 Expected<Policy> parse_policy(const std::string& text, const std::string& origin) {
   try {
-    YAML::Node root = YAML::Load(text);
+    // Not YAML::LoadAll: in yaml-cpp 0.7 it loops forever, allocating, on some malformed
+    // input (",::" found by fuzz_policy; fixed upstream in yaml-cpp PR 1319). Count the
+    // documents with a bounded loop instead, then load the first.
+    std::vector<YAML::Mark> starts = document_starts(text, 2);
+    if (starts.size() > 1) {
+      if (starts[1].pos <= starts[0].pos)  // no progress: the parser is stuck on bad input
+        return make_error(origin + ":" + std::to_string(starts[0].line + 1) + ": not valid YAML");
+      YAML::Mark end = starts[1];
+      end.pos = int(text.size());  // the second start's own mark can lie before its `---`
+      return make_error(origin + ":" + std::to_string(document_line(text, starts[0], end)) +
+                        ": a policy is one YAML document; found a second one");
+    }
+    const YAML::Node root = starts.empty() ? YAML::Node() : YAML::Load(text);
+    if (!root.IsDefined() || root.IsNull())
+      return make_error(origin + ": policy: is empty (expected a YAML mapping with keys export, trees, ...)");
     if (!root.IsMap()) fail(origin, root, "policy", "must be a YAML mapping with keys export, trees, ...");
-    check_keys(origin, root, "", {"export", "server", "accounting", "root_fh", "trees"});
+    Keys keys = check_keys(origin, root, "", {"export", "server", "accounting", "root_fh", "trees"});
     Policy p;
     if (!root["export"]) fail(origin, root, "export", "missing (the export path as the client mounts it, e.g. /srv/nfs)");
-    p.export_path = scalar(origin, root["export"], "export");
+    p.export_path = scalar(origin, root, keys, "export", "export");
     if (p.export_path.empty() || p.export_path[0] != '/')
-      fail(origin, root["export"], "export", "'" + p.export_path + "' must be an absolute path");
+      fail(origin, root["export"], "export", quote(p.export_path) + " must be an absolute path");
     while (p.export_path.size() > 1 && p.export_path.back() == '/') p.export_path.pop_back();
-    if (root["server"]) p.server = scalar(origin, root["server"], "server");
+    if (root["server"]) {
+      p.server = scalar(origin, root, keys, "server", "server");
+      check_server(origin, root["server"], *p.server);
+    }
     if (root["accounting"]) {
-      std::string a = scalar(origin, root["accounting"], "accounting");
+      std::string a = scalar(origin, root, keys, "accounting", "accounting");
       if (a == "used") p.accounting = AccountingMode::Used;
       else if (a == "size") p.accounting = AccountingMode::Size;
-      else fail(origin, root["accounting"], "accounting", "'" + a + "' is not one of: used, size");
+      else fail(origin, root["accounting"], "accounting", quote(a) + " is not one of: used, size");
     }
     if (root["root_fh"]) {
-      auto fh = from_hex(scalar(origin, root["root_fh"], "root_fh"));
+      auto fh = from_hex(scalar(origin, root, keys, "root_fh", "root_fh"));
       if (!fh || fh->empty() || fh->size() > 64)
         fail(origin, root["root_fh"], "root_fh", "must be 1 to 64 bytes of hex (as `nfsfence decode` prints handles)");
       p.root_fh = *fh;
     }
-    YAML::Node trees = root["trees"];
+    const YAML::Node trees = root["trees"];
     if (!trees) fail(origin, root, "trees", "missing (a list of {name, path, limit})");
-    if (!trees.IsSequence() || trees.size() == 0) fail(origin, trees, "trees", "must be a non-empty list of {name, path, limit}");
+    if (!trees.IsSequence() || trees.size() == 0)
+      fail(origin, keys.at("trees"), "trees", "must be a non-empty list of {name, path, limit}");
     std::set<std::string> names, paths;
     for (size_t i = 0; i < trees.size(); i++) {
       const YAML::Node t = trees[i];
       std::string key = "trees[" + std::to_string(i) + "]";
       if (!t.IsMap()) fail(origin, t, key, "must be a mapping with name, path, limit");
-      check_keys(origin, t, key + ".", {"name", "path", "limit", "soft_limit"});
+      Keys tkeys = check_keys(origin, t, key, {"name", "path", "limit", "soft_limit"});
       TreePolicy tp;
       for (const char* k : {"name", "path", "limit"})
         if (!t[k]) fail(origin, t, key + "." + k, "missing");
-      tp.name = scalar(origin, t["name"], key + ".name");
-      if (tp.name.empty()) fail(origin, t["name"], key + ".name", "must not be empty");
-      tp.components = split_path(origin, t["path"], key + ".path", scalar(origin, t["path"], key + ".path"));
+      tp.name = scalar(origin, t, tkeys, "name", key + ".name");
+      check_name(origin, t["name"], key + ".name", tp.name);
+      tp.components = split_path(origin, t["path"], key + ".path", scalar(origin, t, tkeys, "path", key + ".path"));
       for (auto& c : tp.components) tp.path += (tp.path.empty() ? "" : "/") + c;
-      auto lim = parse_size(scalar(origin, t["limit"], key + ".limit"));
+      auto lim = parse_size(scalar(origin, t, tkeys, "limit", key + ".limit"));
       if (!lim) fail(origin, t["limit"], key + ".limit", lim.error().message);
       tp.limit = *lim;
       if (t["soft_limit"]) {
-        auto soft = parse_size(scalar(origin, t["soft_limit"], key + ".soft_limit"));
+        auto soft = parse_size(scalar(origin, t, tkeys, "soft_limit", key + ".soft_limit"));
         if (!soft) fail(origin, t["soft_limit"], key + ".soft_limit", soft.error().message);
         if (*soft > tp.limit) fail(origin, t["soft_limit"], key + ".soft_limit", "is larger than limit");
         tp.soft_limit = *soft;
       }
-      if (!names.insert(tp.name).second) fail(origin, t["name"], key + ".name", "'" + tp.name + "' is used by another tree");
-      if (!paths.insert(tp.path).second) fail(origin, t["path"], key + ".path", "'" + tp.path + "' is used by another tree");
+      if (!names.insert(tp.name).second) fail(origin, t["name"], key + ".name", quote(tp.name) + " is used by another tree");
+      if (!paths.insert(tp.path).second) fail(origin, t["path"], key + ".path", quote(tp.path) + " is used by another tree");
       p.trees.push_back(std::move(tp));
     }
     return p;
   } catch (const PolicyError& e) {
     return make_error(e.msg);
+  } catch (const YAML::DeepRecursion& e) {  // yaml-cpp's own text for it is "bad file"
+    return make_error(origin + ":" + std::to_string(e.mark.line + 1) + ": lists and mappings nested too deeply");
   } catch (const YAML::Exception& e) {
     std::ostringstream os;
     os << origin;
     if (e.mark.line >= 0) os << ":" << e.mark.line + 1;
-    os << ": " << e.msg;
+    os << ": " << clean(e.msg);
     return make_error(os.str());
+  } catch (const std::exception& e) {
+    return make_error(origin + ": cannot parse the policy: " + clean(e.what()));
+  } catch (...) {
+    return make_error(origin + ": cannot parse the policy");
   }
 }
 
 Expected<Policy> load_policy(const std::string& path) {
-  std::ifstream in(path);
-  if (!in) return make_error(path + ": cannot open policy file: " + std::strerror(errno));
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return parse_policy(ss.str(), path);
+  constexpr size_t kMaxBytes = 16 << 20;  // a policy is a small text file; /dev/zero is not one
+  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return make_error(path + ": cannot open policy file: " + std::strerror(errno));
+  std::string text;
+  char buf[65536];
+  for (;;) {
+    ssize_t n = ::read(fd, buf, sizeof buf);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) {
+      int e = errno;
+      ::close(fd);
+      return make_error(path + ": cannot read policy file: " + std::strerror(e));
+    }
+    if (n == 0) break;
+    text.append(buf, static_cast<size_t>(n));
+    if (text.size() > kMaxBytes) {
+      ::close(fd);
+      return make_error(path + ": cannot read policy file: larger than 16 MiB (a policy is a small text file)");
+    }
+  }
+  ::close(fd);
+  return parse_policy(text, path);
 }
 
 }  // namespace nfsfence

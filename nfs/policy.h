@@ -1,7 +1,7 @@
 // The quota policy file (YAML): which export, which trees, what limits.
 //
 //   export: /srv/nfs/export      # the export path as mounted (MOUNT MNT dirpath)
-//   server: 10.99.0.2            # optional: only traffic to/from this server address
+//   server: 10.99.0.2            # optional: only traffic to/from this server (address or host name, no port)
 //   accounting: used             # used (fattr3.used, what quotas count) or size
 //   root_fh: "0100...ab"         # optional: export root handle, for captures without MNT
 //   trees:
@@ -37,11 +37,13 @@ struct Policy {
   std::vector<TreePolicy> trees;
 };
 
-// Errors name the file, the line and the key: "p.yaml:7: trees[1].limit: ..."
+// Errors name the file, the line and the key: "p.yaml:7: trees[1].limit: ..."; every
+// input, however hostile, gives a policy or a one-line error (docs/policy.md lists them).
 Expected<Policy> load_policy(const std::string& path);
 Expected<Policy> parse_policy(const std::string& text, const std::string& origin);
 
-// "50Gi" -> 53687091200. Error text says what is accepted.
+// "50Gi" -> 53687091200, exactly (no floating point; "1.5Ti" rounds down to a byte).
+// Error text says what is accepted.
 Expected<uint64_t> parse_size(std::string_view s);
 std::string format_size(uint64_t bytes);  // 53687091200 -> "50Gi", 1500000 -> "1.43Mi"
 

@@ -1,5 +1,7 @@
 #include "src/agent.h"
 
+#include "nfs/ring_event.h"
+
 #include <arpa/inet.h>
 #include <bpf/libbpf.h>
 #include <linux/magic.h>
@@ -115,35 +117,13 @@ class Agent {
     return r;
   }
 
-  // Ring buffer callback: one slice of an RPC stream (or a datagram) -> the decoder.
+  // Ring buffer callback: one slice of an RPC stream (or a datagram) -> the decoder
+  // (nfs/ring_event.h: the same code fuzz_ring runs).
   int on_event(const void* data, size_t size) {
-    if (size < offsetof(nfsf_event, data)) return 0;
-    const auto* ev = static_cast<const nfsf_event*>(data);
-    uint32_t len = std::min<uint32_t>(ev->len, uint32_t(size - offsetof(nfsf_event, data)));
-    L4Packet p;
-    p.flow.transport = ev->flow.proto == 17 ? Transport::Udp : Transport::Tcp;
-    bool v6 = ev->flow.family == 6;
-    p.flow.src.v6 = p.flow.dst.v6 = v6;
-    std::memcpy(p.flow.src.addr.data(), ev->flow.saddr, 16);
-    std::memcpy(p.flow.dst.addr.data(), ev->flow.daddr, 16);
-    p.flow.src.port = ntohs(ev->flow.sport);
-    p.flow.dst.port = ntohs(ev->flow.dport);
-    p.seq = ev->seq;
-    p.payload = ByteView(ev->data, len);
-    p.wire_payload_len = std::max(ev->wire_len, len);
-    p.frame = p.first_frame = ++events_;
-    int64_t real = int64_t(ev->ts_ns) + mono_to_real_ns_;
-    p.ts = Timestamp{real / 1000000000LL, real % 1000000000LL};
-    if (ev->type == NFSF_EV_FLOW_END) {
-      // FIN: this direction's stream ends; RST: both. The decoder drops their stream state.
-      dec_.close_flow(p.flow);
-      if (ev->flags & NFSF_EVF_RST) dec_.close_flow(p.flow.reversed());
-      return 0;
-    }
-    // The first event since this direction's SYN: a new connection, also on a reused
-    // 4-tuple (its sequence numbers have nothing to do with the old stream's).
-    if (ev->flags & NFSF_EVF_NEW_CONN) dec_.close_flow(p.flow);
-    dec_.feed_l4(p);
+    RingEvent ev;
+    if (!parse_ring_event(data, size, mono_to_real_ns_, events_ + 1, ev)) return 0;
+    events_++;
+    feed_ring_event(dec_, ev);
     return 0;
   }
 
@@ -271,8 +251,10 @@ class Agent {
     n.mirrored_tree = t;
   }
 
-  // Mirrors handle -> tree into the BPF map: the handles that changed, or all of them when
-  // a directory moved (the generation changed).
+  // Mirrors handle -> tree into the BPF map: the handles whose tree changed since the last
+  // sync (the cache lists them, a moved directory's whole subtree included, and only when
+  // a tree changed), or all of them after a walk. Forgotten handles go first: a handle
+  // forgotten and learned again is then mirrored afresh.
   void sync_handles(bool full) {
     HandleCache& c = acct_.cache();
     for (const std::string& fh : c.forgotten()) {
@@ -280,13 +262,11 @@ class Agent {
       mirrored_--;
     }
     c.forgotten().clear();
-    if (full || c.generation() != synced_gen_) {
+    if (full)
       c.for_each([&](HandleCache::Id id, HandleCache::Node&) { mirror(id); });
-      synced_gen_ = c.generation();
-    } else {
+    else
       for (HandleCache::Id id : c.touched()) mirror(id);
-    }
-    c.touched().clear();
+    c.clear_touched();
   }
 
   std::vector<uint64_t> room_usage_;  // per tree: the usage tree_room was last set from
@@ -296,7 +276,6 @@ class Agent {
   bpf::TcProgram& prog_;
   Accounting acct_;
   Decoder dec_;
-  uint64_t synced_gen_ = 0;
   uint64_t mirrored_ = 0;
   uint64_t events_ = 0;
   uint64_t lost_seen_ = 0;

@@ -1,6 +1,9 @@
 // The handle cache and the accounting engine, driven by decoded messages built by hand.
 #include <gtest/gtest.h>
 
+#include <algorithm>
+#include <random>
+
 #include "nfs/accounting.h"
 
 using namespace nfsfence;
@@ -231,6 +234,32 @@ TEST(Accounting, HardLinkRemoveKeepsUsageUntilLastName) {
   EXPECT_EQ(acct.trees()[0].usage, 100u);
 }
 
+// The name the cache knows goes, another (unknown to it) stays: the file and its usage stay
+// in the tree, in the handle map too, rather than turning unknown.
+TEST(Accounting, HardLinkKeepsTreeWhenKnownNameGoes) {
+  Policy p = make_policy();
+  Accounting acct(p, 1000);
+  Msgs m;
+  build_tree(acct, m);
+  acct.on_message(m.create(NFS3_CREATE, kA, "f", fh(10), NF3REG, 100));
+  NfsFields c, r;
+  c.fh = fh(10);
+  c.to_dir_fh = kA;
+  c.to_name = "f2";
+  r.attr = Attr{NF3REG, 100, 100, 0, 2};
+  acct.on_message(m.reply(100003, NFS3_LINK, c, r));  // the cache now knows f2, not f
+  acct.on_message(m.remove(kA, "f2"));
+  EXPECT_EQ(acct.tree_of(fh(10)), 0);
+  EXPECT_EQ(acct.trees()[0].usage, 100u);
+  EXPECT_EQ(acct.usage_unknown(), 0u);
+  acct.on_message(m.write(fh(10), 300, 300));  // written through the other name
+  EXPECT_EQ(acct.trees()[0].usage, 300u);
+  // Named again elsewhere: it follows.
+  acct.on_message(m.create(NFS3_LOOKUP, kB, "f", fh(10), NF3REG, 300));
+  EXPECT_EQ(acct.trees()[0].usage, 0u);
+  EXPECT_EQ(acct.trees()[1].usage, 300u);
+}
+
 TEST(Accounting, FailedRepliesChangeNothing) {
   Policy p = make_policy();
   Accounting acct(p, 1000);
@@ -262,4 +291,384 @@ TEST(HandleCache, CycleIsCutNotHung) {
   c.link(fh(2), "x", fh(3), NF3DIR);
   c.link(fh(3), "y", fh(2), NF3DIR);  // a cycle that never reaches the root
   EXPECT_EQ(c.tree_of_fh(fh(3)), HandleCache::kUnknown);
+  EXPECT_EQ(c.stats().cycles_refused, 1u);  // the second link is refused, not cut later
+}
+
+namespace {
+// Handles beyond the 1-byte ones above: 32 bytes, the index in the first 8.
+Bytes big_fh(uint64_t i) {
+  Bytes b(32, 0x42);
+  for (int k = 0; k < 8; k++) b[k] = uint8_t(i >> (8 * k));
+  return b;
+}
+}  // namespace
+
+// Issue 8: a directory rename used to re-resolve every cached handle. Now the work is the
+// moved subtree's: a small directory renamed 10,000 times, within a tree and between two
+// trees, with 200,000 files cached, visits nodes in proportion to its own size, and every
+// tree's usage stays exact. (Before, nodes_resolved did not exist, and these 20,000
+// renames took over a minute.)
+TEST(HandleCache, ChurnWorkFollowsMovedSubtree) {
+  Policy p = make_policy();
+  p.trees[0].limit = p.trees[1].limit = UINT64_MAX;
+  p.trees[0].soft_limit.reset();
+  Accounting acct(p, 300000);
+  Msgs m;
+  build_tree(acct, m);
+  const size_t kFiles = 200000, kPerDir = 1000, kMoved = 10;
+  const uint64_t kBytes = 4096;
+  const Bytes big = big_fh(1ull << 50), mv = big_fh(1ull << 51);
+  acct.on_message(m.create(NFS3_MKDIR, kA, "big", big, NF3DIR));
+  for (size_t i = 0; i < kFiles; i++) {
+    Bytes dir = big_fh((1ull << 40) + i / kPerDir);
+    if (i % kPerDir == 0) acct.on_message(m.create(NFS3_MKDIR, big, "d" + std::to_string(i / kPerDir), dir, NF3DIR));
+    acct.on_message(m.create(NFS3_CREATE, dir, "f" + std::to_string(i), big_fh(i), NF3REG, kBytes));
+  }
+  acct.on_message(m.create(NFS3_MKDIR, kA, "mv", mv, NF3DIR));
+  for (size_t i = 0; i < kMoved; i++)
+    acct.on_message(m.create(NFS3_CREATE, mv, "m" + std::to_string(i), big_fh((1ull << 41) + i), NF3REG, kBytes));
+  const uint64_t all = (kFiles + kMoved) * kBytes, moved = kMoved * kBytes;
+  ASSERT_GT(acct.cache().stats().handles, kFiles);
+  ASSERT_EQ(acct.trees()[0].usage, all);
+  ASSERT_EQ(acct.trees()[0].files, kFiles + kMoved);
+
+  const HandleCache::Stats& s = acct.cache().stats();
+  const size_t kRenames = 10000;
+  // Within vol-a, off every tree path: nothing below mv changes, so nothing below is visited.
+  uint64_t nodes = s.nodes_resolved, walks = s.subtree_walks;
+  for (size_t i = 0; i < kRenames; i++)
+    acct.on_message(i % 2 ? m.rename(kA, "mv2", kA, "mv") : m.rename(kA, "mv", kA, "mv2"));
+  EXPECT_EQ(acct.trees()[0].usage, all);
+  EXPECT_EQ(acct.trees()[1].usage, 0u);
+  EXPECT_EQ(s.subtree_walks - walks, 0u);
+  EXPECT_LE(s.nodes_resolved - nodes, kRenames);
+  EXPECT_EQ(acct.stats().recounts, s.subtree_walks);
+
+  // Between vol-a and vol-b: each rename moves mv and its 10 files, and visits just those.
+  nodes = s.nodes_resolved;
+  walks = s.subtree_walks;
+  for (size_t i = 0; i < kRenames; i++) {
+    acct.on_message(i % 2 ? m.rename(kB, "mv", kA, "mv") : m.rename(kA, "mv", kB, "mv"));
+    if (i % 1000 == 0) {
+      ASSERT_EQ(acct.trees()[0].usage, all - moved);
+      ASSERT_EQ(acct.trees()[1].usage, moved);
+      ASSERT_EQ(acct.trees()[1].files, kMoved);
+    }
+  }
+  EXPECT_EQ(acct.trees()[0].usage, all);
+  EXPECT_EQ(acct.trees()[1].usage, 0u);
+  EXPECT_EQ(acct.trees()[0].files, kFiles + kMoved);
+  EXPECT_EQ(s.subtree_walks - walks, kRenames);
+  EXPECT_LE(s.nodes_resolved - nodes, kRenames * (kMoved + 1));
+  EXPECT_GE(s.nodes_resolved - nodes, kRenames * (kMoved + 1));
+
+  // Moving the big directory itself costs its subtree, once.
+  nodes = s.nodes_resolved;
+  acct.on_message(m.rename(kA, "big", kB, "big"));
+  EXPECT_EQ(acct.trees()[0].usage, moved);
+  EXPECT_EQ(acct.trees()[1].usage, kFiles * kBytes);
+  EXPECT_EQ(acct.trees()[1].files, kFiles);
+  EXPECT_LE(s.nodes_resolved - nodes, kFiles + kFiles / kPerDir + 1);
+  EXPECT_EQ(acct.tree_of(big_fh(12345)), 1);
+  EXPECT_EQ(acct.usage_unknown(), 0u);
+  EXPECT_EQ(acct.usage_outside_trees(), 0u);
+}
+
+// Linking a directory under its own descendant is refused and counted: the graph stays a
+// forest, every walk ends, and the refused directory (with its subtree) is unknown until a
+// sane name for it arrives.
+TEST(HandleCache, CycleIsRefusedAndCounted) {
+  Policy p = make_policy();
+  Accounting acct(p, 1000);
+  Msgs m;
+  build_tree(acct, m);
+  const Bytes x = fh(40), y = fh(41), z = fh(42);
+  acct.on_message(m.create(NFS3_MKDIR, kA, "x", x, NF3DIR));
+  acct.on_message(m.create(NFS3_MKDIR, x, "y", y, NF3DIR));
+  acct.on_message(m.create(NFS3_MKDIR, y, "z", z, NF3DIR));
+  acct.on_message(m.create(NFS3_CREATE, z, "f", fh(43), NF3REG, 100));
+  ASSERT_EQ(acct.trees()[0].usage, 100u);
+  acct.on_message(m.rename(kA, "x", z, "loop"));  // x below its own grandchild
+  EXPECT_EQ(acct.cache().stats().cycles_refused, 1u);
+  EXPECT_EQ(acct.cache().lookup_child(acct.cache().find(z), "loop"), HandleCache::kNone);
+  EXPECT_EQ(acct.tree_of(x), HandleCache::kUnknown);
+  EXPECT_EQ(acct.tree_of(fh(43)), HandleCache::kUnknown);
+  EXPECT_EQ(acct.trees()[0].usage, 0u);
+  EXPECT_EQ(acct.usage_unknown(), 100u);
+  // The same through a LOOKUP reply, and a directory under itself.
+  acct.on_message(m.create(NFS3_LOOKUP, y, "up", x, NF3DIR));
+  acct.on_message(m.rename(x, "y", y, "self"));
+  EXPECT_EQ(acct.cache().stats().cycles_refused, 3u);
+  // y was unlinked by its refused rename; x, refused twice, has no name: both unknown.
+  EXPECT_EQ(acct.tree_of(y), HandleCache::kUnknown);
+  // A sane name puts the pieces back.
+  acct.on_message(m.create(NFS3_LOOKUP, kB, "x", x, NF3DIR));
+  acct.on_message(m.create(NFS3_LOOKUP, x, "y", y, NF3DIR));
+  EXPECT_EQ(acct.tree_of(fh(43)), 1);
+  EXPECT_EQ(acct.trees()[1].usage, 100u);
+  EXPECT_EQ(acct.usage_unknown(), 0u);
+}
+
+// Depth is bounded only where a walk's length would be the input's choice, the cycle check
+// (kMaxDepth nodes above the new parent); a chain far deeper than that, built from its
+// bottom up, is linked, moved between trees and walked without recursion.
+TEST(HandleCache, DeepChainIsWalkedIteratively) {
+  Policy p = make_policy();
+  const size_t kDepth = 200000;
+  Accounting acct(p, kDepth + 2000);
+  Msgs m;
+  build_tree(acct, m);
+  auto dir = [](size_t i) { return big_fh((1ull << 40) + i); };
+  const Bytes file = big_fh(7);
+  acct.on_message(m.create(NFS3_CREATE, dir(kDepth - 1), "f", file, NF3REG, 300));
+  for (size_t i = kDepth - 1; i-- > 0;)  // each parent has no parent yet: a cheap check
+    acct.on_message(m.create(NFS3_MKDIR, dir(i), "d", dir(i + 1), NF3DIR));
+  EXPECT_EQ(acct.usage_unknown(), 300u);
+  acct.on_message(m.create(NFS3_LOOKUP, kA, "deep", dir(0), NF3DIR));
+  EXPECT_EQ(acct.tree_of(file), 0);
+  EXPECT_EQ(acct.trees()[0].usage, 300u);
+  acct.on_message(m.rename(kA, "deep", kB, "deep"));
+  EXPECT_EQ(acct.tree_of(file), 1);
+  EXPECT_EQ(acct.trees()[0].usage, 0u);
+  EXPECT_EQ(acct.trees()[1].usage, 300u);
+  // Below the bottom the chain up is too long to check: refused and counted, unknown.
+  EXPECT_EQ(acct.cache().stats().too_deep_refused, 0u);
+  acct.on_message(m.create(NFS3_CREATE, dir(kDepth - 1), "g", big_fh(8), NF3REG, 5));
+  EXPECT_EQ(acct.cache().stats().too_deep_refused, 1u);
+  EXPECT_EQ(acct.tree_of(big_fh(8)), HandleCache::kUnknown);
+  EXPECT_EQ(acct.usage_unknown(), 5u);
+  // kMaxDepth nodes above the parent still pass.
+  Bytes top = big_fh(9);
+  acct.on_message(m.create(NFS3_MKDIR, kA, "top", top, NF3DIR));
+  Bytes cur = top;
+  for (size_t i = 3; i < HandleCache::kMaxDepth; i++) {  // root, vol-a, top: 3 already
+    Bytes next = big_fh(10 + i);
+    acct.on_message(m.create(NFS3_MKDIR, cur, "d", next, NF3DIR));
+    cur = next;
+  }
+  acct.on_message(m.create(NFS3_CREATE, cur, "ok", big_fh(5000), NF3REG, 1));
+  EXPECT_EQ(acct.tree_of(big_fh(5000)), 0);
+  acct.on_message(m.create(NFS3_CREATE, big_fh(5000), "no", big_fh(5001), NF3REG, 1));
+  EXPECT_EQ(acct.cache().stats().too_deep_refused, 2u);
+  EXPECT_EQ(acct.cache().stats().cycles_refused, 0u);
+}
+
+// Sums of per-file values saturate instead of wrapping, and come back down exactly.
+TEST(Accounting, UsageSaturatesAndComesBackExactly) {
+  Policy p = make_policy();
+  std::vector<std::pair<int, bool>> flips;
+  Accounting acct(p, 1000, {[&](int t, bool over, Timestamp) { flips.emplace_back(t, over); }, {}});
+  Msgs m;
+  build_tree(acct, m);
+  const uint64_t big1 = (1ull << 63) + 5, big2 = (1ull << 63) + 7;
+  acct.on_message(m.create(NFS3_CREATE, kA, "f", fh(10), NF3REG, big1));
+  acct.on_message(m.create(NFS3_CREATE, kA, "g", fh(11), NF3REG, big2));
+  acct.on_message(m.create(NFS3_CREATE, kA, "h", fh(12), NF3REG, UINT64_MAX));
+  EXPECT_EQ(acct.trees()[0].usage, UINT64_MAX);
+  EXPECT_EQ(acct.trees()[0].peak, UINT64_MAX);
+  EXPECT_TRUE(acct.trees()[0].over);
+  acct.on_message(m.remove(kA, "h"));
+  EXPECT_EQ(acct.trees()[0].usage, UINT64_MAX);  // big1 + big2 is still past 2^64
+  acct.on_message(m.remove(kA, "f"));
+  EXPECT_EQ(acct.trees()[0].usage, big2);
+  acct.on_message(m.rename(kA, "g", kB, "g"));
+  EXPECT_EQ(acct.trees()[0].usage, 0u);
+  EXPECT_FALSE(acct.trees()[0].over);
+  EXPECT_EQ(acct.trees()[1].usage, big2);
+  EXPECT_EQ(acct.trees()[0].peak, UINT64_MAX);
+  // The outside and unknown buckets too.
+  acct.on_message(m.create(NFS3_CREATE, kOut, "o1", fh(20), NF3REG, big1));
+  acct.on_message(m.create(NFS3_CREATE, kOut, "o2", fh(21), NF3REG, big2));
+  EXPECT_EQ(acct.usage_outside_trees(), UINT64_MAX);
+  acct.on_message(m.create(NFS3_CREATE, fh(99), "u1", fh(22), NF3REG, big1));
+  acct.on_message(m.create(NFS3_CREATE, fh(99), "u2", fh(23), NF3REG, big2));
+  EXPECT_EQ(acct.usage_unknown(), UINT64_MAX);
+  acct.on_message(m.remove(kOut, "o1"));
+  EXPECT_EQ(acct.usage_outside_trees(), big2);
+  acct.on_message(m.remove(fh(99), "u2"));
+  EXPECT_EQ(acct.usage_unknown(), big1);
+  // A 2^64-wrapping sum would have flipped vol-a back under with the third file.
+  std::vector<std::pair<int, bool>> want = {{0, true}, {0, false}, {1, true}};
+  EXPECT_EQ(flips, want);
+}
+
+// What the agent mirrors: only the nodes whose tree changed, once each.
+TEST(HandleCache, TouchedListsOnlyWhatChangedTree) {
+  Policy p = make_policy();
+  Accounting acct(p, 1000);
+  acct.cache().track_changes(true);
+  Msgs m;
+  build_tree(acct, m);
+  const Bytes d = fh(30);
+  acct.on_message(m.create(NFS3_MKDIR, kA, "d", d, NF3DIR));
+  for (uint8_t i = 0; i < 5; i++) acct.on_message(m.create(NFS3_CREATE, d, "f" + std::to_string(i), fh(31 + i), NF3REG, 1));
+  for (uint8_t i = 0; i < 20; i++) acct.on_message(m.create(NFS3_CREATE, kA, "g" + std::to_string(i), fh(50 + i), NF3REG, 1));
+  HandleCache& c = acct.cache();
+  c.clear_touched();
+  acct.on_message(m.rename(kA, "d", kA, "e"));  // same tree: nothing to mirror
+  EXPECT_TRUE(c.touched().empty());
+  acct.on_message(m.rename(kA, "e", kB, "e"));
+  acct.on_message(m.rename(kB, "e", kInner, "e"));  // twice before a sync: listed once
+  std::vector<HandleCache::Id> want = {c.find(d)};
+  for (uint8_t i = 0; i < 5; i++) want.push_back(c.find(fh(31 + i)));
+  std::vector<HandleCache::Id> got = c.touched();
+  std::sort(want.begin(), want.end());
+  std::sort(got.begin(), got.end());
+  EXPECT_EQ(got, want);
+  for (HandleCache::Id id : got) EXPECT_EQ(c.tree_of(id), 2);
+  c.clear_touched();
+  EXPECT_TRUE(c.touched().empty());
+  // A second MNT naming another root: everything below the old one becomes unknown.
+  acct.on_message(m.mnt("/export", fh(90)));
+  EXPECT_EQ(acct.tree_of(fh(31)), HandleCache::kUnknown);
+  EXPECT_EQ(acct.usage_unknown(), 25u);
+  acct.on_message(m.mnt("/export", kRoot));
+  EXPECT_EQ(acct.tree_of(fh(31)), 2);
+  EXPECT_EQ(acct.usage_unknown(), 0u);
+}
+
+// A forgotten directory's children are orphaned, not handed to the next handle that
+// reuses its slot.
+TEST(HandleCache, ForgetOrphansChildren) {
+  HandleCache c({{"a"}}, 100);
+  c.set_root(fh(1));
+  c.link(fh(1), "a", fh(2), NF3DIR);
+  c.link(fh(2), "sub", fh(3), NF3DIR);
+  c.link(fh(3), "f", fh(4), NF3REG);
+  EXPECT_EQ(c.tree_of_fh(fh(4)), 0);
+  HandleCache::Id sub = c.find(fh(3));
+  c.forget(sub);
+  EXPECT_EQ(c.tree_of_fh(fh(4)), HandleCache::kUnknown);
+  HandleCache::Id reused = c.intern(fh(5));
+  ASSERT_EQ(reused, sub);
+  EXPECT_EQ(c.lookup_child(reused, "f"), HandleCache::kNone);
+  c.link(fh(2), "other", fh(5), NF3DIR);
+  EXPECT_EQ(c.tree_of_fh(fh(4)), HandleCache::kUnknown);
+  c.link(fh(5), "f", fh(4), NF3REG);
+  EXPECT_EQ(c.tree_of_fh(fh(4)), 0);
+}
+
+namespace {
+// The placement a full resolution from the export root gives (the nearest tree whose path
+// is a prefix of the node's), or -3 for a file that lost its name (it keeps a tree of its
+// own, see HandleCache::unlink).
+int full_resolution(const Policy& p, const HandleCache& c, HandleCache::Id id) {
+  std::vector<std::string> path;
+  HandleCache::Id cur = id;
+  for (size_t steps = 0; cur != c.root() && c.node(cur).parent != HandleCache::kNone; steps++) {
+    if (steps > 100000) return -100;  // a cycle
+    path.push_back(c.node(cur).name);
+    cur = c.node(cur).parent;
+  }
+  if (cur != c.root()) return cur == id && !c.node(id).has_children() ? -3 : HandleCache::kUnknown;
+  std::reverse(path.begin(), path.end());
+  int tree = HandleCache::kNoTree;
+  size_t best = 0;
+  for (size_t t = 0; t < p.trees.size(); t++) {
+    auto& comps = p.trees[t].components;
+    if (comps.size() > best && comps.size() <= path.size() && std::equal(comps.begin(), comps.end(), path.begin())) {
+      best = comps.size();
+      tree = int(t);
+    }
+  }
+  return tree;
+}
+}  // namespace
+
+// Random (often nonsensical) replies against a full resolution of every handle after each
+// one: the incremental placements, the child lists, the dirents and every bucket's usage
+// must agree with what resolving from scratch gives.
+TEST(HandleCache, RandomOpsMatchFullResolution) {
+  Policy p = make_policy();
+  p.trees[0].soft_limit.reset();
+  const char* names[] = {"vol-a", "vol-b", "inner", "x", "y"};
+  for (uint32_t seed = 1; seed <= 8; seed++) {
+    SCOPED_TRACE(seed);
+    Accounting acct(p, seed % 2 ? 1000 : 12);  // a small cache: full_drops too
+    HandleCache& c = acct.cache();
+    Msgs m;
+    std::mt19937 rng(seed);
+    auto pick = [&](uint32_t n) { return uint32_t(rng() % n); };
+    auto handle = [&] { return fh(uint8_t(1 + pick(24))); };
+    auto name = [&] { return std::string(names[pick(5)]); };
+    acct.on_message(m.mnt("/export", kRoot));
+    for (int op = 0; op < 3000; op++) {
+      switch (pick(9)) {
+        case 0: case 1:
+          acct.on_message(m.create(pick(3) ? NFS3_MKDIR : NFS3_CREATE, handle(), name(), handle(),
+                                   pick(3) ? NF3DIR : NF3REG, pick(1000)));
+          break;
+        case 2:
+          acct.on_message(m.create(NFS3_LOOKUP, handle(), name(), handle(), pick(2) ? NF3DIR : NF3REG, pick(1000)));
+          break;
+        case 3:
+          acct.on_message(m.remove(handle(), name()));
+          break;
+        case 4: case 5:
+          acct.on_message(m.rename(handle(), name(), handle(), name()));
+          break;
+        case 6:
+          acct.on_message(m.write(handle(), 0, pick(1000)));
+          break;
+        case 7: {
+          NfsFields lc, lr;
+          lc.fh = handle();
+          lc.to_dir_fh = handle();
+          lc.to_name = name();
+          lr.attr = Attr{NF3REG, 10, 10, 0, 2};
+          acct.on_message(m.reply(100003, NFS3_LINK, lc, lr));
+          break;
+        }
+        default:
+          if (pick(4) == 0) {
+            acct.on_message(m.mnt("/export", pick(3) ? kRoot : kA));
+          } else if (HandleCache::Id id = c.find(handle()); id != HandleCache::kNone && !c.node(id).charged_file) {
+            c.forget(id);
+          }
+          break;
+      }
+      std::vector<unsigned __int128> sums(p.trees.size() + 2);
+      std::vector<uint64_t> files(p.trees.size());
+      bool ok = true;
+      c.for_each([&](HandleCache::Id id, HandleCache::Node& n) {
+        int want = full_resolution(p, c, id);
+        if (want != -3 && n.tree != want) {
+          ok = false;
+          std::string chain;
+          for (HandleCache::Id k = id; k != HandleCache::kNone && chain.size() < 200; k = c.node(k).parent)
+            chain += std::to_string(int((*c.node(k).fh)[0])) + "(" + c.node(k).name + ",t" + std::to_string(c.node(k).tree) +
+                     (c.node(k).has_children() ? ",dir" : "") + ") ";
+          ADD_FAILURE() << "handle " << int((*n.fh)[0]) << " tree " << n.tree << " want " << want << " root "
+                        << int((*c.node(c.root()).fh)[0]) << " chain " << chain;
+        }
+        EXPECT_NE(want, -100) << "cycle at op " << op;
+        if (n.parent != HandleCache::kNone) {
+          EXPECT_TRUE(c.node(n.parent).live);
+          EXPECT_EQ(c.lookup_child(n.parent, n.name), id);
+          bool listed = false;
+          for (HandleCache::Id k = c.node(n.parent).first_child; k != HandleCache::kNone; k = c.node(k).next_sibling)
+            listed = listed || k == id;
+          EXPECT_TRUE(listed);
+        }
+        for (HandleCache::Id k = n.first_child; k != HandleCache::kNone; k = c.node(k).next_sibling) {
+          EXPECT_EQ(c.node(k).parent, id);
+          if (c.node(k).next_sibling != HandleCache::kNone) EXPECT_EQ(c.node(c.node(k).next_sibling).prev_sibling, k);
+        }
+        if (n.charged_file) {
+          EXPECT_EQ(n.charged_tree, n.tree);
+          int t = n.charged_tree;
+          sums[t >= 0 ? size_t(t) : t == HandleCache::kNoTree ? p.trees.size() : p.trees.size() + 1] += n.charged;
+          if (t >= 0) files[size_t(t)]++;
+        }
+      });
+      ASSERT_TRUE(ok) << "placement differs from a full resolution at op " << op;
+      for (size_t t = 0; t < p.trees.size(); t++) {
+        ASSERT_EQ(acct.trees()[t].usage, uint64_t(sums[t])) << "op " << op;
+        ASSERT_EQ(acct.trees()[t].files, files[t]) << "op " << op;
+      }
+      ASSERT_EQ(acct.usage_outside_trees(), uint64_t(sums[p.trees.size()])) << "op " << op;
+      ASSERT_EQ(acct.usage_unknown(), uint64_t(sums[p.trees.size() + 1])) << "op " << op;
+    }
+    EXPECT_GT(c.stats().subtree_walks, 0u);
+  }
 }
