@@ -178,20 +178,10 @@ void check_server(const std::string& origin, const YAML::Node& at, const std::st
   if (!ok) fail(origin, at, "server", quote(s) + " is not an IPv4 or IPv6 address or a host name (letters, digits, '-' and '.')");
 }
 
-// The line of the `---` that starts the document whose root is at `root`, if it lies after
-// `after` (the first document's root); else the root's own line.
-int document_line(const std::string& text, const YAML::Mark& after, const YAML::Mark& root) {
-  size_t end = std::min(text.size(), static_cast<size_t>(std::max(root.pos, 0)));
-  for (size_t i = end; i-- > static_cast<size_t>(std::max(after.pos, 0));) {
-    bool line_start = i == 0 || text[i - 1] == '\n';
-    if (!line_start || text.compare(i, 3, "---") != 0) continue;
-    if (i + 3 < text.size() && !std::isspace(static_cast<unsigned char>(text[i + 3]))) continue;
-    return static_cast<int>(std::count(text.begin(), text.begin() + i, '\n')) + 1;
-  }
-  return root.line + 1;
-}
-
-// The marks where the first `max` documents of `text` start (parser events only, no nodes).
+// The marks where the documents of `text` start (each at its `---` if it has one), at most
+// `max` of them; parser events only, no nodes. yaml-cpp 0.7 yields empty documents
+// forever, without moving on, at a ',' outside a list or mapping: the count stops there
+// too, with the last two starts the same.
 std::vector<YAML::Mark> document_starts(const std::string& text, size_t max) {
   struct Starts : YAML::EventHandler {
     std::vector<YAML::Mark> marks;
@@ -204,12 +194,12 @@ std::vector<YAML::Mark> document_starts(const std::string& text, size_t max) {
     void OnSequenceEnd() override {}
     void OnMapStart(const YAML::Mark&, const std::string&, YAML::anchor_t, YAML::EmitterStyle::value) override {}
     void OnMapEnd() override {}
+    bool stuck() const { return marks.size() >= 2 && marks.back().pos == marks[marks.size() - 2].pos; }
   } h;
   std::istringstream in(text);
   YAML::Parser parser(in);
-  size_t docs = 0;
-  while (docs < max && parser.HandleNextDocument(h)) docs++;
-  while (h.marks.size() < docs) h.marks.push_back(YAML::Mark::null_mark());  // a document without a start
+  while (h.marks.size() < max && !h.stuck() && parser.HandleNextDocument(h)) {
+  }
   return h.marks;
 }
 
@@ -274,15 +264,12 @@ Expected<Policy> parse_policy(const std::string& text, const std::string& origin
     // Not YAML::LoadAll: in yaml-cpp 0.7 it loops forever, allocating, on some malformed
     // input (",::" found by fuzz_policy; fixed upstream in yaml-cpp PR 1319). Count the
     // documents with a bounded loop instead, then load the first.
-    std::vector<YAML::Mark> starts = document_starts(text, 2);
-    if (starts.size() > 1) {
-      if (starts[1].pos <= starts[0].pos)  // no progress: the parser is stuck on bad input
-        return make_error(origin + ":" + std::to_string(starts[0].line + 1) + ": not valid YAML");
-      YAML::Mark end = starts[1];
-      end.pos = int(text.size());  // the second start's own mark can lie before its `---`
-      return make_error(origin + ":" + std::to_string(document_line(text, starts[0], end)) +
-                        ": a policy is one YAML document; found a second one");
-    }
+    std::vector<YAML::Mark> starts = document_starts(text, 3);
+    size_t n = starts.size();
+    if (n >= 2 && starts[n - 1].pos == starts[n - 2].pos)  // no progress: the parser is stuck on bad input
+      return make_error(origin + ":" + std::to_string(starts[n - 1].line + 1) + ": not valid YAML");
+    if (n >= 2)
+      return make_error(origin + ":" + std::to_string(starts[1].line + 1) + ": a policy is one YAML document; found a second one");
     const YAML::Node root = starts.empty() ? YAML::Node() : YAML::Load(text);
     if (!root.IsDefined() || root.IsNull())
       return make_error(origin + ": policy: is empty (expected a YAML mapping with keys export, trees, ...)");

@@ -119,7 +119,10 @@ json Replayer::report(const Decoder& d, uint64_t capture_bytes, double seconds) 
       {"memory_bytes", cache.memory_bytes()},
       {"bytes_per_handle", handles ? double(cache.memory_bytes()) / double(handles) : 0.0},
       {"roots_learned_from_mnt", a.roots_learned},
-      {"recounts", a.recounts},
+      {"recounts", a.recounts},  // subtree walks: a directory's placement changed
+      {"nodes_resolved", cache.stats().nodes_resolved},
+      {"cycles_refused", cache.stats().cycles_refused},
+      {"too_deep_refused", cache.stats().too_deep_refused},
       {"other_server_messages", a.other_server},
       {"create_without_fh", a.create_without_fh},
   };
@@ -178,6 +181,15 @@ std::string Replayer::text_report(const Decoder& d, uint64_t capture_bytes, doub
            static_cast<unsigned long long>(j["handle_cache"]["handles"].get<uint64_t>()),
            static_cast<unsigned long long>(max_handles_), j["handle_cache"]["bytes_per_handle"].get<double>());
   out += buf;
+  uint64_t cycles = j["handle_cache"]["cycles_refused"].get<uint64_t>(),
+           deep = j["handle_cache"]["too_deep_refused"].get<uint64_t>();
+  if (cycles || deep) {
+    snprintf(buf, sizeof buf,
+             "warning: %llu directory links were refused as cycles and %llu as deeper than %zu levels: "
+             "their subtrees count as unknown\n",
+             static_cast<unsigned long long>(cycles), static_cast<unsigned long long>(deep), HandleCache::kMaxDepth);
+    out += buf;
+  }
   if (uint64_t drops = j["handle_cache"]["full_drops"].get<uint64_t>()) {
     snprintf(buf, sizeof buf,
              "warning: %llu handles were not cached because the cache was full: writes to them count as unknown "

@@ -34,5 +34,5 @@ for t in "${targets[@]}"; do
   echo "fuzz_$t: ${secs}s, seeds: $(ls "$seeds/$t" | wc -l)"
   build-fuzz/fuzz/fuzz_$t -max_total_time="$secs" -max_len=70000 -rss_limit_mb=2048 -timeout=30 -artifact_prefix=build-fuzz/ -print_final_stats=1 \
     build-fuzz/corpus/$t "$seeds/$t" 2>build-fuzz/fuzz_$t.log || { tail -50 build-fuzz/fuzz_$t.log; exit 1; }
-  grep -E '^stat::number_of_executed_runs|^stat::peak_rss_mb' build-fuzz/fuzz_$t.log | tr '\n' ' '; echo
+  grep -E '^stat::number_of_executed_units|^stat::peak_rss_mb' build-fuzz/fuzz_$t.log | tr '\n' ' '; echo
 done
