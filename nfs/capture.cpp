@@ -3,7 +3,8 @@
 // stream that libarchive decompresses in-process.
 //
 // Why libarchive: one well-kept library detects and decompresses gzip, bzip2, xz, lzma,
-// zstd and lz4 by their magic from any file descriptor, pipes included, in this process.
+// zstd and lz4 by their magic from any file descriptor, pipes included, in this process
+// (only its built-in decompressors are enabled: see enable_builtin_filters).
 // The earlier design ran `bzip2 -dc` as a child and could deadlock on a damaged file
 // (the reader waited for the child to exit while the child waited for the pipe to
 // drain); there is no child any more, so nothing can wait on one.
@@ -23,6 +24,7 @@
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
+#include <vector>
 
 namespace nfsfence {
 namespace {
@@ -43,6 +45,28 @@ std::string trim_msg(std::string s) {
   return s;
 }
 
+// The decompressors libarchive has built in here. Not archive_read_support_filter_all:
+// for formats it has no library for (lrzip, grzip, lzop without liblzo) it runs an
+// external program found on PATH, which a crafted capture could then choose. Each
+// candidate is probed on a scratch reader: ARCHIVE_OK means in-process, ARCHIVE_WARN an
+// external program, which is left out.
+void enable_builtin_filters(archive* a) {
+  using Enable = int (*)(archive*);
+  static const Enable kFilters[] = {archive_read_support_filter_gzip, archive_read_support_filter_bzip2,
+                                    archive_read_support_filter_xz,   archive_read_support_filter_lzma,
+                                    archive_read_support_filter_zstd, archive_read_support_filter_lz4};
+  static const std::vector<Enable> builtin = [] {
+    std::vector<Enable> ok;
+    for (Enable f : kFilters) {
+      archive* probe = archive_read_new();
+      if (probe && f(probe) == ARCHIVE_OK) ok.push_back(f);
+      if (probe) archive_read_free(probe);
+    }
+    return ok;
+  }();
+  for (Enable f : builtin) f(a);
+}
+
 // A libarchive "raw" reader over one file descriptor: the decompressed byte stream.
 class Decompressor {
  public:
@@ -56,7 +80,7 @@ class Decompressor {
   Expected<bool> start() {
     a_ = archive_read_new();
     if (!a_) return make_error(name_ + ": out of memory");
-    archive_read_support_filter_all(a_);
+    enable_builtin_filters(a_);
     archive_read_support_format_raw(a_);
     archive_read_support_format_empty(a_);
     if (archive_read_open_fd(a_, fd_, 256 * 1024) != ARCHIVE_OK) return make_error(failure("cannot read"));

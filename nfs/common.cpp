@@ -1,5 +1,7 @@
-// Endpoint formatting, flow hashing and hex helpers.
+// Endpoint formatting, flow hashing, hex and terminal-safe text helpers.
 #include "nfs/common.h"
+
+#include <algorithm>
 
 #include <arpa/inet.h>
 
@@ -155,10 +157,16 @@ std::string printable(std::string_view s) {
       continue;
     }
     size_t n = utf8_seq(s, i);
-    // C1 controls (U+0080..U+009F, as C2 80..C2 9F) act on terminals too: escape them.
-    if (n == 0 || (n == 2 && c == 0xc2 && uint8_t(s[i + 1]) < 0xa0)) {
-      esc(c);
-      i++;
+    // C1 controls (U+0080..U+009F, as C2 80..C2 9F) act on terminals too, and the
+    // bidirectional controls and line/paragraph separators (U+200E/F, U+2028..202E,
+    // U+2066..2069) reorder or split what follows: escape their bytes.
+    uint32_t cp = n == 3 ? (uint32_t(c & 0x0f) << 12) | (uint32_t(uint8_t(s[i + 1]) & 0x3f) << 6) |
+                               (uint8_t(s[i + 2]) & 0x3f)
+                         : 0;
+    bool hidden = cp == 0x200e || cp == 0x200f || (cp >= 0x2028 && cp <= 0x202e) || (cp >= 0x2066 && cp <= 0x2069);
+    if (n == 0 || (n == 2 && c == 0xc2 && uint8_t(s[i + 1]) < 0xa0) || hidden) {
+      for (size_t k = 0; k < std::max<size_t>(n, 1); k++) esc(uint8_t(s[i + k]));
+      i += std::max<size_t>(n, 1);
       continue;
     }
     out.append(s.substr(i, n));

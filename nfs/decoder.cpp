@@ -27,14 +27,16 @@ struct PendingCall {
   size_t cost = 0; // bytes charged to the memory budget
 };
 
-// A reply whose call is probably still behind a hole in the other direction's stream.
+// A reply whose call is probably still behind a hole in the other direction's stream, or
+// a later reply of the same flow held behind it so that replies keep their capture order
+// (accounting applies post-op attributes in the order it gets them).
 struct HeldReply {
-  FlowKey flow;  // the reply's direction
+  uint32_t xid = 0;
   uint64_t frame = 0;
   Timestamp ts;
   Bytes data;
   uint64_t msg_len = 0;
-  uint64_t seqno = 0;
+  uint64_t seqno = 0;  // hold order over all flows, for the budget's oldest-first release
   size_t cost = 0;
 };
 
@@ -92,9 +94,8 @@ struct Decoder::Impl {
   std::unordered_map<PendingKey, PendingCall, PendingKeyHash> pending;
   std::deque<std::pair<PendingKey, uint64_t>> pending_order;
   uint64_t pending_seq = 0;
-  std::unordered_map<PendingKey, HeldReply, PendingKeyHash> held;  // key: the call's flow + xid
-  std::deque<std::pair<PendingKey, uint64_t>> held_order;
-  std::unordered_map<FlowKey, uint32_t, FlowKeyHash> held_per_flow;  // call flow -> held replies
+  std::unordered_map<FlowKey, std::deque<HeldReply>, FlowKeyHash> held;  // reply flow -> in capture order
+  size_t held_count = 0;
   size_t flow_bytes = 0, pending_bytes = 0, held_bytes = 0;
   bool enforcing = false;
   int64_t next_sweep = INT64_MIN;
@@ -120,7 +121,7 @@ struct Decoder::Impl {
       return needed_prefix(h.prog, h.vers, h.proc, true, h.body_offset, std::min(record_len, kMaxWholeMessage));
     const PendingCall* c = find_call(flow, h.xid);
     // Unmatched: only the header is decoded, unless the reply may be held for its call.
-    if (!c) return std::min<uint64_t>(record_len, reorder_pending(flow) ? kMaxWholeMessage : 4096);
+    if (!c) return std::min<uint64_t>(record_len, reorder_pending(flow) || held.count(flow) ? kMaxWholeMessage : 4096);
     return needed_prefix(c->prog, c->vers, c->proc, false, h.body_offset, std::min(record_len, kMaxWholeMessage));
   }
 
@@ -131,10 +132,9 @@ struct Decoder::Impl {
   }
 
   void on_l4(const L4Packet& p) {
-    idle_sweep(p.ts);
     if (p.flow.transport == Transport::Udp) {
       message(p.flow, p.first_frame, p.ts, p.payload, p.wire_payload_len);
-      enforce();
+      after_packet(p.ts);
       return;
     }
     FlowEntry* e = last_flow;
@@ -156,8 +156,15 @@ struct Decoder::Impl {
       close(e->first, false);
     } else {
       recharge(f);
-      if (!held_per_flow.empty() && !f.ra->has_out_of_order()) release_held_for(e->first);
+      // The hole that held the other direction's replies may be gone.
+      if (!held.empty() && !f.ra->has_out_of_order()) drain(e->first.reversed(), Drain::IfNoHole);
     }
+    after_packet(p.ts);
+  }
+
+  // After each packet (so the packet's own flow is never the idle one), within the bounds.
+  void after_packet(const Timestamp& ts) {
+    idle_sweep(ts);
     enforce();
   }
 
@@ -192,16 +199,30 @@ struct Decoder::Impl {
     lru.erase(it->second.lru);
     tcp.erase(it);
     if (idle) stats.flows_idle_closed++;
-    release_held_for(key);
+    // Its replies, and the replies its calls were awaited by, wait for nothing any more.
+    drain(key, Drain::Force);
+    drain(key.reversed(), Drain::Force);
   }
 
+  // A flow is closed when it and its reverse direction have both been silent for
+  // idle_seconds of capture time (a reply direction silent while calls flow is not idle).
   void idle_sweep(const Timestamp& ts) {
-    if (ts.sec < next_sweep || limits.idle_seconds <= 0) return;
-    next_sweep = ts.sec + 1;  // at most once per second of capture time
-    while (!lru.empty()) {
-      auto it = tcp.find(lru.back());
-      if (ts.sec - it->second.last.sec <= limits.idle_seconds) break;
-      close(lru.back(), true);
+    if (limits.idle_seconds <= 0 || ts.sec < next_sweep) return;
+    next_sweep = ts.sec < INT64_MAX ? ts.sec + 1 : ts.sec;  // at most once per second of capture time
+    auto idle = [&](const Flow& f) {
+      // 128-bit: crafted timestamps may lie anywhere in int64.
+      return __int128(ts.sec) - __int128(f.last.sec) > __int128(limits.idle_seconds);
+    };
+    for (size_t looked = 0, n = lru.size(); looked < n && !lru.empty(); looked++) {
+      FlowKey key = lru.back();
+      auto it = tcp.find(key);
+      if (!idle(it->second)) break;  // the rest are more recent
+      auto rev = tcp.find(key.reversed());
+      if (rev != tcp.end() && !idle(rev->second)) {
+        lru.splice(lru.begin(), lru, it->second.lru);  // kept for its busy reverse; look at the next
+        continue;
+      }
+      close(key, true);
     }
   }
 
@@ -281,61 +302,58 @@ struct Decoder::Impl {
     }
   }
 
-  // Holds an unmatched TCP reply whose call may still come out of the other direction's
-  // reorder queue (a call behind a hole is delivered after its reply otherwise).
-  bool hold(const FlowKey& reply_flow, uint64_t frame, Timestamp ts, ByteView data, uint64_t msg_len, uint32_t xid) {
-    if (reply_flow.transport != Transport::Tcp || !reorder_pending(reply_flow)) return false;
-    PendingKey key{reply_flow.reversed(), xid};
-    if (auto dup = held.find(key); dup != held.end()) release(dup);
-    if (held.size() >= kMaxHeld) release_oldest_held();
-    HeldReply r{reply_flow, frame, ts, Bytes(data.begin(), data.end()), msg_len, ++pending_seq, 0};
+  // Holds a reply: its call may still come out of the other direction's reorder queue
+  // (a call behind a hole is delivered after its reply otherwise), or an earlier reply of
+  // its flow is held and it must not overtake it.
+  void hold(const FlowKey& reply_flow, uint64_t frame, Timestamp ts, ByteView data, uint64_t msg_len, uint32_t xid) {
+    if (held_count >= kMaxHeld) release_oldest_held();
+    HeldReply r{xid, frame, ts, Bytes(data.begin(), data.end()), msg_len, ++pending_seq, 0};
     r.cost = kEntryOverhead + r.data.capacity();
     held_bytes += r.cost;
-    held_order.emplace_back(key, r.seqno);
-    held_per_flow[key.flow]++;
-    held.emplace(key, std::move(r));
-    return true;
+    held_count++;
+    held[reply_flow].push_back(std::move(r));
   }
 
-  // Takes a held reply out and decodes it now: with its call if that came, else unmatched.
-  void release(std::unordered_map<PendingKey, HeldReply, PendingKeyHash>::iterator it) {
-    HeldReply r = std::move(it->second);
-    FlowKey call_flow = it->first.flow;
-    held.erase(it);
+  bool holding(const FlowKey& reply_flow) const { return !held.empty() && held.count(reply_flow); }
+
+  // Decodes the front of a reply flow's held queue now, with its call if that came.
+  void release_front(const FlowKey& reply_flow) {
+    auto it = held.find(reply_flow);
+    if (it == held.end()) return;
+    HeldReply r = std::move(it->second.front());
+    it->second.pop_front();
+    if (it->second.empty()) held.erase(it);
     held_bytes -= r.cost;
-    if (auto c = held_per_flow.find(call_flow); c != held_per_flow.end() && --c->second == 0) held_per_flow.erase(c);
-    bool matched = pending.count(PendingKey{call_flow, load_be32(r.data.data())}) != 0;
+    held_count--;
+    bool matched = pending.count(PendingKey{reply_flow.reversed(), r.xid}) != 0;
     (matched ? stats.replies_reordered : stats.replies_held_unmatched)++;
-    message(r.flow, r.frame, r.ts, ByteView(r.data.data(), r.data.size()), r.msg_len, false);
+    message(reply_flow, r.frame, r.ts, ByteView(r.data.data(), r.data.size()), r.msg_len, false);
+  }
+
+  // Releases a reply flow's held replies in order while the front one can go: its call
+  // came; or (IfNoHole) no hole is left in the call direction that could still hold it;
+  // or (Force) the flow ended. MatchedOnly runs while the call direction is delivering
+  // (inside its segment), when the queue's state is not final yet.
+  enum class Drain { MatchedOnly, IfNoHole, Force };
+  void drain(const FlowKey& reply_flow, Drain how) {
+    while (holding(reply_flow)) {
+      const HeldReply& r = held.find(reply_flow)->second.front();
+      bool matched = pending.count(PendingKey{reply_flow.reversed(), r.xid}) != 0;
+      if (!matched && (how == Drain::MatchedOnly || (how == Drain::IfNoHole && reorder_pending(reply_flow)))) return;
+      release_front(reply_flow);
+    }
   }
 
   void release_oldest_held() {
-    while (!held_order.empty()) {
-      auto [k, seq] = held_order.front();
-      held_order.pop_front();
-      auto it = held.find(k);
-      if (it != held.end() && it->second.seqno == seq) {
-        release(it);
-        return;
-      }
-    }
-  }
-
-  void release_held_for(const FlowKey& call_flow) {
-    if (!held_per_flow.count(call_flow)) return;
-    for (auto it = held.begin(); it != held.end();) {
-      auto next = std::next(it);
-      if (it->first.flow == call_flow) {
-        release(it);
-        next = held.begin();  // release() may have changed the map: start over
-      }
-      it = next;
-    }
+    const FlowKey* oldest = nullptr;
+    uint64_t seq = UINT64_MAX;
+    for (auto& [flow, q] : held)
+      if (q.front().seqno < seq) seq = q.front().seqno, oldest = &flow;
+    if (oldest) release_front(FlowKey(*oldest));
   }
 
   void release_all_held() {
-    while (!held.empty()) release(held.begin());
-    held_order.clear();
+    while (!held.empty()) drain(FlowKey(held.begin()->first), Drain::Force);
   }
 
   void message(const FlowKey& flow, uint64_t frame, Timestamp ts, ByteView data, uint64_t msg_len,
@@ -350,9 +368,11 @@ struct Decoder::Impl {
       stats.truncated_rpc++;
       return;
     }
-    if (h.type == MsgType::Reply && may_hold && !pending.count(PendingKey{flow.reversed(), h.xid}) &&
-        hold(flow, frame, ts, data, msg_len, h.xid))
+    if (h.type == MsgType::Reply && may_hold && flow.transport == Transport::Tcp &&
+        (holding(flow) || (!pending.count(PendingKey{flow.reversed(), h.xid}) && reorder_pending(flow)))) {
+      hold(flow, frame, ts, data, msg_len, h.xid);
       return;
+    }
     RpcMessage m;
     m.frame = frame;
     m.ts = ts;
@@ -376,8 +396,7 @@ struct Decoder::Impl {
       }
       remember_call(flow, h.xid, m);
       sink(m);
-      if (!held.empty())
-        if (auto r = held.find(PendingKey{flow, h.xid}); r != held.end()) release(r);
+      if (!held.empty()) drain(flow.reversed(), Drain::MatchedOnly);
       return;
     }
     stats.replies++;

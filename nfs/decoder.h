@@ -49,8 +49,9 @@ struct DecodeStats {
   uint64_t flows_evicted = 0;          // TCP flows dropped to stay within the budget
   uint64_t calls_evicted = 0;          // unanswered calls dropped to stay within it
   uint64_t flows_idle_closed = 0;      // TCP flows closed after DecoderLimits::idle_seconds
-  uint64_t replies_reordered = 0;      // replies held until their call (behind a hole) came
-  uint64_t replies_held_unmatched = 0; // of those, released without a call
+  uint64_t replies_reordered = 0;      // replies held (their call was behind a hole, or an earlier
+                                       // reply of their flow was held), then decoded with their call
+  uint64_t replies_held_unmatched = 0; // replies held, then released without a call (also unmatched)
   std::map<std::string, uint64_t> other_programs;  // "100003v4" -> count
 };
 

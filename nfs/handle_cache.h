@@ -64,7 +64,7 @@ class HandleCache {
 
   struct Stats {
     uint64_t handles = 0;         // live nodes
-    uint64_t full_drops = 0;      // handles not cached because the cache was full
+    uint64_t full_drops = 0;      // new handles not cached because the cache was full (each attempt)
     uint64_t relinks = 0;         // a name re-pointed to a different handle
     uint64_t cycles_refused = 0;  // links refused: the child is an ancestor of the new parent
     uint64_t too_deep_refused = 0;  // links refused: the new parent's chain exceeds kMaxDepth

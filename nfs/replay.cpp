@@ -192,8 +192,8 @@ std::string Replayer::text_report(const Decoder& d, uint64_t capture_bytes, doub
   }
   if (uint64_t drops = j["handle_cache"]["full_drops"].get<uint64_t>()) {
     snprintf(buf, sizeof buf,
-             "warning: %llu handles were not cached because the cache was full: writes to them count as unknown "
-             "(raise --max-handles)\n",
+             "warning: the handle cache was full: %llu times a new handle was not cached (a handle seen again "
+             "counts again); writes to such handles count as unknown (raise --max-handles)\n",
              static_cast<unsigned long long>(drops));
     out += buf;
   }

@@ -10,7 +10,7 @@ PKGS=(
   libarchive-dev                         # compressed captures (gz, bz2, xz, zst), in-process
   libboost-program-options-dev libgtest-dev libbenchmark-dev
   libyaml-cpp-dev nlohmann-json3-dev     # policy files, JSON output
-  tshark tcpdump jq bzip2 gzip xz-utils zstd  # oracle tests (and compressed test captures), lab captures
+  tshark tcpdump jq bzip2 gzip xz-utils zstd lz4  # oracle tests (and compressed test captures), lab captures
   nfs-ganesha nfs-ganesha-vfs rpcbind libnfs-utils libnfs-dev iproute2  # the lab
   nfstrace hyperfine                     # benchmarks
   qemu-system-x86 busybox-static cpio    # tests/vm: the BPF objects on Debian 12's 6.1 kernel

@@ -70,5 +70,24 @@ TEST(Common, BigEndianLoads) {
   EXPECT_EQ(load_be64(p), 0x0102030405060708ull);
 }
 
+// printable(): terminal-safe, one line, reversible enough to read (the way ls -b shows
+// names); valid UTF-8 stays as it is.
+TEST(Common, PrintableEscapesWhatActsOnATerminal) {
+  EXPECT_EQ(printable("plain name.txt"), "plain name.txt");
+  EXPECT_EQ(printable("a\\b"), "a\\\\b");
+  EXPECT_EQ(printable("l1\nl2\tx\r"), "l1\\nl2\\tx\\r");
+  EXPECT_EQ(printable(std::string("nul\0end", 7)), "nul\\x00end");
+  EXPECT_EQ(printable("\x1b[2J\x07\x7f"), "\\x1b[2J\\x07\\x7f");
+  EXPECT_EQ(printable("caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x98\x80"), "caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x98\x80");
+  EXPECT_EQ(printable("\xc2\x9b" "31m"), "\\xc2\\x9b" "31m");              // C1 CSI
+  EXPECT_EQ(printable("abc\xe2\x80\xaetxt"), "abc\\xe2\\x80\\xaetxt");     // U+202E right-to-left override
+  EXPECT_EQ(printable("x\xe2\x80\xa8y"), "x\\xe2\\x80\\xa8y");             // U+2028 line separator
+  EXPECT_EQ(printable("\xff\xc0\xaf\xed\xa0\x80"), "\\xff\\xc0\\xaf\\xed\\xa0\\x80");  // invalid, overlong, surrogate
+  EXPECT_EQ(printable("cut\xe2\x82"), "cut\\xe2\\x82");
+  EXPECT_TRUE(valid_utf8("caf\xc3\xa9"));
+  EXPECT_FALSE(valid_utf8("caf\xe9"));
+  EXPECT_FALSE(valid_utf8("\xf4\x90\x80\x80"));  // past U+10FFFF
+}
+
 }  // namespace
 }  // namespace nfsfence
