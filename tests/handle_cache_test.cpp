@@ -61,6 +61,15 @@ struct Msgs {
     r.attr = Attr{NF3REG, size, used, 0, 1};
     return reply(100003, NFS3_WRITE, c, r);
   }
+  // LINK file -> dir/name; the reply's attributes say nlink (2 after the first link).
+  RpcMessage link(Bytes file, Bytes dir, const std::string& name, uint64_t used, uint32_t nlink = 2) {
+    NfsFields c, r;
+    c.fh = std::move(file);
+    c.to_dir_fh = std::move(dir);
+    c.to_name = name;
+    r.attr = Attr{NF3REG, used, used, 0, nlink};
+    return reply(100003, NFS3_LINK, c, r);
+  }
   RpcMessage remove(Bytes dir, const std::string& name) {
     NfsFields c, r;
     c.dir_fh = dir;
@@ -224,12 +233,7 @@ TEST(Accounting, HardLinkRemoveKeepsUsageUntilLastName) {
   Msgs m;
   build_tree(acct, m);
   acct.on_message(m.create(NFS3_CREATE, kA, "f", fh(10), NF3REG, 100));
-  NfsFields c, r;
-  c.fh = fh(10);
-  c.to_dir_fh = kA;
-  c.to_name = "f2";
-  r.attr = Attr{NF3REG, 100, 100, 0, 2};
-  acct.on_message(m.reply(100003, NFS3_LINK, c, r));
+  acct.on_message(m.link(fh(10), kA, "f2", 100));
   acct.on_message(m.remove(kA, "f"));
   EXPECT_EQ(acct.trees()[0].usage, 100u);
 }
@@ -242,12 +246,7 @@ TEST(Accounting, HardLinkKeepsTreeWhenKnownNameGoes) {
   Msgs m;
   build_tree(acct, m);
   acct.on_message(m.create(NFS3_CREATE, kA, "f", fh(10), NF3REG, 100));
-  NfsFields c, r;
-  c.fh = fh(10);
-  c.to_dir_fh = kA;
-  c.to_name = "f2";
-  r.attr = Attr{NF3REG, 100, 100, 0, 2};
-  acct.on_message(m.reply(100003, NFS3_LINK, c, r));  // the cache now knows f2, not f
+  acct.on_message(m.link(fh(10), kA, "f2", 100));  // the cache now knows f2, not f
   acct.on_message(m.remove(kA, "f2"));
   EXPECT_EQ(acct.tree_of(fh(10)), 0);
   EXPECT_EQ(acct.trees()[0].usage, 100u);
@@ -611,12 +610,8 @@ TEST(HandleCache, RandomOpsMatchFullResolution) {
           acct.on_message(m.write(handle(), 0, pick(1000)));
           break;
         case 7: {
-          NfsFields lc, lr;
-          lc.fh = handle();
-          lc.to_dir_fh = handle();
-          lc.to_name = name();
-          lr.attr = Attr{NF3REG, 10, 10, 0, 2};
-          acct.on_message(m.reply(100003, NFS3_LINK, lc, lr));
+          Bytes file = handle(), dir = handle();  // in this order: the seeded sequence stays the same
+          acct.on_message(m.link(file, dir, name(), 10));
           break;
         }
         default:
