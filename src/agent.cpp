@@ -31,7 +31,7 @@ namespace fs = std::filesystem;
 
 namespace {
 
-void log(const std::string& msg) { std::fprintf(stderr, "nfsfence: %s\n", msg.c_str()); }
+void log(const std::string& msg) { std::fprintf(stderr, "nfsfence: %s\n", printable(msg).c_str()); }
 
 std::string pin_dir_of(const std::string& root, const std::string& iface) { return root + "/" + iface; }
 std::string state_file_of(const std::string& dir, const std::string& iface) { return dir + "/" + iface + ".json"; }
@@ -165,7 +165,9 @@ class Agent {
            {"handles", acct_.cache().stats().handles},
            {"events", events_},
            {"updated", std::time(nullptr)}};
-    write_file_atomic(state_file_of(opt_.state_dir, opt_.iface), j.dump(2) + "\n");
+    // A policy path need not be UTF-8: replace, never throw (a throw here would end the agent).
+    write_file_atomic(state_file_of(opt_.state_dir, opt_.iface),
+                      j.dump(2, ' ', false, json::error_handler_t::replace) + "\n");
   }
 
   uint64_t mirrored() const { return mirrored_; }
@@ -523,19 +525,19 @@ int run_status(const std::string& iface_arg, const std::string& pin_root, const 
     all.push_back(j);
   }
   if (as_json) {
-    std::printf("%s\n", (iface_arg.empty() ? all : all[0]).dump(2).c_str());
+    std::printf("%s\n", (iface_arg.empty() ? all : all[0]).dump(2, ' ', false, json::error_handler_t::replace).c_str());
     return 0;
   }
   for (auto& j : all) {
-    std::printf("%s: agent %s, action %s\n", j["iface"].get<std::string>().c_str(),
+    std::printf("%s: agent %s, action %s\n", printable(j["iface"].get<std::string>()).c_str(),
                 j["agent_running"].get<bool>() ? ("running (pid " + j["agent_pid"].dump() + ")").c_str()
                                                : "not running (programs keep enforcing the last state)",
                 j["action"].is_null() ? "?" : j["action"].get<std::string>().c_str());
     std::printf("  %-16s %-20s %10s %10s %-6s %8s %8s %10s\n", "tree", "path", "limit", "usage", "state", "writes",
                 "refused", "refused_B");
     for (auto& t : j["trees"]) {
-      std::printf("  %-16s %-20s %10s %10s %-6s %8llu %8llu %10s\n", t["name"].get<std::string>().c_str(),
-                  t["path"].get<std::string>().c_str(), format_size(t["limit_bytes"]).c_str(),
+      std::printf("  %-16s %-20s %10s %10s %-6s %8llu %8llu %10s\n", printable(t["name"].get<std::string>()).c_str(),
+                  printable(t["path"].get<std::string>()).c_str(), format_size(t["limit_bytes"]).c_str(),
                   format_size(t["usage_bytes"]).c_str(), t["over"].get<bool>() ? "OVER" : "ok",
                   static_cast<unsigned long long>(t.value("writes", 0ull)),
                   static_cast<unsigned long long>(t.value("refused_writes", 0ull)),
