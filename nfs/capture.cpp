@@ -2,9 +2,10 @@
 // pcap versions, pipes, standard input, compressed files) through libpcap reading a
 // stream that libarchive decompresses in-process.
 //
-// Why libarchive: one well-kept library detects and decompresses gzip, bzip2, xz, lzma,
-// zstd and lz4 by their magic from any file descriptor, pipes included, in this process
-// (only its built-in decompressors are enabled: see enable_builtin_filters).
+// Why libarchive: one well-kept library detects and decompresses bzip2, xz, lzma, zstd and
+// lz4 by their magic from any byte source, pipes included, in this process (only its
+// built-in decompressors are enabled: see enable_builtin_filters). gzip goes to zlib
+// itself, which checks the CRC (see Decompressor).
 // The earlier design ran `bzip2 -dc` as a child and could deadlock on a damaged file
 // (the reader waited for the child to exit while the child waited for the pipe to
 // drain); there is no child any more, so nothing can wait on one.
@@ -15,6 +16,7 @@
 #include "nfs/capture.h"
 
 #include <archive.h>
+#include <zlib.h>
 #include <fcntl.h>
 #include <pcap/pcap.h>
 #include <sys/mman.h>
@@ -23,6 +25,7 @@
 
 #include <cerrno>
 #include <cstdio>
+#include <algorithm>
 #include <cstring>
 #include <vector>
 
@@ -67,29 +70,48 @@ void enable_builtin_filters(archive* a) {
   for (Enable f : builtin) f(a);
 }
 
-// A libarchive "raw" reader over one file descriptor: the decompressed byte stream.
+// The decompressed byte stream of one file descriptor. The first bytes decide: gzip goes
+// to zlib, which checks each member's CRC-32 (libarchive 3.6's gzip reader does not, so a
+// flipped byte decoded to other bytes without an error); everything else to libarchive,
+// which is handed the bytes already read first, so that a pipe is read once.
 class Decompressor {
  public:
   Decompressor(std::string name, int fd, bool own_fd) : name_(std::move(name)), fd_(fd), own_fd_(own_fd) {}
   ~Decompressor() {
     if (a_) archive_read_free(a_);
+    if (gzip_) inflateEnd(&z_);
     if (own_fd_ && fd_ >= 0) ::close(fd_);
   }
 
-  // Sets up the reader and reads the first block (libarchive bids on the magic then).
   Expected<bool> start() {
+    while (len_ < 2) {  // a pipe may deliver the magic in pieces
+      ssize_t r = read_fd(buf_.data() + len_, buf_.size() - len_);
+      if (r < 0) return make_error(name_ + ": cannot read: " + std::strerror(errno));
+      if (r == 0) break;
+      len_ += size_t(r);
+    }
+    if (len_ == 0) return make_error(name_ + ": empty file, not a pcap or pcapng capture");
+    if (len_ >= 2 && buf_[0] == 0x1f && buf_[1] == 0x8b) {
+      gzip_ = compressed_ = true;
+      filter_ = "gzip";
+      if (inflateInit2(&z_, 16 + MAX_WBITS) != Z_OK) return make_error(name_ + ": zlib: out of memory");
+      z_.next_in = buf_.data();
+      z_.avail_in = uInt(len_);
+      pos_ = len_;
+      return true;
+    }
     a_ = archive_read_new();
     if (!a_) return make_error(name_ + ": out of memory");
     enable_builtin_filters(a_);
     archive_read_support_format_raw(a_);
     archive_read_support_format_empty(a_);
-    if (archive_read_open_fd(a_, fd_, 256 * 1024) != ARCHIVE_OK) return make_error(failure("cannot read"));
+    if (archive_read_open(a_, this, nullptr, &Decompressor::archive_cb, nullptr) != ARCHIVE_OK)
+      return make_error(failure("cannot read"));
     archive_entry* e = nullptr;
     int rc = archive_read_next_header(a_, &e);
-    if (rc == ARCHIVE_EOF) return make_error(name_ + ": empty file, not a pcap or pcapng capture");
-    if (rc != ARCHIVE_OK) return make_error(failure("cannot read"));
-    if (archive_format(a_) == ARCHIVE_FORMAT_EMPTY)
+    if (rc == ARCHIVE_EOF || (rc == ARCHIVE_OK && archive_format(a_) == ARCHIVE_FORMAT_EMPTY))
       return make_error(name_ + ": empty file, not a pcap or pcapng capture");
+    if (rc != ARCHIVE_OK) return make_error(failure("cannot read"));
     // archive_filter_count includes the "none" filter at the end of the chain.
     compressed_ = archive_filter_count(a_) > 1;
     if (compressed_) filter_ = archive_filter_name(a_, 0);
@@ -97,14 +119,11 @@ class Decompressor {
   }
 
   // fread-like; -1 on a decompression error (error() says which).
-  ssize_t read(char* buf, size_t n) {
+  ssize_t read(char* out, size_t n) {
     if (!error_.empty()) return -1;
-    la_ssize_t got = archive_read_data(a_, buf, n);
-    if (got < 0) {
-      error_ = failure(compressed_ ? filter_ + " decompression failed" : "read error");
-      errno = EIO;
-      return -1;
-    }
+    if (gzip_) return read_gzip(out, n);
+    la_ssize_t got = archive_read_data(a_, out, n);
+    if (got < 0) return fail(failure(compressed_ ? filter_ + " decompression failed" : "read error"));
     return got;
   }
 
@@ -113,14 +132,79 @@ class Decompressor {
   const std::string& error() const { return error_; }
 
  private:
+  ssize_t read_fd(uint8_t* p, size_t n) {
+    ssize_t r;
+    do r = ::read(fd_, p, n);
+    while (r < 0 && errno == EINTR);
+    return r;
+  }
+  // The next raw bytes: what start() read and nobody took yet, else a fresh read.
+  ssize_t next_raw(const uint8_t** p) {
+    if (pos_ < len_) {
+      *p = buf_.data() + pos_;
+      size_t n = len_ - pos_;
+      pos_ = len_;
+      return ssize_t(n);
+    }
+    ssize_t r = read_fd(buf_.data(), buf_.size());
+    pos_ = len_ = r > 0 ? size_t(r) : 0;
+    *p = buf_.data();
+    return r;
+  }
+  static la_ssize_t archive_cb(archive* a, void* self, const void** out) {
+    const uint8_t* p = nullptr;
+    ssize_t r = static_cast<Decompressor*>(self)->next_raw(&p);
+    if (r < 0) archive_set_error(a, errno, "%s", std::strerror(errno));
+    *out = p;
+    return r;
+  }
+
+  // gzip through zlib: concatenated members are one stream (as gzip -d reads them); a
+  // stream that stops inside a member is cut short; other bytes after a member are damage.
+  ssize_t read_gzip(char* out, size_t n) {
+    z_.next_out = reinterpret_cast<Bytef*>(out);
+    z_.avail_out = uInt(std::min<size_t>(n, 1u << 30));
+    const uInt want = z_.avail_out;
+    while (z_.avail_out == want) {
+      if (z_.avail_in == 0) {
+        const uint8_t* p = nullptr;
+        ssize_t r = next_raw(&p);
+        if (r < 0) return fail(name_ + ": read error: " + std::strerror(errno));
+        if (r == 0) return member_done_ ? 0 : fail(name_ + ": gzip decompression failed: truncated gzip input");
+        z_.next_in = const_cast<Bytef*>(p);
+        z_.avail_in = uInt(r);
+      }
+      if (member_done_) {
+        if (z_.next_in[0] != 0x1f) return fail(name_ + ": gzip decompression failed: data after the end of the gzip stream");
+        inflateReset(&z_);
+        member_done_ = false;
+      }
+      int rc = inflate(&z_, Z_NO_FLUSH);
+      if (rc == Z_STREAM_END) member_done_ = true;
+      else if (rc != Z_OK && rc != Z_BUF_ERROR)
+        return fail(name_ + ": gzip decompression failed: " + (z_.msg ? z_.msg : "zlib error " + std::to_string(rc)));
+    }
+    return ssize_t(want - z_.avail_out);
+  }
+
+  ssize_t fail(std::string msg) {
+    error_ = std::move(msg);
+    errno = EIO;
+    return -1;
+  }
   std::string failure(const std::string& what) const {
     const char* msg = a_ ? archive_error_string(a_) : nullptr;
     return name_ + ": " + what + (msg ? std::string(": ") + trim_msg(msg) : std::string());
   }
+
   std::string name_;
   int fd_;
   bool own_fd_;
+  std::vector<uint8_t> buf_ = std::vector<uint8_t>(256 * 1024);
+  size_t len_ = 0, pos_ = 0;
   archive* a_ = nullptr;
+  bool gzip_ = false, member_done_ = false;
+  z_stream z_{};
   bool compressed_ = false;
   std::string filter_;
   std::string error_;
