@@ -237,8 +237,8 @@ class PcapReader final : public CaptureReader {
     if (!dz_->error().empty()) {
       // The decompressor failed under libpcap: its message says why, libpcap's only EIO.
       // A stream cut short is a truncated capture; any other damage is an error. libarchive
-      // has no error code for "cut short": its gzip/bzip2/zstd readers say "truncated",
-      // its xz reader "No progress is possible".
+      // has no error code for "cut short": its bzip2/zstd/lz4 readers say "truncated", its
+      // xz reader "No progress is possible"; our gzip reader says "truncated gzip input".
       const std::string& e = dz_->error();
       if (e.find("runcat") != std::string::npos || e.find("No progress is possible") != std::string::npos) {
         truncated_ = true;
