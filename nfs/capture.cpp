@@ -105,13 +105,18 @@ class Decompressor {
     enable_builtin_filters(a_);
     archive_read_support_format_raw(a_);
     archive_read_support_format_empty(a_);
-    if (archive_read_open(a_, this, nullptr, &Decompressor::archive_cb, nullptr) != ARCHIVE_OK)
+    if (archive_read_open(a_, this, nullptr, &Decompressor::archive_cb, nullptr) != ARCHIVE_OK) {
+      cut_ = cut_message();  // the first block is read here already
       return make_error(failure("cannot read"));
+    }
     archive_entry* e = nullptr;
     int rc = archive_read_next_header(a_, &e);
     if (rc == ARCHIVE_EOF || (rc == ARCHIVE_OK && archive_format(a_) == ARCHIVE_FORMAT_EMPTY))
       return make_error(name_ + ": empty file, not a pcap or pcapng capture");
-    if (rc != ARCHIVE_OK) return make_error(failure("cannot read"));
+    if (rc != ARCHIVE_OK) {
+      cut_ = cut_message();
+      return make_error(failure("cannot read"));
+    }
     // archive_filter_count includes the "none" filter at the end of the chain.
     compressed_ = archive_filter_count(a_) > 1;
     if (compressed_) filter_ = archive_filter_name(a_, 0);
@@ -123,13 +128,21 @@ class Decompressor {
     if (!error_.empty()) return -1;
     if (gzip_) return read_gzip(out, n);
     la_ssize_t got = archive_read_data(a_, out, n);
-    if (got < 0) return fail(failure(compressed_ ? filter_ + " decompression failed" : "read error"));
+    if (got < 0) {
+      // libarchive has no error code for "cut short": its bzip2/zstd/lz4 readers say
+      // "truncated", its xz reader "No progress is possible". Its own message, never the
+      // file name, decides.
+      cut_ = cut_message();
+      return fail(failure(raw_error_ ? "read error" : compressed_ ? filter_ + " decompression failed" : "read error"));
+    }
     return got;
   }
 
   bool compressed() const { return compressed_; }
   const std::string& filter() const { return filter_; }
   const std::string& error() const { return error_; }
+  // The error is the compressed stream ending early (a truncated capture), not damage.
+  bool cut_short() const { return cut_; }
 
  private:
   ssize_t read_fd(uint8_t* p, size_t n) {
@@ -153,8 +166,12 @@ class Decompressor {
   }
   static la_ssize_t archive_cb(archive* a, void* self, const void** out) {
     const uint8_t* p = nullptr;
-    ssize_t r = static_cast<Decompressor*>(self)->next_raw(&p);
-    if (r < 0) archive_set_error(a, errno, "%s", std::strerror(errno));
+    auto* d = static_cast<Decompressor*>(self);
+    ssize_t r = d->next_raw(&p);
+    if (r < 0) {
+      d->raw_error_ = true;
+      archive_set_error(a, errno, "%s", std::strerror(errno));
+    }
     *out = p;
     return r;
   }
@@ -162,6 +179,7 @@ class Decompressor {
   // gzip through zlib: concatenated members are one stream (as gzip -d reads them); a
   // stream that stops inside a member is cut short; other bytes after a member are damage.
   ssize_t read_gzip(char* out, size_t n) {
+    if (n == 0) return 0;
     z_.next_out = reinterpret_cast<Bytef*>(out);
     z_.avail_out = uInt(std::min<size_t>(n, 1u << 30));
     const uInt want = z_.avail_out;
@@ -170,7 +188,11 @@ class Decompressor {
         const uint8_t* p = nullptr;
         ssize_t r = next_raw(&p);
         if (r < 0) return fail(name_ + ": read error: " + std::strerror(errno));
-        if (r == 0) return member_done_ ? 0 : fail(name_ + ": gzip decompression failed: truncated gzip input");
+        if (r == 0) {
+          if (member_done_) return 0;
+          cut_ = true;
+          return fail(name_ + ": gzip decompression failed: truncated gzip input");
+        }
         z_.next_in = const_cast<Bytef*>(p);
         z_.avail_in = uInt(r);
       }
@@ -187,6 +209,11 @@ class Decompressor {
     return ssize_t(want - z_.avail_out);
   }
 
+  bool cut_message() const {
+    const char* m = archive_error_string(a_);
+    std::string msg = m ? m : "";
+    return !raw_error_ && (msg.find("runcat") != std::string::npos || msg.find("No progress is possible") != std::string::npos);
+  }
   ssize_t fail(std::string msg) {
     error_ = std::move(msg);
     errno = EIO;
@@ -204,6 +231,7 @@ class Decompressor {
   size_t len_ = 0, pos_ = 0;
   archive* a_ = nullptr;
   bool gzip_ = false, member_done_ = false;
+  bool cut_ = false, raw_error_ = false;
   z_stream z_{};
   bool compressed_ = false;
   std::string filter_;
@@ -236,11 +264,8 @@ class PcapReader final : public CaptureReader {
     done_ = true;
     if (!dz_->error().empty()) {
       // The decompressor failed under libpcap: its message says why, libpcap's only EIO.
-      // A stream cut short is a truncated capture; any other damage is an error. libarchive
-      // has no error code for "cut short": its bzip2/zstd/lz4 readers say "truncated", its
-      // xz reader "No progress is possible"; our gzip reader says "truncated gzip input".
-      const std::string& e = dz_->error();
-      if (e.find("runcat") != std::string::npos || e.find("No progress is possible") != std::string::npos) {
+      // A stream cut short is a truncated capture; any other damage is an error.
+      if (dz_->cut_short()) {
         truncated_ = true;
         detail_ = dz_->error();
       } else {
@@ -272,6 +297,21 @@ class PcapReader final : public CaptureReader {
   uint64_t frame_ = 0;
   bool done_ = false;
   bool truncated_ = false;
+  std::string error_, detail_;
+};
+
+// A capture cut short before its first packet (inside the compressed stream's first block,
+// or its file header): no packets, truncated, so that --allow-truncated treats it as any
+// other cut capture.
+class CutReader final : public CaptureReader {
+ public:
+  explicit CutReader(std::string detail) : detail_(std::move(detail)) {}
+  bool next(RawPacket&) override { return false; }
+  bool truncated() const override { return true; }
+  const std::string& error() const override { return error_; }
+  const std::string& truncation_detail() const override { return detail_; }
+
+ private:
   std::string error_, detail_;
 };
 
@@ -397,7 +437,10 @@ Expected<std::unique_ptr<CaptureReader>> CaptureReader::open(const std::string& 
   }
 
   auto dz = std::make_unique<Decompressor>(name, fd, !is_stdin);
-  if (auto ok = dz->start(); !ok) return unexpected(ok.error());
+  if (auto ok = dz->start(); !ok) {
+    if (dz->cut_short()) return std::unique_ptr<CaptureReader>(new CutReader(ok.error().message));
+    return unexpected(ok.error());
+  }
   cookie_io_functions_t io{cookie_read, nullptr, nullptr, nullptr};
   FILE* f = fopencookie(dz.get(), "rb", io);
   if (!f) return make_error(name + ": fopencookie: " + std::strerror(errno));
@@ -405,6 +448,7 @@ Expected<std::unique_ptr<CaptureReader>> CaptureReader::open(const std::string& 
   pcap_t* p = pcap_fopen_offline_with_tstamp_precision(f, PCAP_TSTAMP_PRECISION_NANO, errbuf);
   if (!p) {
     std::fclose(f);
+    if (dz->cut_short()) return std::unique_ptr<CaptureReader>(new CutReader(dz->error()));
     if (!dz->error().empty()) return make_error(dz->error());
     std::string what = dz->compressed() ? "decompressed (" + dz->filter() + ") data is not a capture: " : "";
     return make_error(name + ": " + what + trim_msg(errbuf));

@@ -192,6 +192,14 @@ struct Decoder::Impl {
   void close(FlowKey key, bool idle) {
     auto it = tcp.find(key);
     if (it == tcp.end()) return;
+    // Replies of this flow may be held for calls behind a hole of the reverse direction:
+    // deliver those calls first, or the replies would go out unmatched (and before them).
+    if (holding(key))
+      if (auto rev = tcp.find(key.reversed()); rev != tcp.end() && rev->second.ra->has_out_of_order()) {
+        rev->second.ra->flush_out_of_order();
+        recharge(rev->second);
+        it = tcp.find(key);
+      }
     if (last_flow == &*it) last_flow = nullptr;
     it->second.ra->finish();
     add(finished_records, it->second.ra->stats());
@@ -213,16 +221,18 @@ struct Decoder::Impl {
       // 128-bit: crafted timestamps may lie anywhere in int64.
       return __int128(ts.sec) - __int128(f.last.sec) > __int128(limits.idle_seconds);
     };
-    for (size_t looked = 0, n = lru.size(); looked < n && !lru.empty(); looked++) {
-      FlowKey key = lru.back();
-      auto it = tcp.find(key);
-      if (!idle(it->second)) break;  // the rest are more recent
+    // From the least recently active end; a flow kept for its busy reverse stays where it
+    // is (the order stays the activity order the budget's eviction relies on).
+    for (auto it = lru.end(); it != lru.begin();) {
+      auto prev = std::prev(it);
+      FlowKey key = *prev;
+      if (!idle(tcp.find(key)->second)) break;  // the rest are more recent
       auto rev = tcp.find(key.reversed());
       if (rev != tcp.end() && !idle(rev->second)) {
-        lru.splice(lru.begin(), lru, it->second.lru);  // kept for its busy reverse; look at the next
+        it = prev;
         continue;
       }
-      close(key, true);
+      close(key, true);  // erases `prev` only: `it` stays valid
     }
   }
 
@@ -349,7 +359,10 @@ struct Decoder::Impl {
     uint64_t seq = UINT64_MAX;
     for (auto& [flow, q] : held)
       if (q.front().seqno < seq) seq = q.front().seqno, oldest = &flow;
-    if (oldest) release_front(FlowKey(*oldest));
+    if (!oldest) return;
+    FlowKey flow = *oldest;
+    release_front(flow);
+    drain(flow, Drain::MatchedOnly);  // replies behind it whose calls came can go too
   }
 
   void release_all_held() {
@@ -450,6 +463,9 @@ Decoder::~Decoder() = default;
 void Decoder::feed(const RawPacket& pkt) { impl_->net.feed(pkt); }
 void Decoder::feed_l4(const L4Packet& l4) { impl_->on_l4(l4); }
 void Decoder::finish() {
+  // Every flow delivers what it buffered first (calls behind holes included), then the
+  // flows are closed: held replies then find the calls that were waiting with them.
+  for (auto& [key, f] : impl_->tcp) f.ra->finish();
   while (!impl_->lru.empty()) impl_->close(impl_->lru.back(), false);
   impl_->release_all_held();
 }

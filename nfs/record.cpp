@@ -527,6 +527,9 @@ void RecordAssembler::segment(uint32_t seq, ByteView payload, uint32_t wire_len,
   impl_->segment(seq, payload, wire_len, syn, frame, ts);
 }
 void RecordAssembler::finish() { impl_->finish(); }
+void RecordAssembler::flush_out_of_order() {
+  while (!impl_->ooo.empty()) impl_->give_up_hole();
+}
 const RecordStats& RecordAssembler::stats() const { return impl_->st; }
 size_t RecordAssembler::buffered_bytes() const { return impl_->rec.size() + impl_->ooo_bytes + impl_->mark_have; }
 size_t RecordAssembler::memory_bytes() const {

@@ -51,6 +51,9 @@ class RecordAssembler {
   void segment(uint32_t seq, ByteView payload, uint32_t wire_len, bool syn, uint64_t frame, Timestamp ts);
   // End of capture or FIN/RST: flush what is buffered.
   void finish();
+  // Gives up every hole: the segments waiting behind them are delivered now (the other
+  // direction is ending, so no retransmission will fill them in time to matter).
+  void flush_out_of_order();
   const RecordStats& stats() const;
   size_t buffered_bytes() const;  // for the memory bound tests
   // Heap this assembler holds (buffers' capacity and its own state), for the decoder's

@@ -355,6 +355,14 @@ TEST(Hostile, DamagedCompressedCapturesFailInOneLine) {
     Bytes cut(b.begin(), b.begin() + ptrdiff_t(b.size() / 2));
     std::string cp = write_file(std::string("cut.pcap.") + z.ext, cut);
     one_line_error(run({"replay", cp, "-p", policy_file("c1.yaml", kTwoTrees)}), cp, cp);
+    // A cut is a truncated capture (accepted with --allow-truncated), a flipped byte is
+    // damage (never accepted), whatever the file is called.
+    Child ok = run({"decode", "--allow-truncated", cp});
+    EXPECT_EQ(ok.code, 0) << cp << ": a cut compressed capture is a truncated one\n" << ok.err;
+    EXPECT_EQ(ok.err.rfind("nfsfence: warning: " + cp, 0), 0u) << ok.err;
+    std::string tricky = temp_dir() + "/truncated-" + std::string(z.ext) + ".pcap." + z.ext;
+    fs::copy_file(fp, tricky, fs::copy_options::overwrite_existing);
+    one_line_error(run({"decode", "--allow-truncated", tricky}), tricky, tricky);
   }
 }
 
@@ -582,12 +590,57 @@ TEST(Hostile, HeldRepliesAreBounded) {
     c.frame(true, kAck | kPsh, calls[0], s0);  // fills the hole
     return write_pcap("c10-held.pcap", kLinkEthernet, fr);
   }();
-  Child d = run({"decode", cap, "--stats"});
+  Child d = run({"decode", cap, "--stats", "--format", "jsonl"});
   bounded(d, "held bound");
   json s = stats_of(d);
+  // The replies come out in capture order (their xids ascend), matched or not.
+  std::istringstream lines(d.out);
+  std::string line;
+  uint32_t last = 0, replies = 0;
+  while (std::getline(lines, line)) {
+    json m = json::parse(line);
+    if (m["type"] != "reply" || m["proc_name"] == "MNT") continue;
+    EXPECT_GT(m["xid"].get<uint32_t>(), last) << line;
+    last = m["xid"].get<uint32_t>();
+    replies++;
+  }
+  EXPECT_EQ(replies, 1500u);
   EXPECT_EQ(s["info"]["held_replies_unmatched"].get<uint64_t>(), 1500u - 1024u) << s.dump();
   EXPECT_EQ(s["info"]["replies_reordered"].get<uint64_t>(), 1024u) << s.dump();
   EXPECT_EQ(s["errors"]["unmatched_replies"].get<uint64_t>(), 1500u - 1024u) << s.dump();
+}
+
+// The capture ends with a hole still open: the calls behind it are delivered at the end,
+// and the replies held for them still match (they were released unmatched, and before
+// their calls, when the reply flow was closed first).
+TEST(Hostile, HeldRepliesMatchCallsFlushedAtTheEnd) {
+  std::string cap = [] {
+    std::vector<Frame> fr;
+    Conn c(fr, 812);
+    mount(c);
+    uint32_t x1 = g_xid++, x2 = g_xid++, x3 = g_xid++;
+    XdrWriter l1, l2, l3;
+    l1.call_header(x1, kProgNfs, 3, 1).opaque(fh_of(1));
+    l2.call_header(x2, kProgNfs, 3, 1).opaque(fh_of(1));
+    l3.call_header(x3, kProgNfs, 3, 1).opaque(fh_of(1));
+    Bytes r1 = l1.record(), r2 = l2.record(), r3 = l3.record();
+    uint32_t s2 = c.cseq + uint32_t(r1.size());  // call 1 is never captured
+    c.frame(true, kAck | kPsh, r2, s2);
+    for (uint32_t x : {x1, x2}) {
+      XdrWriter r;
+      r.reply_header(x).u32(0);
+      fattr(r, 2, 0, 1);
+      c.reply(r);
+    }
+    c.frame(true, kAck | kPsh, r3, s2 + uint32_t(r2.size()));  // the call flow is the last one active
+    return write_pcap("c10-end.pcap", kLinkEthernet, fr);
+  }();
+  Child d = run({"decode", cap, "--stats"});
+  bounded(d, "hole at the end");
+  json s = stats_of(d);
+  EXPECT_EQ(s["info"]["replies_reordered"].get<uint64_t>(), 1u) << s.dump();      // reply 2
+  EXPECT_EQ(s["info"]["held_replies_unmatched"].get<uint64_t>(), 1u) << s.dump();  // reply 1: its call was lost
+  EXPECT_EQ(s["errors"]["unmatched_replies"].get<uint64_t>(), 1u) << s.dump();
 }
 
 // ======================================================================= class 5
