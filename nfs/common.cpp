@@ -97,80 +97,50 @@ Expected<Bytes> from_hex(std::string_view hex) {
 
 namespace nfsfence {
 
-// Length of the valid UTF-8 sequence at s[i] (2..4), or 0 if it is not one. Overlong
-// forms, surrogates and code points past U+10FFFF are not valid.
-static size_t utf8_seq(std::string_view s, size_t i) {
-  auto cont = [&](size_t k) { return i + k < s.size() && (uint8_t(s[i + k]) & 0xc0) == 0x80; };
-  uint8_t c = uint8_t(s[i]);
-  if (c >= 0xc2 && c <= 0xdf) return cont(1) ? 2 : 0;
-  if (c >= 0xe0 && c <= 0xef) {
-    if (!cont(1) || !cont(2)) return 0;
-    uint8_t c1 = uint8_t(s[i + 1]);
-    if ((c == 0xe0 && c1 < 0xa0) || (c == 0xed && c1 >= 0xa0)) return 0;
-    return 3;
+size_t utf8_char(std::string_view s, size_t i, uint32_t& cp) {
+  unsigned char c = s[i];
+  size_t n = c < 0x80 ? 1 : (c >> 5) == 6 ? 2 : (c >> 4) == 14 ? 3 : (c >> 3) == 30 ? 4 : 0;
+  if (n == 0 || i + n > s.size()) return 0;
+  cp = n == 1 ? c : c & (0x7f >> n);
+  for (size_t k = 1; k < n; k++) {
+    unsigned char d = s[i + k];
+    if ((d >> 6) != 2) return 0;
+    cp = (cp << 6) | (d & 0x3f);
   }
-  if (c >= 0xf0 && c <= 0xf4) {
-    if (!cont(1) || !cont(2) || !cont(3)) return 0;
-    uint8_t c1 = uint8_t(s[i + 1]);
-    if ((c == 0xf0 && c1 < 0x90) || (c == 0xf4 && c1 >= 0x90)) return 0;
-    return 4;
-  }
-  return 0;
-}
-
-bool valid_utf8(std::string_view s) {
-  for (size_t i = 0; i < s.size();) {
-    if (uint8_t(s[i]) < 0x80) {
-      i++;
-      continue;
-    }
-    size_t n = utf8_seq(s, i);
-    if (!n) return false;
-    i += n;
-  }
-  return true;
+  static const uint32_t least[] = {0, 0, 0x80, 0x800, 0x10000};
+  if (cp < least[n] || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff)) return 0;
+  return n;
 }
 
 std::string printable(std::string_view s) {
   static const char* kHex = "0123456789abcdef";
   std::string out;
   out.reserve(s.size());
-  auto esc = [&](uint8_t b) {
-    out += "\\x";
-    out += kHex[b >> 4];
-    out += kHex[b & 15];
-  };
   for (size_t i = 0; i < s.size();) {
-    uint8_t c = uint8_t(s[i]);
-    if (c >= 0x20 && c < 0x7f) {
-      if (c == '\\') out += '\\';
-      out += char(c);
+    uint32_t cp = 0;
+    size_t n = utf8_char(s, i, cp);
+    if (cp == '\n' || cp == '\t' || cp == '\r') {
+      out += cp == '\n' ? "\\n" : cp == '\t' ? "\\t" : "\\r";
       i++;
       continue;
     }
-    if (c < 0x80) {
-      if (c == '\n') out += "\\n";
-      else if (c == '\t') out += "\\t";
-      else if (c == '\r') out += "\\r";
-      else esc(c);  // NUL, ESC, DEL and the other C0 controls
-      i++;
+    // C0 and C1 controls and DEL act on terminals; the bidirectional controls and the
+    // line/paragraph separators (U+200E/F, U+2028..202E, U+2066..2069) reorder or split
+    // what follows; invalid UTF-8 is not text: their bytes are written as \xHH.
+    bool hidden = n == 0 || cp < 0x20 || (cp >= 0x7f && cp < 0xa0) || cp == 0x200e || cp == 0x200f ||
+                  (cp >= 0x2028 && cp <= 0x202e) || (cp >= 0x2066 && cp <= 0x2069);
+    if (!hidden) {
+      out.append(s.substr(i, n));
+      i += n;
       continue;
     }
-    size_t n = utf8_seq(s, i);
-    // C1 controls (U+0080..U+009F, as C2 80..C2 9F) act on terminals too, and the
-    // bidirectional controls and line/paragraph separators (U+200E/F, U+2028..202E,
-    // U+2066..2069) reorder or split what follows: escape their bytes.
-    uint32_t cp = n == 3 ? (uint32_t(c & 0x0f) << 12) | (uint32_t(uint8_t(s[i + 1]) & 0x3f) << 6) |
-                               (uint8_t(s[i + 2]) & 0x3f)
-                         : 0;
-    bool hidden = cp == 0x200e || cp == 0x200f || (cp >= 0x2028 && cp <= 0x202e) || (cp >= 0x2066 && cp <= 0x2069);
-    if (n == 0 || (n == 2 && c == 0xc2 && uint8_t(s[i + 1]) < 0xa0) || hidden) {
-      for (size_t k = 0; k < std::max<size_t>(n, 1); k++) esc(uint8_t(s[i + k]));
-      i += std::max<size_t>(n, 1);
-      continue;
+    for (size_t k = 0; k < std::max<size_t>(n, 1); k++) {
+      uint8_t b = uint8_t(s[i + k]);
+      out += "\\x";
+      out += kHex[b >> 4];
+      out += kHex[b & 15];
     }
-    out.append(s.substr(i, n));
-    i += n;
+    i += std::max<size_t>(n, 1);
   }
   return out;
 }

@@ -95,10 +95,15 @@ struct FlowKeyHash {
 };
 
 // Text safe for a terminal and for one line: printable ASCII and valid UTF-8 as they
-// are; backslash doubled; \n \t \r; every other control byte (NUL, ESC, DEL, C1) and
-// every byte of invalid UTF-8 as \xHH (the way `ls -b` and tshark show names).
+// are; \n \t \r; every other control byte (NUL, ESC, DEL, C1), the bidi controls and
+// line separators, and every byte of invalid UTF-8 as \xHH (as tshark shows names).
+// Backslashes are kept as they are, so that text escaped once (a policy error quoting a
+// key) passes through the CLI's error line unchanged.
 std::string printable(std::string_view s);
-bool valid_utf8(std::string_view s);
+// The UTF-8 character at s[i]: its length (1..4) with its code point in `cp`, or 0 if
+// the bytes there are not valid UTF-8 (stray or cut sequence, overlong, surrogate,
+// past U+10FFFF).
+size_t utf8_char(std::string_view s, size_t i, uint32_t& cp);
 std::string to_hex(ByteView b);
 Expected<Bytes> from_hex(std::string_view hex);
 

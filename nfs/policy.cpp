@@ -23,23 +23,6 @@ struct PolicyError {
   std::string msg;
 };
 
-// The length of the UTF-8 character at s[i] (its code point in cp), or 0 if the bytes
-// there are not valid UTF-8: a stray or truncated sequence, overlong, a surrogate, > U+10FFFF.
-size_t utf8_char(std::string_view s, size_t i, uint32_t& cp) {
-  unsigned char c = s[i];
-  size_t n = c < 0x80 ? 1 : (c >> 5) == 6 ? 2 : (c >> 4) == 14 ? 3 : (c >> 3) == 30 ? 4 : 0;
-  if (n == 0 || i + n > s.size()) return 0;
-  cp = n == 1 ? c : c & (0x7f >> n);
-  for (size_t k = 1; k < n; k++) {
-    unsigned char d = s[i + k];
-    if ((d >> 6) != 2) return 0;
-    cp = (cp << 6) | (d & 0x3f);
-  }
-  static const uint32_t least[] = {0, 0, 0x80, 0x800, 0x10000};
-  if (cp < least[n] || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff)) return 0;
-  return n;
-}
-
 bool is_control(uint32_t cp) { return cp < 0x20 || (cp >= 0x7f && cp < 0xa0); }
 
 // Text from the file as it may appear in a one-line message: control characters and

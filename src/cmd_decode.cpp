@@ -35,7 +35,7 @@ int cmd_decode(const std::vector<std::string>& args) {
       "segments, retransmissions and gaps) and UDP. NFSv3 and MOUNT v3 arguments and results are\n"
       "decoded; other programs (NFSv4, NFSACL, portmap, ...) are shown with their numbers only.\n"
       "Malformed packets are counted (see --stats) and skipped. Names are printed escaped in text\n"
-      "(\\n, \\xHH for control bytes and invalid UTF-8, as `ls -b` does); JSON keeps them exact.\n"
+      "(\\n, \\xHH for control bytes and invalid UTF-8); JSON keeps them exact.\n"
       "A damaged capture prints what was read before the damage, then one error line, exit 1.\n\n"
       "examples:\n"
       "  nfsfence decode pcaps/lab-tcp-quota.pcap --nfs-only\n"

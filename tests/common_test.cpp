@@ -70,11 +70,11 @@ TEST(Common, BigEndianLoads) {
   EXPECT_EQ(load_be64(p), 0x0102030405060708ull);
 }
 
-// printable(): terminal-safe, one line, reversible enough to read (the way ls -b shows
-// names); valid UTF-8 stays as it is.
+// printable(): terminal-safe, one line; valid UTF-8 stays as it is.
 TEST(Common, PrintableEscapesWhatActsOnATerminal) {
   EXPECT_EQ(printable("plain name.txt"), "plain name.txt");
-  EXPECT_EQ(printable("a\\b"), "a\\\\b");
+  EXPECT_EQ(printable("a\\b"), "a\\b");  // kept: text escaped once passes unchanged
+  EXPECT_EQ(printable(printable("x\ny")), "x\\ny");
   EXPECT_EQ(printable("l1\nl2\tx\r"), "l1\\nl2\\tx\\r");
   EXPECT_EQ(printable(std::string("nul\0end", 7)), "nul\\x00end");
   EXPECT_EQ(printable("\x1b[2J\x07\x7f"), "\\x1b[2J\\x07\\x7f");
@@ -84,9 +84,12 @@ TEST(Common, PrintableEscapesWhatActsOnATerminal) {
   EXPECT_EQ(printable("x\xe2\x80\xa8y"), "x\\xe2\\x80\\xa8y");             // U+2028 line separator
   EXPECT_EQ(printable("\xff\xc0\xaf\xed\xa0\x80"), "\\xff\\xc0\\xaf\\xed\\xa0\\x80");  // invalid, overlong, surrogate
   EXPECT_EQ(printable("cut\xe2\x82"), "cut\\xe2\\x82");
-  EXPECT_TRUE(valid_utf8("caf\xc3\xa9"));
-  EXPECT_FALSE(valid_utf8("caf\xe9"));
-  EXPECT_FALSE(valid_utf8("\xf4\x90\x80\x80"));  // past U+10FFFF
+  uint32_t cp = 0;
+  EXPECT_EQ(utf8_char("\xc3\xa9", 0, cp), 2u);
+  EXPECT_EQ(cp, 0xe9u);
+  EXPECT_EQ(utf8_char("\xe9", 0, cp), 0u);
+  EXPECT_EQ(utf8_char("\xf4\x90\x80\x80", 0, cp), 0u);  // past U+10FFFF
+  EXPECT_EQ(printable("\xf4\x90\x80\x80"), "\\xf4\\x90\\x80\\x80");
 }
 
 }  // namespace
