@@ -6,6 +6,7 @@
 #include <sys/stat.h>
 
 #include "nfs/json_out.h"
+#include "nfsfence_abi.h"
 
 namespace nfsfence {
 
@@ -44,6 +45,11 @@ void Replayer::on_message(const RpcMessage& m) {
             c.refused_writes++;
             c.refused_bytes += bytes;
           }
+        } else if (!fh.empty() && std::all_of(fh.begin(), fh.end(), [](uint8_t b) { return b == NFSF_FH_POISON; })) {
+          // Captured after nfsfence's TC rewrite (on the client's interface): a WRITE it
+          // refused, the handle poisoned so that the server refuses it.
+          poisoned_writes_++;
+          poisoned_write_bytes_ += bytes;
         } else if (tree == HandleCache::kUnknown) {
           unknown_writes_++;
           unknown_write_bytes_ += bytes;
@@ -98,6 +104,8 @@ json Replayer::report(const Decoder& d, uint64_t capture_bytes, double seconds) 
   j["accounting"] = p.accounting == AccountingMode::Used ? "used" : "size";
   j["unknown_handle_writes"] = unknown_writes_;
   j["unknown_handle_write_bytes"] = unknown_write_bytes_;
+  j["poisoned_writes"] = poisoned_writes_;
+  j["poisoned_write_bytes"] = poisoned_write_bytes_;
   j["outside_tree_writes"] = outside_writes_;
   j["outside_tree_write_bytes"] = outside_write_bytes_;
   j["usage_outside_trees_bytes"] = acct_.usage_outside_trees();
@@ -173,6 +181,11 @@ std::string Replayer::text_report(const Decoder& d, uint64_t capture_bytes, doub
   snprintf(buf, sizeof buf, "writes to unknown handles: %llu, outside any tree: %llu\n",
            static_cast<unsigned long long>(unknown_writes_), static_cast<unsigned long long>(outside_writes_));
   out += buf;
+  if (poisoned_writes_) {
+    snprintf(buf, sizeof buf, "writes refused in the capture (handle poisoned by nfsfence's rewrite): %llu (%s)\n",
+             static_cast<unsigned long long>(poisoned_writes_), format_size(poisoned_write_bytes_).c_str());
+    out += buf;
+  }
   std::string errs;
   for (auto& [k, v] : j["errors"].items())
     if (v.get<uint64_t>()) errs += " " + k + "=" + std::to_string(v.get<uint64_t>());

@@ -44,6 +44,7 @@ class Replayer {
   Accounting acct_;
   std::vector<TreeCounters> counters_;
   uint64_t unknown_writes_ = 0, unknown_write_bytes_ = 0;
+  uint64_t poisoned_writes_ = 0, poisoned_write_bytes_ = 0;  // captured after a TC rewrite
   uint64_t outside_writes_ = 0, outside_write_bytes_ = 0;
   ServerFilterStats server_;
   size_t max_handles_;

@@ -22,7 +22,9 @@
 
 #include "nfs/accounting.h"
 #include "nfs/tree_walk.h"
+#include "src/agent_common.h"
 #include "src/bpf_loader.h"
+#include "src/lsm_agent.h"
 
 namespace nfsfence::agent {
 
@@ -30,59 +32,6 @@ using nlohmann::json;
 namespace fs = std::filesystem;
 
 namespace {
-
-void log(const std::string& msg) { std::fprintf(stderr, "nfsfence: %s\n", printable(msg).c_str()); }
-
-std::string pin_dir_of(const std::string& root, const std::string& iface) { return root + "/" + iface; }
-std::string state_file_of(const std::string& dir, const std::string& iface) { return dir + "/" + iface + ".json"; }
-
-// The pins must live on a bpffs every process sees, or `status`, `detach` and a restarted
-// agent cannot find them. Where the directory is not on a bpffs: mount one if we are in
-// the host's mount namespace (as bpftool does); otherwise (e.g. under `ip netns exec`,
-// which remounts /sys) a mount would be private to this process: refuse and say why.
-std::string ensure_bpffs(const std::string& pin_root) {
-  fs::path base = fs::path(pin_root).parent_path();
-  struct statfs st {};
-  if (statfs(base.c_str(), &st) == 0 && st.f_type == BPF_FS_MAGIC) return "";
-  std::error_code ec;
-  auto self_ns = fs::read_symlink("/proc/self/ns/mnt", ec);
-  auto init_ns = fs::read_symlink("/proc/1/ns/mnt", ec);
-  if (ec || self_ns != init_ns)
-    return base.string() + " is not a BPF filesystem in this mount namespace (ip netns exec remounts /sys): "
-           "mount one that every process sees (mount -t bpf bpf /run/nfsfence-bpf) and give --pin-dir "
-           "/run/nfsfence-bpf/nfsfence to attach, status and detach";
-  if (::mount("bpf", base.c_str(), "bpf", 0, nullptr) != 0)
-    return base.string() + " is not a BPF filesystem and mounting one failed: " + std::strerror(errno);
-  return "";
-}
-
-bool process_alive(int pid) {
-  if (pid <= 0) return false;
-  if (::kill(pid, 0) != 0 && errno == ESRCH) return false;
-  std::ifstream comm("/proc/" + std::to_string(pid) + "/comm");
-  std::string name;
-  std::getline(comm, name);
-  return name == "nfsfence";
-}
-
-std::optional<json> read_state(const std::string& file) {
-  std::ifstream in(file);
-  if (!in) return std::nullopt;
-  try {
-    return json::parse(in);
-  } catch (...) {
-    return std::nullopt;
-  }
-}
-
-void write_file_atomic(const std::string& path, const std::string& text) {
-  std::string tmp = path + ".tmp";
-  {
-    std::ofstream out(tmp);
-    out << text;
-  }
-  std::rename(tmp.c_str(), path.c_str());
-}
 
 const char* action_name(nfsf_action a) { return a == NFSF_ACTION_DROP ? "drop" : "rewrite"; }
 
@@ -318,22 +267,43 @@ std::string libbpf_note() {
 
 }  // namespace
 
-int run_attach(const AttachOptions& opt, const std::atomic<bool>& stop) {
+int run_attach(const AttachOptions& opt_in, const std::atomic<bool>& stop) {
   libbpf_set_print(libbpf_print);
+  auto policy = load_policy(opt_in.policy_path);
+  if (!policy) {
+    log(policy.error().message);
+    return 1;
+  }
+  AttachOptions picked = opt_in;
+  if (opt_in.mode == Mode::Auto) {
+    auto c = choose_mode(opt_in, *policy);
+    if (!c) {
+      log(c.error().message);
+      return 1;
+    }
+    log("mode auto picked " + c->second);
+    picked.mode = c->first;
+  }
+  const AttachOptions& opt = picked;
+  if (opt.mode == Mode::Lsm) {
+    return run_attach_lsm(opt, *policy, stop);
+  }
+  if (opt.iface.empty()) {
+    log("--mode tc needs the NFS client's interface: nfsfence attach IFACE --policy FILE");
+    return 1;
+  }
   unsigned ifindex = if_nametoindex(opt.iface.c_str());
   if (!ifindex) {
     log("interface '" + opt.iface + "' does not exist (ip link shows the interfaces of this network namespace)");
-    return 1;
-  }
-  auto policy = load_policy(opt.policy_path);
-  if (!policy) {
-    log(policy.error().message);
     return 1;
   }
   if (opt.server.empty() && !policy->server) {
     log(opt.policy_path + ": the agent needs the server's address: add `server:` to the policy or give --server");
     return 1;
   }
+  for (const NfsMount& m : nfs_mounts_of(opt.server.empty() ? *policy->server : opt.server, policy->export_path))
+    if (auto why = tc_blind_reason(m); !why.empty())
+      log("warning: " + why + " (--mode lsm refuses writes at the file level)");
   if (::geteuid() != 0) {
     log("attach needs root (CAP_BPF, CAP_NET_ADMIN and CAP_SYS_ADMIN to load, attach and pin): run it with sudo");
     return 1;
@@ -444,6 +414,7 @@ int run_detach(const std::string& iface, const std::string& pin_root, const std:
     log("detach needs root");
     return 1;
   }
+  if (iface == kLsmName) return run_detach_lsm(pin_root, state_dir);
   std::string state = state_file_of(state_dir, iface);
   if (auto prev = read_state(state); prev && process_alive((*prev)["pid"].get<int>())) {
     int pid = (*prev)["pid"].get<int>();
@@ -487,6 +458,15 @@ int run_status(const std::string& iface_arg, const std::string& pin_root, const 
   }
   json all = json::array();
   for (const std::string& iface : ifaces) {
+    if (iface == kLsmName) {
+      auto j = status_lsm(pin_root, state_dir);
+      if (!j) {
+        log(j.error().message);
+        return 1;
+      }
+      all.push_back(*j);
+      continue;
+    }
     std::string pin_dir = pin_dir_of(pin_root, iface);
     auto maps = bpf::MapSet::open_pinned(pin_dir);
     if (!maps) {

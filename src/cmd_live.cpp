@@ -17,9 +17,19 @@ const char* kStateHelp = "where the agent writes per-tree usage for `status`";
 int cmd_attach(const std::vector<std::string>& args) {
   po::options_description opts("options");
   agent::AttachOptions o;
-  std::string action;
+  std::string action, mode;
+  Number<unsigned, 1, 3600> rescan{5};
   opts.add_options()
-      ("iface", po::value(&o.iface)->required(), "the NFS client's interface (egress: calls, ingress: replies)")
+      ("iface", po::value(&o.iface), "the NFS client's interface (egress: calls, ingress: replies); --mode tc needs it")
+      ("mode,m", po::value(&mode)->default_value("tc"),
+       "tc: TC programs on IFACE read the NFS traffic and refuse WRITEs to full trees\n"
+       "lsm: eBPF LSM hooks refuse writes to files under full trees on the local mount (sec=krb5p, "
+       "xprtsec=tls; needs a kernel with BPF LSM), no IFACE\n"
+       "auto: lsm where the mount's traffic is unreadable to TC (krb5i/krb5p/TLS) or no IFACE is given, "
+       "else tc; prints what it picked and why")
+      ("mount", po::value(&o.mount), "lsm: the export's local NFS mount (default: found in /proc/self/mountinfo)")
+      ("rescan", po::value(&rescan)->default_value(rescan),
+       "lsm: seconds between rescans of the trees the hooks marked (all trees every 12 rescans)")
       ("policy,p", po::value(&o.policy_path)->required(), "quota policy (YAML; see docs/policy.md); needs `server:` or --server")
       ("action,a", po::value(&action)->default_value("rewrite"),
        "rewrite: poison the WRITE's file handle so the server refuses it, and rewrite the reply to "
@@ -34,7 +44,9 @@ int cmd_attach(const std::vector<std::string>& args) {
   po::positional_options_description pos;
   pos.add("iface", 1);
   po::variables_map vm;
-  const char* synopsis = "nfsfence attach IFACE --policy FILE [--action rewrite|drop] [--server ADDR]";
+  const char* synopsis =
+      "nfsfence attach IFACE --policy FILE [--action rewrite|drop] [--server ADDR] | "
+      "attach --mode lsm --policy FILE [--mount DIR] | attach [IFACE] --mode auto --policy FILE";
   const char* epilog =
       "Loads the TC programs, attaches them to IFACE (clsact egress + ingress), pins the maps under\n"
       "PIN_DIR/IFACE, asks the server for the export root, each tree root and everything below them\n"
@@ -44,8 +56,37 @@ int cmd_attach(const std::vector<std::string>& args) {
       "last state; a new `attach` adopts them; `nfsfence detach IFACE` removes everything.\n\n"
       "examples:\n"
       "  sudo nfsfence attach eth0 --policy /etc/nfsfence/policy.yaml\n"
-      "  sudo nfsfence attach eth0 -p policy.yaml --action drop --server 10.0.0.5 --mount-port 20048\n";
+      "  sudo nfsfence attach eth0 -p policy.yaml --action drop --server 10.0.0.5 --mount-port 20048\n"
+      "  sudo nfsfence attach --mode lsm -p policy.yaml            # hooks on the local mount; status/detach name it `lsm`\n"
+      "  sudo nfsfence attach eth0 --mode auto -p policy.yaml\n\n"
+      "With --mode lsm the hooks (file_permission, mmap_file, file_mprotect, inode_setattr, ...) refuse with\n"
+      "EDQUOT at write() itself; usage comes from a statx scan of each tree and the growth the hooks see\n"
+      "(see docs/architecture.md, \"The LSM fallback\").\n";
   if (auto rc = parse_options(args, synopsis, epilog, opts, pos, vm)) return *rc;
+  if (mode == "tc") o.mode = agent::Mode::Tc;
+  else if (mode == "lsm") o.mode = agent::Mode::Lsm;
+  else if (mode == "auto") o.mode = agent::Mode::Auto;
+  else {
+    error("--mode: '" + mode + "' is not one of: tc, lsm, auto");
+    return kExitUsage;
+  }
+  if (o.mode == agent::Mode::Tc && o.iface.empty()) {
+    error("--mode tc needs the NFS client's interface: " + std::string("nfsfence attach IFACE --policy FILE"));
+    return kExitUsage;
+  }
+  if (o.mode == agent::Mode::Lsm && !o.iface.empty()) {
+    error("--mode lsm works on files, not on an interface: drop '" + o.iface + "'");
+    return kExitUsage;
+  }
+  if (o.mode == agent::Mode::Lsm && !vm["action"].defaulted()) {
+    error("--action is for --mode tc: the LSM hooks always refuse with EDQUOT");
+    return kExitUsage;
+  }
+  if (o.mode == agent::Mode::Tc && (vm.count("mount") || !vm["rescan"].defaulted())) {
+    error(std::string(vm.count("mount") ? "--mount" : "--rescan") + " is for --mode lsm or auto");
+    return kExitUsage;
+  }
+  o.rescan_secs = rescan.value;
   if (action == "rewrite") o.action = NFSF_ACTION_REWRITE;
   else if (action == "drop") o.action = NFSF_ACTION_DROP;
   else {
@@ -63,7 +104,7 @@ int cmd_detach(const std::vector<std::string>& args) {
   po::options_description opts("options");
   std::string iface, pin, state;
   opts.add_options()
-      ("iface", po::value(&iface)->required(), "interface to detach from")
+      ("iface", po::value(&iface)->required(), "interface to detach from, or `lsm` for the LSM hooks")
       ("pin-dir", po::value(&pin)->default_value("/sys/fs/bpf/nfsfence"), kPinHelp)
       ("state-dir", po::value(&state)->default_value("/run/nfsfence"), kStateHelp);
   po::positional_options_description pos;
@@ -71,7 +112,8 @@ int cmd_detach(const std::vector<std::string>& args) {
   po::variables_map vm;
   const char* epilog =
       "Stops a running agent, removes nfsfence's TC filters from IFACE, its pinned maps and its state\n"
-      "file. WRITEs are no longer refused afterwards.\n\nexamples:\n  sudo nfsfence detach eth0\n";
+      "file. WRITEs are no longer refused afterwards. `nfsfence detach lsm` removes the LSM hooks (--mode lsm).\n\n"
+      "examples:\n  sudo nfsfence detach eth0\n  sudo nfsfence detach lsm\n";
   if (auto rc = parse_options(args, "nfsfence detach IFACE", epilog, opts, pos, vm)) return *rc;
   return agent::run_detach(iface, pin, state);
 }
@@ -80,7 +122,7 @@ int cmd_status(const std::vector<std::string>& args) {
   po::options_description opts("options");
   std::string iface, pin, state, format;
   opts.add_options()
-      ("iface", po::value(&iface), "interface (default: every attached interface)")
+      ("iface", po::value(&iface), "interface, or `lsm` (default: every attached interface and the LSM hooks)")
       ("format,f", po::value(&format)->default_value("text"), "text or json")
       ("pin-dir", po::value(&pin)->default_value("/sys/fs/bpf/nfsfence"), kPinHelp)
       ("state-dir", po::value(&state)->default_value("/run/nfsfence"), kStateHelp);

@@ -26,6 +26,13 @@ static_assert((NFSF_SPLIT_MAX & (NFSF_SPLIT_MAX - 1)) == 0 && 2 * NFSF_SPLIT_MAX
               "nfsf_split.h reads the carried buffer at offsets below 2 * NFSF_SPLIT_MAX");
 static_assert(sizeof(nfsf_split) == 24 + sizeof(nfsf_event) && offsetof(nfsf_split, ev) == 24);
 static_assert((NFSF_EVENT_DATA_MAX & (NFSF_EVENT_DATA_MAX - 1)) == 0);
+// The LSM fallback's maps (bpf/lsm/nfsfence_lsm.bpf.c, src/lsm_loader.cpp).
+static_assert(sizeof(nfsf_lsm_ino) == 16 && offsetof(nfsf_lsm_ino, dev) == 8);
+static_assert(sizeof(nfsf_lsm_tree) == 40 && offsetof(nfsf_lsm_tree, usage) == 8 &&
+              offsetof(nfsf_lsm_tree, refused) == 24 && offsetof(nfsf_lsm_tree, dirty) == 32);
+static_assert(sizeof(nfsf_lsm_inode) == 32 && offsetof(nfsf_lsm_inode, charged) == 16 &&
+              offsetof(nfsf_lsm_inode, tree) == 24);
+static_assert(NFSF_L_MAX == 9, "LSM counters: update names in src/lsm_loader.cpp");
 
 TEST(Abi, CounterEnumIsDense) {
   EXPECT_EQ(NFSF_C_PACKETS, 0);

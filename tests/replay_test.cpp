@@ -94,4 +94,22 @@ TEST(LabReplayDemo, QuotaCrossingRefusesLaterWrites) {
   EXPECT_TRUE(b["exceeded_at"].is_null());
 }
 
+// A capture of the kernel's own NFS client (tests/vm/kclient_vm.sh, the guest's eth0 through
+// QEMU's filter-dump, behind nfsfence's TC egress rewrite): the third 64 KiB O_SYNC file in
+// the 128 KiB tree went out with its handle poisoned, and the replay says so.
+TEST(LabReplayKernelClient, SeesTheWriteTheRewriteRefused) {
+  fs::path base = source_dir() / "pcaps" / "kclient-tiny";
+  auto policy = load_policy(fs::path(base).replace_extension(".policy.yaml"));
+  ASSERT_TRUE(policy) << policy.error().message;
+  auto r = replay_file(fs::path(base).replace_extension(".pcap"), *policy, ReplayOptions{});
+  ASSERT_TRUE(r) << r.error().message;
+  EXPECT_EQ((*r)["poisoned_writes"], 1);
+  EXPECT_EQ((*r)["poisoned_write_bytes"], 65536);
+  const json& tiny = (*r)["trees"][0];
+  ASSERT_EQ(tiny["name"], "tiny");
+  EXPECT_EQ(tiny["usage_bytes"], 131072);
+  EXPECT_EQ(tiny["writes"], 2);
+  EXPECT_FALSE(tiny["exceeded_at"].is_null());
+}
+
 }  // namespace

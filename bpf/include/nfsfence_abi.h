@@ -217,4 +217,61 @@ struct nfsf_split {
 			       * completed head is sent to the agent as */
 };
 
+/*
+ * The LSM fallback (bpf/lsm/nfsfence_lsm.bpf.c), for clients whose NFS traffic TC cannot read.
+ * Its own maps (pinned under PIN_DIR/lsm):
+ *   lsm_devs   HASH  __u32 dev -> __u32 (unused)          superblocks that hold a tree root
+ *                                                         (every other file: one lookup, pass)
+ *   lsm_roots  HASH  nfsf_lsm_ino -> __u32 tree id        the tree roots, from stat() on the mount(s)
+ *   lsm_trees  ARRAY __u32 tree id -> nfsf_lsm_tree        NFSF_MAX_TREES (id 0 = no tree)
+ *   lsm_cache  INODE_STORAGE -> nfsf_lsm_inode             per inode: its tree, the size charged
+ *   lsm_gen    ARRAY [1] __u64                             bumped by rename/link (and the agent):
+ *                                                         tree decisions of older generations are stale
+ *   lsm_counters PERCPU_ARRAY enum nfsf_lsm_counter -> __u64   (rare events only: the allowed
+ *                                                         path counts in lsm_trees[t].writes)
+ */
+#define NFSF_LSM_MAX_DEPTH 64    /* d_parent steps from a file to its tree root (see docs) */
+
+struct nfsf_lsm_ino {
+	__u64 ino;
+	__u32 dev;   /* the superblock's s_dev (MKDEV of stat(2)'s st_dev) */
+	__u32 pad;
+};
+
+/* Value of lsm_trees. The agent writes limit and (after a rescan) usage; the program adds
+ * size growth to usage with atomic adds and refuses while usage >= limit. */
+struct nfsf_lsm_tree {
+	__u64 limit;
+	__s64 usage;          /* bytes: the agent's last scan + growth the hooks saw since */
+	__u64 writes;         /* write checks allowed */
+	__u64 refused;        /* writes, mmaps and truncates refused with -EDQUOT */
+	__u32 dirty;          /* set by the program when usage may have moved (growth, unlink,
+			       * rename, truncate): the agent rescans the tree and clears it */
+	__u32 pad;
+};
+
+/* Value of lsm_cache (inode storage: lives and dies with the kernel's inode). */
+struct nfsf_lsm_inode {
+	__u64 gen;            /* lsm_gen when the tree was decided */
+	__u64 dentry;         /* the dentry it was decided for (a hard link elsewhere differs) */
+	__s64 charged;        /* i_size when the inode's growth was last charged */
+	__u32 tree;           /* 0: in no tree */
+	__u32 flags;          /* NFSF_LSM_DECIDED, NFSF_LSM_CHARGED */
+};
+#define NFSF_LSM_DECIDED 1
+#define NFSF_LSM_CHARGED 2
+
+enum nfsf_lsm_counter {
+	NFSF_L_NO_TREE = 0,     /* write checks on a tree superblock, outside every tree */
+	NFSF_L_REFUSED_WRITE,   /* file_permission MAY_WRITE/MAY_APPEND refused */
+	NFSF_L_REFUSED_MMAP,    /* mmap_file / file_mprotect of a shared writable mapping refused */
+	NFSF_L_REFUSED_TRUNCATE, /* inode_setattr growing a file refused */
+	NFSF_L_WALKS,           /* d_parent walks (tree decisions not cached) */
+	NFSF_L_TOO_DEEP,        /* walks that hit NFSF_LSM_MAX_DEPTH: treated as in no tree */
+	NFSF_L_STORAGE_FAIL,    /* inode storage could not be created (nothing cached or charged) */
+	NFSF_L_GROWTH_BYTES,    /* i_size growth charged by the hooks */
+	NFSF_L_GEN_BUMPS,       /* renames and links seen on tree superblocks */
+	NFSF_L_MAX,
+};
+
 #endif /* NFSFENCE_ABI_H */

@@ -7,6 +7,9 @@
 #   - an interface that does not exist
 #   - no privileges (uid/gid 65534, no capabilities)
 #   - a policy without `server:` and no --server; an unknown --action
+#   - --mode lsm on a kernel that refuses BPF LSM programs (this lab's host: probed; the LSM
+#     hooks themselves run in the QEMU guest, tests/vm/kclient_vm.sh)
+# The good attach runs with --mode auto: it must pick tc and say why.
 # Then a good attach on the same interface must still work (nothing half-done blocks it).
 # A kernel without clsact: ctest vm_debian61 (tests/vm/verifier_vm.sh) runs attach on Debian's
 # 6.1 in QEMU, where clsact (sch_ingress) is a module nobody loaded.
@@ -67,6 +70,8 @@ nothing_attached() { # -> "" or a description of what is left
 	[[ -z $(lab_tc_filters vcli) ]] || left+="TC filters: $(lab_tc_filters vcli | tr '\n' ' '); "
 	[[ -z $(ls -A "$LAB_PIN_DIR/vcli" 2>/dev/null) ]] || left+="pins: $(ls -A "$LAB_PIN_DIR/vcli" | tr '\n' ' '); "
 	[[ ! -e $LAB_STATE_DIR/vcli.json ]] || left+="state file $LAB_STATE_DIR/vcli.json; "
+	[[ -z $(ls -A "$LAB_PIN_DIR/lsm" 2>/dev/null) ]] || left+="LSM pins: $(ls -A "$LAB_PIN_DIR/lsm" | tr '\n' ' '); "
+	[[ ! -e $LAB_STATE_DIR/lsm.json ]] || left+="state file $LAB_STATE_DIR/lsm.json; "
 	echo "$left"
 }
 
@@ -109,13 +114,28 @@ expect_error unprivileged ip netns exec "$LAB_NS_CLI" setpriv --reuid=65534 --re
 	--inh-caps=-all --bounding-set=-all "$NFSF_BIN" "${ATTACH[@]}" vcli --policy "$PUB/good.yaml"
 expect_error no-server "${NFSF[@]}" "${ATTACH[@]}" vcli --policy "$PUB/no-server.yaml"
 expect_error bad-action "${NFSF[@]}" "${ATTACH[@]}" vcli --policy "$PUB/good.yaml" --action bogus
+# --mode lsm: the trees' roots are found on a local mount (--mount; the hooks only act on
+# NFS superblocks, so a plain directory is harmless where the kernel does run them).
+mkdir -p "$LAB_DIR/fakemount/vol-a"
+lsm_err=$("${NFSF[@]}" attach --mode lsm --pin-dir "$LAB_PIN_DIR" --state-dir "$LAB_STATE_DIR" \
+	--policy "$PUB/good.yaml" --mount "$LAB_DIR/fakemount" 2>&1 </dev/null & p=$!; sleep 3; kill $p 2>/dev/null; wait $p) || true
+if [[ $lsm_err == *"refuses"*"LSM"* ]]; then
+	expect_error lsm-refused "${NFSF[@]}" attach --mode lsm --pin-dir "$LAB_PIN_DIR" --state-dir "$LAB_STATE_DIR" \
+		--policy "$PUB/good.yaml" --mount "$LAB_DIR/fakemount"
+else
+	echo "info: this kernel runs BPF LSM programs ($(head -n 1 <<<"$lsm_err")): the refusal case needs one that does not"
+	lab_nfsfence detach lsm --pin-dir "$LAB_PIN_DIR" --state-dir "$LAB_STATE_DIR" >/dev/null 2>&1 || true
+fi
 if tc -n "$LAB_NS_CLI" qdisc show dev vcli | grep -q clsact; then
 	echo "info: a clsact qdisc stays on vcli after the failed attaches (harmless: no filter on it)"
 fi
 
 # After all that, a good attach works and detach cleans up.
-if lab_agent_start "$LAB_DIR/good.log" --policy "$PUB/good.yaml" --mount-port 20048; then
+if lab_agent_start "$LAB_DIR/good.log" --policy "$PUB/good.yaml" --mount-port 20048 --mode auto; then
 	ok "a good attach after the failures: $(grep '^nfsfence: ready:' "$LAB_DIR/good.log")"
+	auto=$(grep -m1 '^nfsfence: mode auto picked' "$LAB_DIR/good.log" || true)
+	[[ $auto == "nfsfence: mode auto picked tc: "* ]] && ok "--mode auto: $auto" ||
+		fail "--mode auto did not say it picked tc: $(head -n 2 "$LAB_DIR/good.log" | tr '\n' '|')"
 	if lab_nfsfence detach vcli --pin-dir "$LAB_PIN_DIR" --state-dir "$LAB_STATE_DIR" >"$LAB_DIR/detach.out" 2>&1; then
 		ok "detach: exit 0"
 	else

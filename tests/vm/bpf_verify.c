@@ -6,8 +6,14 @@
  * then NFSF_VERIFY_DONE failures=<n>. Exit status: the number of objects that failed to load.
  * Used by tests/vm/verifier_vm.sh inside a QEMU guest running another kernel (Debian 12's
  * 6.1) and runnable on the host. On a failure the verifier log's last lines are printed.
+ *
+ * nfsf_bpf_verify --attach OBJ: load OBJ and attach every program (bpf_program__attach: the
+ * section name says where), print NFSF_ATTACHED, and wait for SIGTERM/SIGINT (the benchmarks'
+ * "trivial LSM program", bpf/lsm/null_lsm.bpf.c). Exit 1 if anything fails.
  */
 #include <bpf/libbpf.h>
+#include <signal.h>
+#include <unistd.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -19,11 +25,42 @@ static int quiet(enum libbpf_print_level level, const char *fmt, va_list ap)
 	return level == LIBBPF_WARN ? vfprintf(stderr, fmt, ap) : 0;
 }
 
+static void on_signal(int sig)
+{
+	(void)sig;
+}
+
+static int attach_and_wait(const char *path)
+{
+	struct bpf_object *obj = bpf_object__open(path);
+	struct bpf_program *p;
+
+	if (!obj || bpf_object__load(obj)) {
+		printf("NFSF_ATTACHED obj=%s failed to load\n", path);
+		return 1;
+	}
+	bpf_object__for_each_program(p, obj) {
+		if (!bpf_program__attach(p)) {
+			printf("NFSF_ATTACHED obj=%s prog=%s failed to attach\n", path, bpf_program__name(p));
+			return 1;
+		}
+	}
+	signal(SIGTERM, on_signal);
+	signal(SIGINT, on_signal);
+	printf("NFSF_ATTACHED obj=%s\n", path);
+	fflush(stdout);
+	pause();
+	bpf_object__close(obj);
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
 	int failures = 0;
 
 	libbpf_set_print(quiet);
+	if (argc == 3 && strcmp(argv[1], "--attach") == 0)
+		return attach_and_wait(argv[2]);
 	for (int a = 1; a < argc; a++) {
 		struct bpf_object *obj = bpf_object__open(argv[a]);
 		struct bpf_program *p;

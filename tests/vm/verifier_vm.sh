@@ -9,50 +9,29 @@
 #     "nfsfence: ..." naming clsact, a non-zero exit, and no pin or state file left.
 #
 #   tests/vm/verifier_vm.sh VERIFY_BIN OBJ...        env: NFSF_BIN (nfsfence, for check 2),
-#                                                    KERNEL_DEB (else apt-get download of the
-#                                                    newest linux-image-6.1.0-N-amd64),
+#                                                    KERNEL_DEB, VM_CACHE (tests/vm/vm_lib.sh),
 #                                                    VM_DIR (work dir, default a temp dir)
 # Exit: 0 all loaded, 1 a program failed, 77 skip (no qemu/busybox/cpio, no kernel package).
 set -euo pipefail
 VERIFY=${1:?usage: verifier_vm.sh VERIFY_BIN OBJ...}
 shift
 OBJS=("$@")
-skip() { echo "SKIP: $*"; exit 77; }
-for t in qemu-system-x86_64 busybox cpio dpkg-deb; do
-	command -v "$t" >/dev/null || skip "$t not installed (packages qemu-system-x86 busybox-static cpio)"
-done
+HERE=$(cd "$(dirname "$0")" && pwd)
+# shellcheck source=tests/vm/vm_lib.sh
+source "$HERE/vm_lib.sh"
+vm_require
+vm_kernel
+kver=$VM_KVER
 WORK=${VM_DIR:-$(mktemp -d /tmp/nfsf-vm.XXXXXX)}
 [[ -n ${VM_DIR:-} ]] || trap 'rm -rf "$WORK"' EXIT
 mkdir -p "$WORK"
 cd "$WORK"
 
-deb=${KERNEL_DEB:-}
-if [[ -z $deb ]]; then
-	pkg=$(apt-cache search --names-only '^linux-image-6\.1\.0-[0-9]+-amd64$' 2>/dev/null |
-		awk '{print $1}' | sort -t- -k4,4n | tail -1)
-	[[ -n $pkg ]] || skip "no linux-image-6.1.0-N-amd64 package known to apt"
-	apt-get download "$pkg" >/dev/null 2>&1 || skip "apt-get download $pkg failed (no mirror?)"
-	deb=$(ls "$WORK"/"$pkg"_*.deb | head -1)
-fi
-rm -rf kernel root
-dpkg-deb -x "$deb" kernel
-vmlinuz=$(ls kernel/boot/vmlinuz-* | head -1)
-kver=${vmlinuz##*/vmlinuz-}
-
 # initramfs: busybox, the loader with its libraries, the objects
-mkdir -p root/{bin,sbin,proc,sys,dev,run,tmp,lib64,lib/x86_64-linux-gnu,usr/lib/x86_64-linux-gnu,objs}
-cp "$(command -v busybox)" root/bin/busybox
-for a in sh mount poweroff cat echo ls wc sed ip mkdir; do ln -sf busybox "root/bin/$a"; done
-copy_bin() { # SRC DEST: a binary and the shared libraries ldd lists for it
-	cp "$1" "root$2"
-	ldd "$1" | awk '/=>/ { print $3 } /^\t\/lib64/ { print $1 }' | while read -r lib; do
-		[[ -f $lib ]] || continue
-		mkdir -p "root$(dirname "$lib")"
-		cp -L "$lib" "root$lib"
-	done
-}
-copy_bin "$VERIFY" /bin/nfsf_bpf_verify
-[[ -z ${NFSF_BIN:-} ]] || copy_bin "$NFSF_BIN" /bin/nfsfence
+rm -rf root
+vm_root_init root
+vm_copy_bin root "$VERIFY" /bin/nfsf_bpf_verify
+[[ -z ${NFSF_BIN:-} ]] || vm_copy_bin root "$NFSF_BIN" /bin/nfsfence
 for o in "${OBJS[@]}"; do cp "$o" root/objs/; done
 cat >root/init <<'INIT'
 #!/bin/sh
@@ -73,11 +52,9 @@ fi
 poweroff -f
 INIT
 chmod +x root/init
-(cd root && find . | cpio -o -H newc 2>/dev/null | gzip -1) >initrd.gz
-
-timeout 600 qemu-system-x86_64 -accel tcg -cpu max -m 1024 -smp 1 -nographic -no-reboot \
-	-kernel "$vmlinuz" -initrd initrd.gz -append "console=ttyS0 quiet panic=-1" \
-	-nic none >console.log 2>&1 || true
+vm_pack root "$WORK/initrd.gz"
+vm_qemu_cmd
+timeout 600 "${VM_QEMU[@]}" -nic none >console.log 2>&1 || true
 tr -d '\r' <console.log | grep -E '^(NFSF_|----|[0-9]+: )|verifier' | head -200
 grep -q "NFSF_VM_KERNEL $kver\$" <(tr -d '\r' <console.log) || # (escape codes precede it)
 	{ echo "FAIL: the guest did not report kernel $kver (console in $WORK/console.log)"; exit 1; }

@@ -1,0 +1,166 @@
+#!/bin/sh
+# The guest half of tests/vm/kclient_vm.sh: runs as PID 1's child in the QEMU guest
+# (Debian 12's 6.1 kernel, busybox), with the kernel's own NFS client. Every result is one
+# marker line on the console (ttyS0) that the host turns into test results:
+#   NFSF_W ...          one writer's result (tests/vm/nfsf_vmtool.c)
+#   NFSF_SYNC LABEL     the host snapshots the server's disk, then answers on ttyS1
+#   NFSF_R KEY VALUE... anything else measured
+# /etc/vm.env sets EXPORT (the export path), LIMIT (bytes per tree).
+. /etc/vm.env
+M=/mnt/nfs
+PIN=/sys/fs/bpf/nfsfence
+ST=/run/nfsfence
+T=/bin/nfsf_vmtool
+r() { echo "NFSF_R $*"; }
+sync_host() { echo "NFSF_SYNC $1"; $T wait-line /dev/ttyS1 >/dev/null; }
+w() { tag=$1; shift; NFSF_TAG=$tag $T write "$@"; }
+secs() { cut -d' ' -f1 /proc/uptime; }
+agent_start() { # LOG ARGS...: the agent in the background, waits for "ready:" (60 s)
+	log=$1; shift
+	/bin/nfsfence attach "$@" --pin-dir $PIN --state-dir $ST >"$log" 2>&1 &
+	AGENT=$!
+	i=0
+	while [ $i -lt 600 ]; do
+		grep -q '^nfsfence: ready:' "$log" && { r agent_ready "$(grep -m1 'ready:' "$log")"; return 0; }
+		kill -0 $AGENT 2>/dev/null || break
+		sleep 0.1; i=$((i + 1))
+	done
+	r agent_failed "$(tail -n 3 "$log" | tr '\n' '|')"
+	return 1
+}
+agent_stop() { kill "$AGENT" 2>/dev/null; wait "$AGENT" 2>/dev/null; }
+status_line() { # NAME ARGS: the status JSON on one line
+	n=$1; shift
+	/bin/nfsfence status "$@" --pin-dir $PIN --state-dir $ST --format json >/tmp/st.json 2>/tmp/st.err
+	echo "NFSF_STATUS $n $(tr -d '\n' </tmp/st.json)"
+}
+opts=vers=3,proto=tcp,nolock,port=2049,mountport=20048,mountproto=tcp
+
+mkdir -p $M /mnt/w64 /mnt/udp /mnt/soft $PIN $ST
+mount -t bpf bpf /sys/fs/bpf && mkdir -p $PIN
+mount -t securityfs securityfs /sys/kernel/security 2>/dev/null
+r lsm_list "$(cat /sys/kernel/security/lsm 2>/dev/null)"
+t0=$(secs)
+mount.nfs 10.0.2.2:"$EXPORT" $M -o $opts || r mount_failed 1
+mount.nfs 10.0.2.2:"$EXPORT" /mnt/w64 -o $opts,wsize=65536,nosharecache || r mount_failed w64
+r mounts "$(grep ' nfs ' /proc/mounts | sed 's/ /~/g' | tr '\n' ' ')"
+# 3. UDP: Debian's kernel is built without it; the answer is recorded, not assumed.
+udp_err=$(mount.nfs 10.0.2.2:"$EXPORT" /mnt/udp -o vers=3,proto=udp,nolock,port=2049,mountport=20048,mountproto=udp 2>&1)
+r udp_mount "rc=$? $(echo "$udp_err" | tr '\n' ' ')"
+
+# ---- TC rewrite, agent started after the mount
+agent_start /tmp/agent1.log eth0 --policy /etc/p.yaml --mount-port 20048 || true
+r agent_start_secs "$(echo "$(secs) $t0" | awk '{print $1 - $2}')"
+w tiny $M/tiny/f1 64k 64k osync
+w tiny $M/tiny/f2 64k 64k osync
+w tiny $M/tiny/f3 64k 64k osync
+sync_host tiny
+w fsync $M/fsync/f 16M 1M fsync
+w close $M/close/f 16M 1M close
+w osync $M/osync/f 16M 1M osync
+w odirect $M/odirect/f 16M 1M odirect
+w par $M/par/f 4M 1M fsync 4
+w mmap $M/mmap/f 16M 1M mmap
+w w64buf /mnt/w64/w64buf/f 16M 1M fsync
+w w64sync /mnt/w64/w64sync/f 16M 1M osync
+sync_host tc_writes
+# 2. reads of full trees (page cache dropped) and writes to another tree
+sync; echo 3 >/proc/sys/vm/drop_caches
+for f in fsync/f osync/f odirect/f; do r sha "$f $(sha256sum $M/$f | cut -d' ' -f1)"; done
+w other $M/other/f 1M 1M fsync
+sleep 2
+status_line tc eth0
+sync_host status
+rm $M/fsync/f
+sleep 3
+w after_delete $M/fsync/g 1M 1M fsync
+# 4. the agent SIGKILLed while a writer runs; restarted, it adopts the pins
+w kill $M/kill/f 16M 256k osync >/tmp/kill.out &
+wp=$!
+sleep 2
+kill -9 $AGENT
+r agent_killed "$(secs)"
+wait $wp
+cat /tmp/kill.out
+agent_start /tmp/agent2.log eth0 --policy /etc/p.yaml --mount-port 20048 || true
+r adopted "$(grep -c 'adopted the maps' /tmp/agent2.log)"
+status_line tc_end eth0
+sync_host tc_end
+agent_stop
+/bin/nfsfence detach eth0 --pin-dir $PIN --state-dir $ST >/tmp/detach.out 2>&1
+r tc_detach "rc=$? $(cat /tmp/detach.out)"
+
+# ---- the LSM fallback
+agent_start /tmp/agent3.log --mode lsm --policy /etc/p.yaml --rescan 1 || true
+w lsmbuf $M/lsmbuf/f 16M 1M fsync
+w lsmdio $M/lsmdio/f 16M 1M odirect
+w lsmpar $M/lsmpar/f 4M 1M fsync 4
+w lsmw64 /mnt/w64/lsmw64/f 16M 1M fsync
+w lsmmmap $M/lsmmmap/f 16M 1M fsync
+w lsmmmap2 $M/lsmmmap/g 1M 64k mmap
+: >$M/lsmmmap/f
+r lsm_otrunc "rc=$? size=$(stat -c %s $M/lsmmmap/f)"
+w lsmtmpfs /tmp/lsm-tmpfs 1M 64k fsync
+w lsmother $M/lsmother/f 1M 1M fsync
+sync; echo 3 >/proc/sys/vm/drop_caches
+r sha "lsmbuf/f $(sha256sum $M/lsmbuf/f | cut -d' ' -f1)"
+sync_host lsm_writes
+mv $M/lsmbuf/f $M/lsmother/moved
+w lsmrename $M/lsmother/moved 1M 1M append
+sleep 2
+status_line lsm lsm
+sync_host lsm
+agent_stop
+/bin/nfsfence detach lsm --pin-dir $PIN --state-dir $ST >/tmp/detach.out 2>&1
+r lsm_detach "rc=$? $(cat /tmp/detach.out)"
+
+# ---- speed: write() to tmpfs and NFS with no program, a trivial LSM program, nfsfence's
+bench_all() { # CONFIG: write() of 1 B, 4 KiB, 64 KiB at offset 0 (the file never grows)
+	for b in 1 4096 65536; do
+		n=4000
+		[ $b = 65536 ] && n=400
+		NFSF_TAG="$1 tmpfs" $T bench /tmp/bench $b $n
+		NFSF_TAG="$1 nfs" $T bench $M/bench/b $b $n
+	done
+}
+# Rounds alternate the three configurations; the host keeps each one's fastest run. The
+# agent is SIGKILLed once ready (its hooks stay pinned): only the hooks run during the bench.
+for round in 1 2 3 4 5 6; do
+	bench_all none
+	/bin/nfsf_bpf_verify --attach /objs/nfsfence_null_lsm.bpf.o >/tmp/null.out 2>&1 &
+	np=$!
+	i=0
+	while [ $i -lt 50 ] && ! grep -q '^NFSF_ATTACHED' /tmp/null.out; do sleep 0.1; i=$((i + 1)); done
+	bench_all null
+	kill $np; wait $np 2>/dev/null
+	agent_start /tmp/agent4.log --mode lsm --policy /etc/p.yaml --rescan 3600 || true
+	kill -9 $AGENT; wait $AGENT 2>/dev/null
+	bench_all nfsfence
+	/bin/nfsfence detach lsm --pin-dir $PIN --state-dir $ST >/dev/null 2>&1
+done
+
+# ---- 3. drop: the WRITE's segment is dropped, TCP retransmits it forever
+agent_start /tmp/agent5.log eth0 --policy /etc/p.yaml --mount-port 20048 --action drop || true
+mount.nfs 10.0.2.2:"$EXPORT" /mnt/soft -o $opts,soft,timeo=20,retrans=2,nosharecache || r mount_failed soft
+s0=$(secs)
+w dropsoft /mnt/soft/drop/f 64k 64k osync >/tmp/soft.out &
+sp=$!
+sleep 3
+timeout 20 cat /mnt/soft/other/f >/dev/null 2>/tmp/read.err
+r drop_read_during "rc=$? after=$(echo "$(secs) $s0" | awk '{print $1 - $2}') $(cat /tmp/read.err | tr '\n' ' ')"
+wait $sp
+cat /tmp/soft.out
+r drop_soft_secs "$(echo "$(secs) $s0" | awk '{print $1 - $2}')"
+h0=$(secs)
+w drophard $M/drop/g 64k 64k osync >/tmp/hard.out &
+hp=$!
+sleep 20
+if kill -0 $hp 2>/dev/null; then r drop_hard "hung_after=20"; else r drop_hard "ended"; cat /tmp/hard.out; fi
+agent_stop
+/bin/nfsfence detach eth0 --pin-dir $PIN --state-dir $ST >/dev/null 2>&1
+wait $hp
+cat /tmp/hard.out
+r drop_hard_secs "$(echo "$(secs) $h0" | awk '{print $1 - $2}')"
+sync_host end
+umount /mnt/soft /mnt/w64 $M 2>/dev/null
+r done "$(secs)"

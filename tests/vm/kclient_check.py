@@ -1,0 +1,224 @@
+#!/usr/bin/env python3
+"""Results of tests/vm/kclient_vm.sh: the guest's console markers (tests/vm/guest/kclient.sh)
+against the server's disk as the host saw it at each NFSF_SYNC point, and the replay of the
+guest's own capture. Prints one "ok:" or "FAIL:" line per check, writes every measured
+number to --out (JSON, for docs/benchmarks.md), exits 1 if any check failed.
+"""
+import argparse
+import json
+import re
+import statistics
+import sys
+
+MiB = 1 << 20
+
+ap = argparse.ArgumentParser()
+ap.add_argument("--markers", required=True)
+ap.add_argument("--host", required=True)
+ap.add_argument("--replay", required=True)
+ap.add_argument("--policy-limit", type=int, required=True)
+ap.add_argument("--kver", required=True)
+ap.add_argument("--out", required=True)
+args = ap.parse_args()
+LIMIT = args.policy_limit
+
+writers = {}   # tag -> [dict]
+results = {}   # key -> [value...]
+status = {}    # name -> json
+bench = []     # dicts
+kernel = None
+for line in open(args.markers, errors="replace"):
+    line = line.rstrip("\n")
+    if line.startswith("NFSF_W "):
+        kv = dict(re.findall(r"(\w+)=(\S+)", line))
+        writers.setdefault(kv["tag"], []).append(kv)
+    elif line.startswith("NFSF_R "):
+        parts = line.split(" ", 2)
+        results.setdefault(parts[1], []).append(parts[2] if len(parts) > 2 else "")
+    elif line.startswith("NFSF_STATUS "):
+        _, name, text = line.split(" ", 2)
+        try:
+            status[name] = json.loads(text)
+        except ValueError:
+            status[name] = None
+    elif line.startswith("NFSF_BENCH "):
+        tag = re.search(r"tag=(\S+ \S+)", line).group(1)
+        kv = dict(re.findall(r"(\w+)=(\S+)", line))
+        kv["config"], kv["fs"] = tag.split()
+        bench.append(kv)
+    elif line.startswith("NFSF_VM_KERNEL "):
+        kernel = line.split()[1]
+
+disk = {}  # label -> {tree: {"size": n, "used": n}}
+sha = {}   # label -> {path: sha}
+sync_at = {}
+for line in open(args.host):
+    p = line.split()
+    if len(p) >= 4 and p[2] == "at":
+        sync_at[p[1]] = float(p[3])
+    elif len(p) >= 6 and p[2] == "bytes":
+        disk.setdefault(p[1], {})[p[3]] = {"size": int(p[4]), "used": int(p[5])}
+    elif len(p) >= 5 and p[2] == "sha":
+        sha.setdefault(p[1], {})[p[3]] = p[4]
+
+failures = 0
+out = {"kernel": kernel, "limit_bytes": LIMIT, "writers": writers, "results": results, "sync_at_s": sync_at}
+
+
+def check(ok, what):
+    global failures
+    print(("ok: " if ok else "FAIL: ") + what)
+    if not ok:
+        failures += 1
+    return ok
+
+
+def one(tag):
+    w = writers.get(tag, [])
+    return w[0] if len(w) == 1 else None
+
+
+def over(label, tree, kind="used"):
+    d = disk.get(label, {}).get(tree)
+    return None if d is None else d[kind] - LIMIT
+
+
+check(kernel == args.kver, f"the guest ran kernel {args.kver} (it reported {kernel})")
+check("insmod_failed" not in results, "every module loaded" + (f": failed {results.get('insmod_failed')}" if "insmod_failed" in results else ""))
+check("mount_failed" not in results, "the kernel client mounted the export (wsize 1 MiB and 64 KiB)")
+
+# ---- 1. TC rewrite
+want = {"fsync": ("fsync", "write"), "close": ("close", "write"), "osync": ("write",), "odirect": ("write",),
+        "mmap": ("msync",), "w64buf": ("fsync", "write"), "w64sync": ("write",)}
+out["tc_overshoot_bytes"] = {}
+for tag, where in want.items():
+    w = one(tag)
+    if not check(w is not None, f"tc {tag}: one writer result"):
+        continue
+    check(w["err"] == "EDQUOT" and w["at"] in where,
+          f"tc {tag}: EDQUOT at {'/'.join(where)} (got {w['err']} at {w['at']}, {w['written']} bytes written)")
+    o = over("tc_writes", tag)
+    out["tc_overshoot_bytes"][tag] = o
+    # Bound: the WRITEs in flight when the tree filled. O_SYNC/O_DIRECT: one write() at a
+    # time, so nothing; buffered: the client's pipelined WRITEs (wsize each).
+    bound = 0 if tag in ("osync", "odirect", "w64sync", "mmap") else 2 * MiB
+    check(o is not None and o <= bound, f"tc {tag}: bytes on the server's disk past the limit {o} <= {bound}")
+par = writers.get("par", [])
+check(len(par) == 4 and all(w["err"] in ("none", "EDQUOT") for w in par) and sum(w["err"] == "EDQUOT" for w in par) >= 2,
+      "tc par: of 4 parallel 4 MiB writers into 8 MiB, those that did not fit see EDQUOT, none another error (" +
+      ", ".join(f"{w['err']}@{w['at']}" for w in par) + ")")
+o = over("tc_writes", "par")
+out["tc_overshoot_bytes"]["par"] = o
+check(o is not None and o <= 4 * MiB, f"tc par: bytes past the limit {o} <= 4 MiB (4 writers)")
+tiny = writers.get("tiny", [])
+check([w["err"] for w in tiny] == ["none", "none", "EDQUOT"],
+      "tc tiny (128 KiB): two 64 KiB O_SYNC files fit, the third is refused at write() (" +
+      " ".join(w["err"] for w in tiny) + ")")
+
+# ---- 2. reads, other trees, status, deletes
+got = dict(x.split(" ", 1) for x in results.get("sha", []))
+for f in ("fsync/f", "osync/f", "odirect/f"):
+    check(f in got and got[f] == sha.get("tc_writes", {}).get(f),
+          f"read of the full tree's {f} (page cache dropped) returns the server's bytes")
+w = one("other")
+check(w is not None and w["err"] == "none", "tc: a write to another tree succeeds while the others are full")
+st = status.get("tc")
+if check(st is not None, "tc: `nfsfence status --format json` parsed"):
+    bad = [(t["name"], t["usage_bytes"], disk["status"][t["name"]]["size"]) for t in st["trees"]
+           if t["usage_bytes"] != disk.get("status", {}).get(t["name"], {}).get("size")]
+    check(not bad, "tc: status usage equals the server's disk for every tree" + (f": differ {bad}" if bad else ""))
+w = one("after_delete")
+check(w is not None and w["err"] == "none", "tc: after deleting the full tree's file a write succeeds again")
+
+# ---- 4. agent killed
+w = one("kill")
+check(w is not None and w["err"] == "EDQUOT",
+      f"tc: with the agent SIGKILLed mid-write the writer still gets EDQUOT ({w and w['err']} after {w and w['written']} bytes)")
+o = over("tc_end", "kill")
+out["tc_overshoot_bytes"]["kill_agent_dead"] = o
+check(o is not None and o <= 256 * 1024, f"tc: with the agent dead, bytes past the limit {o} <= one 256 KiB write")
+check(results.get("adopted") == ["1"], "tc: the restarted agent adopted the pinned maps")
+st = status.get("tc_end")
+if check(st is not None, "tc: status after the restart parsed"):
+    bad = [(t["name"], t["usage_bytes"], disk["tc_end"][t["name"]]["size"]) for t in st["trees"]
+           if t["usage_bytes"] != disk.get("tc_end", {}).get(t["name"], {}).get("size")]
+    check(not bad, "tc: after the restart, status usage equals the server's disk" + (f": differ {bad}" if bad else ""))
+
+# ---- 3. drop and UDP
+udp = results.get("udp_mount", [""])[0]
+check(not udp.startswith("rc=0"), f"UDP: Debian's 6.1 kernel refuses proto=udp ({udp.strip()})")
+w = one("dropsoft")
+read = results.get("drop_read_during", [""])[0]
+soft = results.get("drop_soft_secs", ["?"])[0]
+check(w is not None and w["err"] in ("EIO", "ETIMEDOUT"),
+      f"drop, soft mount (timeo=2s, retrans=2): the writer gets {w and w['err']} after {soft} s")
+check(not read.startswith("rc=0"), f"drop: a read on the same mount stalls too ({read.strip()})")
+hard = results.get("drop_hard", [""])[0]
+check(hard.startswith("hung_after"), f"drop, hard mount: the writer hangs ({hard}); it finished "
+      f"{results.get('drop_hard_secs', ['?'])[0]} s after it started, once the program was detached")
+out["drop"] = {"soft_secs": soft, "read_during": read, "hard": hard, "hard_secs": results.get("drop_hard_secs")}
+
+# ---- LSM
+want = {"lsmbuf": "write", "lsmdio": "write", "lsmw64": "write", "lsmmmap": "write"}
+out["lsm_overshoot_bytes"] = {}
+for tag, where in want.items():
+    w = one(tag)
+    if not check(w is not None, f"lsm {tag}: one writer result"):
+        continue
+    check(w["err"] == "EDQUOT" and w["at"] == where,
+          f"lsm {tag}: EDQUOT at write() itself (got {w['err']} at {w['at']}, {w['written']} bytes written)")
+for tag in ("lsmbuf", "lsmdio", "lsmw64", "lsmpar"):
+    o = over("lsm_writes", tag)
+    out["lsm_overshoot_bytes"][tag] = o
+    n = 4 if tag == "lsmpar" else 1
+    check(o is not None and o <= n * MiB, f"lsm {tag}: bytes past the limit {o} <= {n} x the 1 MiB write")
+lp = writers.get("lsmpar", [])
+check(len(lp) == 4 and all(w["err"] in ("none", "EDQUOT") and w["at"] in ("none", "write") for w in lp) and
+      sum(w["err"] == "EDQUOT" for w in lp) >= 2,
+      "lsm par: of 4 parallel 4 MiB writers into 8 MiB, those that did not fit get EDQUOT at write() (" +
+      ", ".join(f"{w['err']}@{w['at']}" for w in lp) + ")")
+w = one("lsmmmap2")
+check(w is not None and w["err"] == "EDQUOT" and w["at"] in ("ftruncate", "mmap"),
+      f"lsm: growing a file of a full tree for mmap is refused ({w and w['err']} at {w and w['at']})")
+check(results.get("lsm_otrunc", [""])[0].startswith("rc=0"), "lsm: an O_TRUNC open in a full tree is allowed (it grows nothing)")
+w = one("lsmtmpfs")
+check(w is not None and w["err"] == "none", "lsm: writes to a tmpfs are untouched")
+w = one("lsmother")
+check(w is not None and w["err"] == "none", "lsm: writes to another tree succeed")
+check(got.get("lsmbuf/f") == sha.get("lsm_writes", {}).get("lsmbuf/f"), "lsm: a read of the full tree returns the server's bytes")
+w = one("lsmrename")
+check(w is not None and w["err"] == "none", "lsm: a file renamed from the full tree into another tree can be written there")
+st = status.get("lsm")
+if check(st is not None, "lsm: status parsed"):
+    bad = [(t["name"], t["usage_bytes"], disk["lsm"][t["name"]]["size"]) for t in st["trees"]
+           if t["usage_bytes"] != disk.get("lsm", {}).get(t["name"], {}).get("size")]
+    check(not bad, "lsm: status usage equals the server's disk for every tree" + (f": differ {bad}" if bad else ""))
+    out["lsm_counters"] = st.get("counters")
+
+# ---- 5. replay of the guest's own capture
+try:
+    rep = json.load(open(args.replay))
+except (OSError, ValueError) as e:
+    rep = None
+    check(False, f"replay of the guest's capture: {e}")
+if rep:
+    bad = [(t["name"], t["usage_bytes"], disk["final"][t["name"]]["size"]) for t in rep["trees"]
+           if t["usage_bytes"] != disk.get("final", {}).get(t["name"], {}).get("size")]
+    check(not bad, f"replay of the guest's capture ({rep.get('packets')} packets) gives every tree's usage on the "
+          "server's disk" + (f": differ {bad}" if bad else ""))
+
+# ---- speed (no assertion on time: recorded)
+table = {}
+for b in bench:
+    table.setdefault((b["fs"], b["bytes"]), {}).setdefault(b["config"], []).append(float(b["ns_per_op_min"]))
+out["bench_ns_per_op"] = {f"{fs} {n}": {c: min(v) for c, v in cfg.items()} for (fs, n), cfg in table.items()}
+for key, cfg in sorted(out["bench_ns_per_op"].items()):
+    if all(c in cfg for c in ("none", "null", "nfsfence")):
+        print(f"bench: write() {key} B: none {cfg['none']:.0f} ns, trivial LSM {cfg['null']:.0f} ns, "
+              f"nfsfence {cfg['nfsfence']:.0f} ns: nfsfence/trivial {cfg['nfsfence'] / cfg['null']:.3f}, "
+              f"trivial/none {cfg['null'] / cfg['none']:.3f}")
+check(len(out["bench_ns_per_op"]) == 6, "bench: write() of 1 B, 4 KiB, 64 KiB to tmpfs and NFS measured")
+out["boot_to_result_s"] = sync_at.get("end")
+json.dump(out, open(args.out, "w"), indent=1, sort_keys=True)
+print(f"{'FAIL' if failures else 'ok'}: {failures} failed; numbers in {args.out}")
+sys.exit(1 if failures else 0)
