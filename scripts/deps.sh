@@ -13,7 +13,7 @@ PKGS=(
   tshark tcpdump jq bzip2 gzip xz-utils zstd lz4  # oracle tests (and compressed test captures), lab captures
   nfs-ganesha nfs-ganesha-vfs rpcbind libnfs-utils libnfs-dev iproute2  # the lab
   nfstrace hyperfine                     # benchmarks
-  qemu-system-x86 busybox-static cpio    # tests/vm: the BPF objects on Debian 12's 6.1 kernel
+  qemu-system-x86 busybox-static cpio nfs-common python3  # tests/vm: Debian 12's 6.1 kernel, its NFS client (mount.nfs)
 )
 missing=()
 for p in "${PKGS[@]}"; do

@@ -130,18 +130,23 @@ Result<void> MapSet::set_tree_room(uint32_t id, uint64_t full_at) const {
   return {};
 }
 
-Result<Counters> MapSet::counters() const {
+template <size_t N>
+Result<std::array<uint64_t, N>> sum_percpu(int fd, const char* name) {
   int ncpu = libbpf_num_possible_cpus();
   if (ncpu <= 0) return NFSF_ERR(err_of(ncpu), "libbpf_num_possible_cpus");
   std::vector<uint64_t> per(static_cast<size_t>(ncpu));
-  Counters out{};
-  for (uint32_t i = 0; i < NFSF_C_MAX; i++) {
-    if (int rc = bpf_map_lookup_elem(counters_fd, &i, per.data()); rc)
-      return NFSF_ERR(err_of(rc), "bpf_map_lookup_elem(counters)");
+  std::array<uint64_t, N> out{};
+  for (uint32_t i = 0; i < N; i++) {
+    if (int rc = bpf_map_lookup_elem(fd, &i, per.data()); rc)
+      return NFSF_ERR(err_of(rc), std::string("bpf_map_lookup_elem(") + name + ")");
     for (uint64_t v : per) out[i] += v;
   }
   return out;
 }
+template Result<std::array<uint64_t, NFSF_C_MAX>> sum_percpu<NFSF_C_MAX>(int, const char*);
+template Result<std::array<uint64_t, NFSF_L_MAX>> sum_percpu<NFSF_L_MAX>(int, const char*);
+
+Result<Counters> MapSet::counters() const { return sum_percpu<NFSF_C_MAX>(counters_fd, "counters"); }
 
 Result<void> MapSet::reset_counters() const {
   int ncpu = libbpf_num_possible_cpus();

@@ -45,6 +45,11 @@ constexpr uint32_t kTcHandle = 0x4e46;  // "NF"
 constexpr uint32_t kTcPriority = 0xc000;
 
 using Counters = std::array<uint64_t, NFSF_C_MAX>;
+// Entries 0..N-1 of a per-CPU array map, each summed over the CPUs (`name` for errors).
+template <size_t N>
+Result<std::array<uint64_t, N>> sum_percpu(int fd, const char* name);
+extern template Result<std::array<uint64_t, NFSF_C_MAX>> sum_percpu<NFSF_C_MAX>(int, const char*);
+extern template Result<std::array<uint64_t, NFSF_L_MAX>> sum_percpu<NFSF_L_MAX>(int, const char*);
 const char* counter_name(nfsf_counter c);
 
 // Map fds and helpers common to both objects (maps have the same names and types).

@@ -154,6 +154,12 @@ class LsmAgent {
     std::unordered_set<uint64_t> seen;
     std::error_code ec;
     const TreeRoot& r = roots_[i];
+    // AT_STATX_FORCE_SYNC: the server's attributes, not the client's cache. Writes through
+    // another superblock of the export (or another client) do not invalidate this mount's
+    // cache, and a directory's fresh mtime makes the listing below it fresh too.
+    constexpr int kFlags = AT_SYMLINK_NOFOLLOW | AT_STATX_FORCE_SYNC;
+    struct statx rst {};
+    (void)::statx(AT_FDCWD, r.dir.c_str(), kFlags, STATX_BASIC_STATS, &rst);
     fs::recursive_directory_iterator it(r.dir, fs::directory_options::skip_permission_denied, ec), end;
     if (ec) {
       s.errors++;
@@ -166,8 +172,7 @@ class LsmAgent {
         continue;
       }
       struct statx st {};
-      if (::statx(AT_FDCWD, it->path().c_str(), AT_SYMLINK_NOFOLLOW, STATX_TYPE | STATX_INO | STATX_SIZE | STATX_BLOCKS,
-                  &st) != 0) {
+      if (::statx(AT_FDCWD, it->path().c_str(), kFlags, STATX_TYPE | STATX_INO | STATX_SIZE | STATX_BLOCKS, &st) != 0) {
         s.errors++;
         continue;
       }

@@ -126,17 +126,7 @@ Result<void> LsmMaps::bump_gen() const {
   return {};
 }
 
-Result<LsmCounters> LsmMaps::counters() const {
-  int ncpu = libbpf_num_possible_cpus();
-  if (ncpu <= 0) return NFSF_ERR(err_of(ncpu), "libbpf_num_possible_cpus");
-  std::vector<uint64_t> per(static_cast<size_t>(ncpu));
-  LsmCounters out{};
-  for (uint32_t i = 0; i < NFSF_L_MAX; i++) {
-    if (int rc = bpf_map_lookup_elem(counters_fd, &i, per.data()); rc) return NFSF_ERR(err_of(rc), "bpf_map_lookup_elem(lsm_counters)");
-    for (uint64_t v : per) out[i] += v;
-  }
-  return out;
-}
+Result<LsmCounters> LsmMaps::counters() const { return sum_percpu<NFSF_L_MAX>(counters_fd, "lsm_counters"); }
 
 Result<LsmMaps> LsmMaps::open_pinned(const std::string& dir) {
   LsmMaps m;

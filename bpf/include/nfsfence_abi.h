@@ -262,7 +262,7 @@ struct nfsf_lsm_inode {
 #define NFSF_LSM_CHARGED 2
 
 enum nfsf_lsm_counter {
-	NFSF_L_NO_TREE = 0,     /* write checks on a tree superblock, outside every tree */
+	NFSF_L_NO_TREE = 0,     /* hook calls for NFS files outside every tree */
 	NFSF_L_REFUSED_WRITE,   /* file_permission MAY_WRITE/MAY_APPEND refused */
 	NFSF_L_REFUSED_MMAP,    /* mmap_file / file_mprotect of a shared writable mapping refused */
 	NFSF_L_REFUSED_TRUNCATE, /* inode_setattr growing a file refused */

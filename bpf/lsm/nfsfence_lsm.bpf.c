@@ -215,11 +215,12 @@ static __always_inline int full(struct nfsf_lsm_tree *t)
 	return t->limit && t->usage >= (__s64)t->limit;
 }
 
-/* Charge what the file grew, then refuse (refused_counter) if its tree is full. */
-static __always_inline int check(struct dentry *d, struct inode *inode, __u32 refused_counter)
+/* The tree of the file reached through d, with its inode's storage in *cp; NULL when the
+ * file is in no tree. */
+static __always_inline struct nfsf_lsm_tree *tree_of_file(struct dentry *d, struct inode *inode,
+							   struct nfsf_lsm_inode **cp)
 {
 	struct nfsf_lsm_inode *c = inode_of(d, inode);
-	struct nfsf_lsm_tree *t;
 	__u32 id;
 
 	if (!c)
@@ -229,8 +230,17 @@ static __always_inline int check(struct dentry *d, struct inode *inode, __u32 re
 		count(NFSF_L_NO_TREE);
 		return 0;
 	}
-	t = bpf_map_lookup_elem(&lsm_trees, &id);
-	if (!t)
+	*cp = c;
+	return bpf_map_lookup_elem(&lsm_trees, &id);
+}
+
+/* Charge what the file grew, then refuse (refused_counter) if its tree is full. */
+static __always_inline int check(struct dentry *d, struct inode *inode, __u32 refused_counter)
+{
+	struct nfsf_lsm_inode *c = 0;
+	struct nfsf_lsm_tree *t = tree_of_file(d, inode, &c);
+
+	if (!t || !c)
 		return 0;
 	charge(inode, c, t);
 	if (full(t)) {
@@ -292,16 +302,12 @@ int BPF_PROG(nfsf_file_mprotect, struct vm_area_struct *vma, unsigned long reqpr
 static __always_inline int setattr(struct dentry *dentry, struct iattr *attr)
 {
 	struct inode *inode = dentry->d_inode;
-	struct nfsf_lsm_inode *c;
+	struct nfsf_lsm_inode *c = 0;
 	struct nfsf_lsm_tree *t;
-	__u32 id;
 
 	if (!(attr->ia_valid & NFSF_ATTR_SIZE))
 		return 0;
-	c = inode_of(dentry, inode);
-	if (!c || !(id = c->tree))
-		return 0;
-	t = bpf_map_lookup_elem(&lsm_trees, &id);
+	t = tree_of_file(dentry, inode, &c);
 	if (!t)
 		return 0;
 	t->dirty = 1;
@@ -333,19 +339,14 @@ int nfsf_inode_setattr(unsigned long long *ctx)
 SEC("lsm/file_free_security")
 int BPF_PROG(nfsf_file_free, struct file *file)
 {
-	struct inode *inode = file->f_inode;
-	struct nfsf_lsm_inode *c;
+	struct nfsf_lsm_inode *c = 0;
 	struct nfsf_lsm_tree *t;
-	__u32 id;
 
 	if (!(file->f_mode & NFSF_FMODE_WRITE))
 		return 0;
-	c = inode_of(file->f_path.dentry, inode);
-	if (!c || !(id = c->tree))
-		return 0;
-	t = bpf_map_lookup_elem(&lsm_trees, &id);
-	if (t)
-		charge(inode, c, t);
+	t = tree_of_file(file->f_path.dentry, file->f_inode, &c);
+	if (t && c)
+		charge(file->f_inode, c, t);
 	return 0;
 }
 
@@ -379,8 +380,12 @@ SEC("lsm/inode_link")
 int BPF_PROG(nfsf_inode_link, struct dentry *old_dentry, struct inode *dir, struct dentry *new_dentry,
 	     int ret)
 {
-	if (!ret && tree_dev(dir))
+	__u32 dev = tree_dev(dir);
+
+	if (!ret && dev) {
+		mark_dirty(new_dentry, dev); /* the new link's tree now holds the file too */
 		gen_bump();
+	}
 	return ret;
 }
 

@@ -10,7 +10,12 @@
  * nfsf_bpf_verify --attach OBJ: load OBJ and attach every program (bpf_program__attach: the
  * section name says where), print NFSF_ATTACHED, and wait for SIGTERM/SIGINT (the benchmarks'
  * "trivial LSM program", bpf/lsm/null_lsm.bpf.c). Exit 1 if anything fails.
+ *
+ * nfsf_bpf_verify --prog-stats: for every BPF program in the kernel, its own run count and
+ * run time (kernel.bpf_stats_enabled=1 must be set while they ran):
+ *   NFSF_PROGSTAT name=<name> run_cnt=<n> run_time_ns=<ns>
  */
+#include <bpf/bpf.h>
 #include <bpf/libbpf.h>
 #include <signal.h>
 #include <unistd.h>
@@ -54,6 +59,25 @@ static int attach_and_wait(const char *path)
 	return 0;
 }
 
+static int prog_stats(void)
+{
+	__u32 id = 0;
+
+	while (!bpf_prog_get_next_id(id, &id)) {
+		struct bpf_prog_info info = { 0 };
+		__u32 len = sizeof(info);
+		int fd = bpf_prog_get_fd_by_id(id);
+
+		if (fd < 0)
+			continue;
+		if (!bpf_obj_get_info_by_fd(fd, &info, &len))
+			printf("NFSF_PROGSTAT name=%s run_cnt=%llu run_time_ns=%llu\n", info.name,
+			       (unsigned long long)info.run_cnt, (unsigned long long)info.run_time_ns);
+		close(fd);
+	}
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
 	int failures = 0;
@@ -61,6 +85,8 @@ int main(int argc, char **argv)
 	libbpf_set_print(quiet);
 	if (argc == 3 && strcmp(argv[1], "--attach") == 0)
 		return attach_and_wait(argv[2]);
+	if (argc == 2 && strcmp(argv[1], "--prog-stats") == 0)
+		return prog_stats();
 	for (int a = 1; a < argc; a++) {
 		struct bpf_object *obj = bpf_object__open(argv[a]);
 		struct bpf_program *p;

@@ -26,6 +26,7 @@ writers = {}   # tag -> [dict]
 results = {}   # key -> [value...]
 status = {}    # name -> json
 bench = []     # dicts
+progstat = {}  # program name -> (run_cnt, run_time_ns)
 kernel = None
 for line in open(args.markers, errors="replace"):
     line = line.rstrip("\n")
@@ -46,6 +47,9 @@ for line in open(args.markers, errors="replace"):
         kv = dict(re.findall(r"(\w+)=(\S+)", line))
         kv["config"], kv["fs"] = tag.split()
         bench.append(kv)
+    elif line.startswith("NFSF_PROGSTAT "):
+        kv = dict(re.findall(r"(\w+)=(\S+)", line))
+        progstat[kv["name"]] = (int(kv["run_cnt"]), int(kv["run_time_ns"]))
     elif line.startswith("NFSF_VM_KERNEL "):
         kernel = line.split()[1]
 
@@ -168,6 +172,13 @@ for tag, where in want.items():
     check(w["err"] == "EDQUOT" and w["at"] == where,
           f"lsm {tag}: EDQUOT at write() itself (got {w['err']} at {w['at']}, {w['written']} bytes written)")
 for tag in ("lsmbuf", "lsmdio", "lsmw64", "lsmpar"):
+    # Refused at write(): every byte write() accepted must reach the server's disk.
+    ws = writers.get(tag, [])
+    told = sum(int(w["written"]) for w in ws)
+    on_disk = disk.get("lsm_writes", {}).get(tag, {}).get("size")
+    check(on_disk == told and all(w.get("close_err") == "none" for w in ws),
+          f"lsm {tag}: the {told} bytes write() accepted are all on the server's disk ({on_disk}; close: " +
+          ",".join(w.get("close_err", "?") for w in ws) + ")")
     o = over("lsm_writes", tag)
     out["lsm_overshoot_bytes"][tag] = o
     n = 4 if tag == "lsmpar" else 1
@@ -181,6 +192,20 @@ w = one("lsmmmap2")
 check(w is not None and w["err"] == "EDQUOT" and w["at"] in ("ftruncate", "mmap"),
       f"lsm: growing a file of a full tree for mmap is refused ({w and w['err']} at {w and w['at']})")
 check(results.get("lsm_otrunc", [""])[0].startswith("rc=0"), "lsm: an O_TRUNC open in a full tree is allowed (it grows nothing)")
+g = writers.get("lsmgrow_full", [])
+check(len(g) == 2 and all(w["err"] == "EDQUOT" for w in g),
+      "lsm: copy_file_range and fallocate into the full tree are refused (" +
+      ", ".join(f"{w['mode']} {w['err']}" for w in g) + ")")
+g = writers.get("lsmgrow_other", [])
+out["lsm_grow_other_tree"] = {w["mode"]: w["err"] for w in g}
+check(len(g) == 2 and g[0]["err"] == "none" and g[1]["err"] in ("none", "ENOTSUP", "E95"),
+      "lsm: in another tree copy_file_range succeeds; fallocate gives what NFSv3 gives (" +
+      ", ".join(f"{w['mode']} {w['err']}" for w in g) + ")")
+tg = results.get("lsm_truncate_grow", [""])[0]
+check("rc=0" not in tg and "quota" in tg.lower(), f"lsm: truncate growing a file of the full tree is refused ({tg.strip()})")
+w1, w2 = one("lsmhl_full"), one("lsmhl_other")
+check(w1 is not None and w1["err"] == "EDQUOT" and w1["at"] == "write" and w2 is not None and w2["err"] == "none",
+      "lsm: a hard link into the full tree is refused when written through it, not through its link in another tree")
 w = one("lsmtmpfs")
 check(w is not None and w["err"] == "none", "lsm: writes to a tmpfs are untouched")
 w = one("lsmother")
@@ -218,6 +243,19 @@ for key, cfg in sorted(out["bench_ns_per_op"].items()):
               f"nfsfence {cfg['nfsfence']:.0f} ns: nfsfence/trivial {cfg['nfsfence'] / cfg['null']:.3f}, "
               f"trivial/none {cfg['null'] / cfg['none']:.3f}")
 check(len(out["bench_ns_per_op"]) == 6, "bench: write() of 1 B, 4 KiB, 64 KiB to tmpfs and NFS measured")
+# The hooks' own run time per call (bpf_stats), against a 4 KiB write() to NFS with the
+# trivial program: the share of such a write that nfsfence's hook adds.
+per = {n: t / c for n, (c, t) in progstat.items() if c}
+out["hook_ns_per_call"] = per
+# (the kernel keeps 15 characters of a program's name)
+null_ns = next((v for n, v in per.items() if "nfsf_null_file_permission".startswith(n)), None)
+ours_ns = next((v for n, v in per.items() if "nfsf_file_permission".startswith(n)), None)
+w4k = out["bench_ns_per_op"].get("nfs 4096", {}).get("null")
+if check(null_ns is not None and ours_ns is not None and w4k, "bench: the hooks' run time per call measured (bpf_stats)"):
+    extra = (ours_ns - null_ns) / w4k
+    out["hook_extra_share_of_4k_nfs_write"] = extra
+    print(f"bench: file_permission hook {ours_ns:.0f} ns per call, trivial program {null_ns:.0f} ns: nfsfence adds "
+          f"{100 * extra:.2f}% to a 4 KiB write() to NFS ({w4k:.0f} ns with the trivial program)")
 out["boot_to_result_s"] = sync_at.get("end")
 json.dump(out, open(args.out, "w"), indent=1, sort_keys=True)
 print(f"{'FAIL' if failures else 'ok'}: {failures} failed; numbers in {args.out}")

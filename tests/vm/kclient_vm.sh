@@ -13,6 +13,7 @@
 #   tests/vm/kclient_vm.sh BUILD_DIR
 #   env: KERNEL_DEB, VM_CACHE (vm_lib.sh); KCLIENT_KEEP=1 keeps the work dir;
 #        KCLIENT_RESULTS=FILE writes the measured numbers as JSON (default BUILD_DIR/vm-kclient.json);
+#        KCLIENT_BENCH_ROUNDS=N rounds of the write() benchmark (default 3; docs: 12);
 #        KCLIENT_TINY=DIR/NAME saves the capture as it was after the first scenario, with its
 #        truth and policy (how pcaps/kclient-tiny.* were made)
 # Exit: 0 all scenarios passed, 1 a scenario failed, 77 skip (a capability is missing).
@@ -82,20 +83,29 @@ chmod -R 0777 "$EXP"
 # The drop tree starts over its limit (the agent's walk sees it full).
 head -c $((2 << 20)) /dev/zero >"$EXP/drop/pre"
 
-# ---- initramfs
+# ---- initramfs: a base part that only changes with the Debian packages (busybox,
+# mount.nfs and its libraries, the modules), cached in VM_CACHE, then the project's part.
+key=$(cat "$(command -v busybox)" "$(command -v mount.nfs)" "$VM_VMLINUZ" "$HERE/vm_lib.sh" | sha256sum | cut -c1-16)
+BASE=$VM_CACHE/kclient-base-$VM_KVER-$key.cpio.gz
+if [[ ! -f $BASE ]]; then
+	RB=$WORK/root-base
+	vm_root_init "$RB"
+	vm_copy_bin "$RB" "$(command -v mount.nfs)" /sbin/mount.nfs
+	cp /etc/protocols /etc/netconfig /etc/services "$RB/etc/" 2>/dev/null || true
+	ln -sf /proc/self/mounts "$RB/etc/mtab"
+	vm_copy_modules "$RB" virtio_ring virtio virtio_pci_legacy_dev virtio_pci_modern_dev virtio_pci failover \
+		net_failover virtio_net sunrpc grace lockd nfs_acl netfs fscache nfs nfsv3 sch_ingress cls_bpf
+	vm_pack "$RB" "$BASE.tmp.$$" && mv "$BASE.tmp.$$" "$BASE"
+	rm -rf "$RB"
+fi
 R=$WORK/root
-vm_root_init "$R"
-vm_copy_bin "$R" "$(command -v mount.nfs)" /sbin/mount.nfs
-vm_copy_bin "$R" "$BUILD/nfsfence" /bin/nfsfence
-vm_copy_bin "$R" "$BUILD/tests/nfsf_vmtool" /bin/nfsf_vmtool
-vm_copy_bin "$R" "$BUILD/tests/nfsf_bpf_verify" /bin/nfsf_bpf_verify
+mkdir -p "$R"/{bin,etc,objs}
+vm_copy_bin "$R" "$BUILD/nfsfence" /bin/nfsfence strip
+vm_copy_bin "$R" "$BUILD/tests/nfsf_vmtool" /bin/nfsf_vmtool strip
+vm_copy_bin "$R" "$BUILD/tests/nfsf_bpf_verify" /bin/nfsf_bpf_verify strip
 cp "$BUILD/bpf/nfsfence_null_lsm.bpf.o" "$R/objs/"
-cp /etc/protocols /etc/netconfig /etc/services "$R/etc/" 2>/dev/null || true
-ln -sf /proc/self/mounts "$R/etc/mtab"
-vm_copy_modules "$R" virtio_ring virtio virtio_pci_legacy_dev virtio_pci_modern_dev virtio_pci failover \
-	net_failover virtio_net sunrpc grace lockd nfs_acl netfs fscache nfs nfsv3 sch_ingress cls_bpf
 cp "$WORK/p.yaml" "$R/etc/p.yaml"
-printf 'EXPORT=%s\nLIMIT=%s\n' "$XPATH" "$LIMIT" >"$R/etc/vm.env"
+printf 'EXPORT=%s\nLIMIT=%s\nBENCH_ROUNDS=%s\n' "$XPATH" "$LIMIT" "${KCLIENT_BENCH_ROUNDS:-3}" >"$R/etc/vm.env"
 cp "$HERE/guest/kclient.sh" "$R/kclient.sh"
 cat >"$R/init" <<'INIT'
 #!/bin/sh
@@ -115,7 +125,9 @@ echo NFSF_VM_END
 poweroff -f
 INIT
 chmod +x "$R/init" "$R/kclient.sh"
-vm_pack "$R" "$WORK/initrd.gz"
+vm_pack "$R" "$WORK/project.cpio.gz"
+cat "$BASE" "$WORK/project.cpio.gz" >"$WORK/initrd.gz"
+VM_INITRD=$WORK/initrd.gz
 
 # ---- the namespace: ganesha + rpcbind + QEMU. A veth pair with both ends inside gives it a
 # non-loopback address, which ganesha's Bind_addr = 127.0.0.1 needs (LAB.md).

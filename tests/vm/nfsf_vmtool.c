@@ -11,7 +11,8 @@
  *	(O_DIRECT; CHUNK a multiple of 4096), mmap (ftruncate, mmap, memcpy, msync, munmap,
  *	close), append (O_APPEND, no O_TRUNC, pattern continues from the old size; as fsync).
  *	WRITERS > 1 children write FILE.0, FILE.1, ... all starting at once. Per writer:
- *	  NFSF_W tag=TAG id=K mode=MODE written=BYTES calls=N err=ERRNAME at=CALL
+ *	  NFSF_W tag=TAG id=K mode=MODE written=BYTES calls=N err=ERRNAME at=CALL close_err=ERRNAME
+ *	(close_err: what close() said after an earlier error; none otherwise)
  *	(err=none at=none on success; mmap counts memcpy stores as calls and reports
  *	err=SIGBUS at=store when a store faults), then NFSF_WDONE tag=TAG writers=N.
  *	Filesystem errors are results: the exit status is 1 only when the tool failed.
@@ -19,6 +20,9 @@
  *	Writes BYTES at offset 0, then times 5 runs of ITERS pwrite()s of BYTES at offset 0:
  *	  NFSF_BENCH tag=TAG file=FILE bytes=BYTES iters=ITERS ns_per_op_median=X ns_per_op_min=Y
  *	or, if open, pwrite or close fails: NFSF_BENCH tag=TAG file=FILE bytes=BYTES err=ERRNAME
+ * nfsf_vmtool grow SRC DST
+ *	copy_file_range() of all of SRC onto a new DST, then fallocate() DST 1 MiB past SRC's
+ *	size: one NFSF_W line each (mode=copy_file_range / mode=fallocate).
  * nfsf_vmtool wait-line DEVICE
  *	Prints one line read from DEVICE (a tty is set raw first); exit 1 on EOF or error.
  * Usage errors exit 2.
@@ -71,6 +75,7 @@ static _Noreturn void usage(void)
 		"usage: nfsf_vmtool write FILE SIZE CHUNK MODE [WRITERS]\n"
 		"         MODE: fsync close osync odirect mmap append; SIZE, CHUNK: N[kKmM]\n"
 		"       nfsf_vmtool bench FILE BYTES ITERS\n"
+		"       nfsf_vmtool grow SRC DST\n"
 		"       nfsf_vmtool wait-line DEVICE\n"
 		"environment: NFSF_TAG labels the output lines\n");
 	exit(2);
@@ -198,6 +203,7 @@ static int writer(const char *path, int id)
 {
 	struct result r = { 0, 0, 0, NULL };
 	unsigned long long base = 0;
+	int close_err = 0;
 	size_t blen = g_chunk < g_size ? g_chunk : g_size;
 	unsigned char *buf;
 	struct stat st;
@@ -222,14 +228,17 @@ static int writer(const char *path, int id)
 		write_loop(fd, buf, base, &r);
 	if (!r.at && (g_mode == M_FSYNC || g_mode == M_APPEND) && fsync(fd))
 		fail(&r, "fsync", errno);
-	if (r.at)
-		close(fd);	/* already failed: only the first error is reported */
-	else if (close(fd))
+	if (r.at) {
+		/* already failed: err/at keep the first error; close_err says whether the
+		 * bytes written before it reached the file (NFS reports write-back errors here) */
+		close_err = close(fd) ? errno : 0;
+	} else if (close(fd)) {
 		fail(&r, "close", errno);
+	}
 out:
-	printf("NFSF_W tag=%s id=%d mode=%s written=%llu calls=%llu err=%s at=%s\n",
+	printf("NFSF_W tag=%s id=%d mode=%s written=%llu calls=%llu err=%s at=%s close_err=%s\n",
 	       tag, id, modes[g_mode].name, r.written, r.calls,
-	       r.at ? errname(r.err) : "none", r.at ? r.at : "none");
+	       r.at ? errname(r.err) : "none", r.at ? r.at : "none", close_err ? errname(close_err) : "none");
 	fflush(stdout);
 	free(buf);
 	return 0;
@@ -393,6 +402,46 @@ static int cmd_wait_line(int argc, char **argv)
 	return 0;
 }
 
+/* grow SRC DST: copy_file_range(2) of all of SRC onto a new DST, then fallocate(2) past
+ * it: the growth paths besides write() that an LSM must see; one NFSF_W line per call. */
+static void report_call(const char *mode, unsigned long long done, int err)
+{
+	printf("NFSF_W tag=%s id=0 mode=%s written=%llu calls=1 err=%s at=%s\n", tag, mode, done,
+	       err ? errname(err) : "none", err ? mode : "none");
+	fflush(stdout);
+}
+
+static int cmd_grow(int argc, char **argv)
+{
+	unsigned long long done = 0;
+	int in, out, err = 0;
+	struct stat st;
+
+	if (argc != 4)
+		usage();
+	in = open(argv[2], O_RDONLY);
+	out = open(argv[3], O_WRONLY | O_CREAT | O_TRUNC, 0644);
+	if (in < 0 || out < 0 || fstat(in, &st)) {
+		report_call("copy_file_range", 0, errno);
+		return 0;
+	}
+	while (done < (unsigned long long)st.st_size) {
+		ssize_t n = copy_file_range(in, NULL, out, NULL, st.st_size - done, 0);
+
+		if (n <= 0) {
+			err = n < 0 ? errno : ERR_ZERO;
+			break;
+		}
+		done += n;
+	}
+	report_call("copy_file_range", done, err);
+	err = fallocate(out, 0, 0, st.st_size + (1 << 20)) ? errno : 0;
+	report_call("fallocate", err ? 0 : (1 << 20), err);
+	close(in);
+	close(out);
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
 	const char *t = getenv("NFSF_TAG");
@@ -405,6 +454,8 @@ int main(int argc, char **argv)
 		return cmd_write(argc, argv);
 	if (!strcmp(argv[1], "bench"))
 		return cmd_bench(argc, argv);
+	if (!strcmp(argv[1], "grow"))
+		return cmd_grow(argc, argv);
 	if (!strcmp(argv[1], "wait-line"))
 		return cmd_wait_line(argc, argv);
 	usage();

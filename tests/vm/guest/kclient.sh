@@ -5,7 +5,7 @@
 #   NFSF_W ...          one writer's result (tests/vm/nfsf_vmtool.c)
 #   NFSF_SYNC LABEL     the host snapshots the server's disk, then answers on ttyS1
 #   NFSF_R KEY VALUE... anything else measured
-# /etc/vm.env sets EXPORT (the export path), LIMIT (bytes per tree).
+# /etc/vm.env sets EXPORT (the export path), LIMIT (bytes per tree), BENCH_ROUNDS.
 . /etc/vm.env
 M=/mnt/nfs
 PIN=/sys/fs/bpf/nfsfence
@@ -100,6 +100,16 @@ w lsmmmap $M/lsmmmap/f 16M 1M fsync
 w lsmmmap2 $M/lsmmmap/g 1M 64k mmap
 : >$M/lsmmmap/f
 r lsm_otrunc "rc=$? size=$(stat -c %s $M/lsmmmap/f)"
+# the other ways a file grows, in the full tree lsmdio, and in lsmother for comparison
+NFSF_TAG=lsmgrow_full $T grow $M/osync/f $M/lsmdio/copy
+NFSF_TAG=lsmgrow_other $T grow $M/osync/f $M/lsmother/copy
+r lsm_truncate_grow "$(truncate -s 20M $M/lsmdio/f 2>&1; echo "rc=$? size=$(stat -c %s $M/lsmdio/f)")"
+# a hard link into the full tree: written through it, refused; through the other link, not
+w lsmhsrc $M/lsmother/hsrc 64k 64k fsync
+ln $M/lsmother/hsrc $M/lsmdio/hl
+w lsmhl_full $M/lsmdio/hl 64k 64k append
+w lsmhl_other $M/lsmother/hsrc 64k 64k append
+rm $M/lsmdio/hl
 w lsmtmpfs /tmp/lsm-tmpfs 1M 64k fsync
 w lsmother $M/lsmother/f 1M 1M fsync
 sync; echo 3 >/proc/sys/vm/drop_caches
@@ -125,7 +135,9 @@ bench_all() { # CONFIG: write() of 1 B, 4 KiB, 64 KiB at offset 0 (the file neve
 }
 # Rounds alternate the three configurations; the host keeps each one's fastest run. The
 # agent is SIGKILLed once ready (its hooks stay pinned): only the hooks run during the bench.
-for round in 1 2 3 4 5 6; do
+round=0
+while [ $round -lt "${BENCH_ROUNDS:-3}" ]; do
+	round=$((round + 1))
 	bench_all none
 	/bin/nfsf_bpf_verify --attach /objs/nfsfence_null_lsm.bpf.o >/tmp/null.out 2>&1 &
 	np=$!
@@ -138,6 +150,23 @@ for round in 1 2 3 4 5 6; do
 	bench_all nfsfence
 	/bin/nfsfence detach lsm --pin-dir $PIN --state-dir $ST >/dev/null 2>&1
 done
+
+# The hooks' own cost, without timing noise: the kernel's per-program run time (bpf_stats)
+# over one more pass with the trivial program and with nfsfence's.
+echo 1 >/proc/sys/kernel/bpf_stats_enabled
+/bin/nfsf_bpf_verify --attach /objs/nfsfence_null_lsm.bpf.o >/tmp/null.out 2>&1 &
+np=$!
+i=0
+while [ $i -lt 50 ] && ! grep -q '^NFSF_ATTACHED' /tmp/null.out; do sleep 0.1; i=$((i + 1)); done
+bench_all stats_null >/dev/null
+/bin/nfsf_bpf_verify --prog-stats | grep 'name=nfsf_null_file'
+kill $np; wait $np 2>/dev/null
+agent_start /tmp/agent4.log --mode lsm --policy /etc/p.yaml --rescan 3600 || true
+kill -9 $AGENT; wait $AGENT 2>/dev/null
+bench_all stats_nfsfence >/dev/null
+/bin/nfsf_bpf_verify --prog-stats | grep 'name=nfsf_file_perm'
+/bin/nfsfence detach lsm --pin-dir $PIN --state-dir $ST >/dev/null 2>&1
+echo 0 >/proc/sys/kernel/bpf_stats_enabled
 
 # ---- 3. drop: the WRITE's segment is dropped, TCP retransmits it forever
 agent_start /tmp/agent5.log eth0 --policy /etc/p.yaml --mount-port 20048 --action drop || true
