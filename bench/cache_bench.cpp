@@ -33,7 +33,7 @@ int main(int argc, char** argv) {
   auto reply = [](Bytes dir, std::string name, Bytes obj, uint32_t type) {
     RpcMessage m;
     m.type = MsgType::Reply;
-    m.prog = 100003;
+    m.prog = kProgNfs;
     m.vers = 3;
     m.proc = NFS3_CREATE;
     auto c = std::make_shared<NfsFields>();
@@ -47,7 +47,7 @@ int main(int argc, char** argv) {
   };
   RpcMessage mnt;
   mnt.type = MsgType::Reply;
-  mnt.prog = 100005;
+  mnt.prog = kProgMount;
   mnt.vers = 3;
   mnt.proc = MOUNT3_MNT;
   auto mc = std::make_shared<NfsFields>();

@@ -45,7 +45,7 @@ RpcMessage create(const Bytes& dir, std::string name, const Bytes& obj, uint32_t
   auto c = std::make_shared<NfsFields>();
   c->dir_fh = dir;
   c->name = std::move(name);
-  RpcMessage m = reply(100003, type == NF3DIR ? NFS3_MKDIR : NFS3_CREATE, c);
+  RpcMessage m = reply(kProgNfs, type == NF3DIR ? NFS3_MKDIR : NFS3_CREATE, c);
   m.fields.obj_fh = obj;
   m.fields.attr = Attr{type, type == NF3DIR ? 0 : kFileBytes, type == NF3DIR ? 0 : kFileBytes, 0, 1};
   return m;
@@ -57,7 +57,7 @@ RpcMessage rename(const Bytes& fd, std::string fname, const Bytes& td, std::stri
   c->name = std::move(fname);
   c->to_dir_fh = td;
   c->to_name = std::move(tname);
-  return reply(100003, NFS3_RENAME, c);
+  return reply(kProgNfs, NFS3_RENAME, c);
 }
 
 // Work counter of the incremental cache (absent before it): nodes re-resolved.
@@ -89,7 +89,7 @@ Result run(const Policy& pol, size_t files, size_t renames) {
   Accounting acct(pol, files + files / kPerDir + 100);
   auto mc = std::make_shared<NfsFields>();
   mc->path = "/e";
-  RpcMessage mnt = reply(100005, MOUNT3_MNT, mc);
+  RpcMessage mnt = reply(kProgMount, MOUNT3_MNT, mc);
   mnt.fields.obj_fh = kRoot;
   acct.on_message(mnt);
   acct.on_message(create(kRoot, "t1", kT1, NF3DIR));

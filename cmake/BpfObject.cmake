@@ -6,6 +6,27 @@ find_program(BPF_CLANG NAMES clang REQUIRED)
 find_program(BPFTOOL NAMES bpftool PATHS /usr/sbin /usr/local/sbin REQUIRED)
 find_program(LLVM_STRIP NAMES llvm-strip)
 
+# -D__TARGET_ARCH_<arch> (bpf_tracing.h's register layout for PT_REGS/BPF_PROG): from the
+# processor CMake builds for, in the kernel's own arch names.
+string(TOLOWER "${CMAKE_SYSTEM_PROCESSOR}" _nfsf_proc)
+if(_nfsf_proc MATCHES "^(x86_64|amd64|i.86)$")
+  set(NFSF_BPF_ARCH x86)
+elseif(_nfsf_proc MATCHES "^(aarch64|arm64)$")
+  set(NFSF_BPF_ARCH arm64)
+elseif(_nfsf_proc MATCHES "^arm")
+  set(NFSF_BPF_ARCH arm)
+elseif(_nfsf_proc MATCHES "^(ppc64|ppc64le|powerpc64)")
+  set(NFSF_BPF_ARCH powerpc)
+elseif(_nfsf_proc MATCHES "^s390")
+  set(NFSF_BPF_ARCH s390)
+elseif(_nfsf_proc MATCHES "^riscv")
+  set(NFSF_BPF_ARCH riscv)
+elseif(_nfsf_proc MATCHES "^loongarch")
+  set(NFSF_BPF_ARCH loongarch)
+else()
+  message(FATAL_ERROR "BPF objects: no __TARGET_ARCH_ for processor '${CMAKE_SYSTEM_PROCESSOR}' (cmake/BpfObject.cmake)")
+endif()
+
 set(NFSF_VMLINUX_H ${CMAKE_BINARY_DIR}/bpf/vmlinux.h)
 file(MAKE_DIRECTORY ${CMAKE_BINARY_DIR}/bpf)
 add_custom_command(
@@ -20,7 +41,7 @@ function(bpf_object NAME SOURCE)
   set(skel ${CMAKE_BINARY_DIR}/bpf/${NAME}.skel.h)
   add_custom_command(
     OUTPUT ${obj}
-    COMMAND ${BPF_CLANG} -g -O2 -target bpf -D__TARGET_ARCH_x86 -Wall -Werror
+    COMMAND ${BPF_CLANG} -g -O2 -target bpf -D__TARGET_ARCH_${NFSF_BPF_ARCH} -Wall -Werror
             -I${CMAKE_BINARY_DIR}/bpf -I${CMAKE_SOURCE_DIR}/bpf/include -I${CMAKE_SOURCE_DIR}/bpf
             -MD -MF ${obj}.d -c ${CMAKE_CURRENT_SOURCE_DIR}/${SOURCE} -o ${obj}
     DEPFILE ${obj}.d

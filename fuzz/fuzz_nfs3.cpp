@@ -7,7 +7,7 @@ using namespace nfsfence;
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   if (size < 2) return 0;
-  uint32_t prog = (data[0] & 0x80) ? 100005 : 100003;
+  uint32_t prog = (data[0] & 0x80) ? kProgMount : kProgNfs;
   uint32_t proc = data[0] & 0x1f;
   bool call = data[1] & 1;
   ByteView body(data + 2, size - 2);

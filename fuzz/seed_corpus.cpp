@@ -37,7 +37,7 @@ uint8_t link_selector(int link) {
 void nfs3_seed(const std::string& out, ByteView msg) {
   RpcHeader h;
   if (parse_rpc_header(msg, h) != RpcParse::Ok || h.body_offset > msg.size()) return;
-  Bytes b{uint8_t(h.type == MsgType::Call ? (h.proc & 0x1f) | (h.prog == 100005 ? 0x80 : 0) : 0), uint8_t(h.type == MsgType::Call)};
+  Bytes b{uint8_t(h.type == MsgType::Call ? (h.proc & 0x1f) | (h.prog == kProgMount ? 0x80 : 0) : 0), uint8_t(h.type == MsgType::Call)};
   b.insert(b.end(), msg.begin() + long(h.body_offset), msg.end());
   write_seed(out + "/nfs3", b);
 }

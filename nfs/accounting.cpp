@@ -190,7 +190,7 @@ void Accounting::apply(const RpcMessage& m) {
   const NfsFields& c = *m.call;
   const NfsFields& r = m.fields;
   bool ok = r.status && *r.status == 0;
-  if (m.prog == 100005 && m.vers == 3) {
+  if (m.prog == kProgMount && m.vers == 3) {
     if (*m.proc == MOUNT3_MNT && ok && r.obj_fh && c.path) {
       std::string p = *c.path;
       while (p.size() > 1 && p.back() == '/') p.pop_back();
@@ -201,7 +201,7 @@ void Accounting::apply(const RpcMessage& m) {
     }
     return;
   }
-  if (m.prog != 100003 || m.vers != 3) return;
+  if (m.prog != kProgNfs || m.vers != 3) return;
   switch (*m.proc) {
     case NFS3_GETATTR: case NFS3_SETATTR: case NFS3_READ: case NFS3_WRITE: case NFS3_COMMIT:
     case NFS3_ACCESS: case NFS3_READLINK:

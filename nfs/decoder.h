@@ -31,7 +31,7 @@ struct RpcMessage {
   std::shared_ptr<const NfsFields> call;
   std::optional<Timestamp> call_ts;
   bool is_nfs3_or_mount3() const {
-    return (prog == 100003 && vers == 3) || (prog == 100005 && vers == 3);
+    return (prog == kProgNfs && vers == 3) || (prog == kProgMount && vers == 3);
   }
 };
 

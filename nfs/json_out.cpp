@@ -86,7 +86,7 @@ std::string message_text(const RpcMessage& m) {
   snprintf(buf, sizeof buf, "%6llu %.6f %s -> %s %s xid=0x%08x ", static_cast<unsigned long long>(m.frame),
            m.ts.seconds(), m.flow.src.str().c_str(), m.flow.dst.str().c_str(), transport_name(m.flow.transport), m.xid);
   s += buf;
-  const char* prog = m.prog == 100003 ? "NFS" : m.prog == 100005 ? "MOUNT" : nullptr;
+  const char* prog = m.prog == kProgNfs ? "NFS" : m.prog == kProgMount ? "MOUNT" : nullptr;
   if (!m.proc) s += "reply (call not seen)";
   else {
     if (prog) s += std::string(prog) + "v" + std::to_string(m.vers);

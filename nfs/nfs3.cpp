@@ -11,6 +11,7 @@
 // Truncated; any other failure (length above its bound, undefined union arm, boolean
 // other than 0/1) is Malformed, as are enumeration values RFC 1813 does not define.
 #include "nfs/nfs3.h"
+#include "nfs/rpc.h"
 
 #include <cstring>
 #include <type_traits>
@@ -538,8 +539,8 @@ DecodeResult mount3_reply(uint32_t proc, XdrIn& in, NfsFields& out) {
   }
 }
 
-bool is_nfs3(uint32_t prog, uint32_t vers) { return prog == 100003 && vers == 3; }
-bool is_mount3(uint32_t prog, uint32_t vers) { return prog == 100005 && vers == 3; }
+bool is_nfs3(uint32_t prog, uint32_t vers) { return prog == kProgNfs && vers == 3; }
+bool is_mount3(uint32_t prog, uint32_t vers) { return prog == kProgMount && vers == 3; }
 
 }  // namespace
 

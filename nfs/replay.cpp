@@ -27,12 +27,12 @@ void Replayer::on_message(const RpcMessage& m) {
   }
   server_.matched++;
   if (m.type == MsgType::Call && m.proc) {
-    const char* group = m.prog == 100003 && m.vers == 3 ? "NFS3" : m.prog == 100005 && m.vers == 3 ? "MOUNT3" : nullptr;
+    const char* group = m.prog == kProgNfs && m.vers == 3 ? "NFS3" : m.prog == kProgMount && m.vers == 3 ? "MOUNT3" : nullptr;
     if (group)
       by_procedure_[group][m.proc_name ? m.proc_name : "proc" + std::to_string(*m.proc)]++;
     else
       by_procedure_["other"][std::to_string(m.prog) + "v" + std::to_string(m.vers)]++;
-    if (group && m.prog == 100003 && m.fields.fh) {
+    if (group && m.prog == kProgNfs && m.fields.fh) {
       const Bytes& fh = *m.fields.fh;
       if (*m.proc == NFS3_WRITE) {
         uint64_t bytes = m.fields.count.value_or(0);

@@ -155,7 +155,7 @@ Expected<RpcMessage> RpcClient::call(uint32_t prog, uint32_t vers, uint32_t proc
     m.call = call_fields;
     m.msg_len = msg->size();
     ByteView body(msg->data() + h.body_offset, msg->size() - h.body_offset);
-    if (prog == 100003 || prog == 100005) m.decode = decode_reply(prog, vers, proc, body, m.fields);
+    if (prog == kProgNfs || prog == kProgMount) m.decode = decode_reply(prog, vers, proc, body, m.fields);
     else m.fields.res_count = body.size() >= 4 ? load_be32(body.data()) : 0;  // portmap: one word
     return m;
   }

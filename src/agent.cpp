@@ -127,7 +127,7 @@ class Agent {
     acct_.on_message(m);
     // A WRITE answered: its tree's room is refreshed after this batch (sync_rooms), also
     // when usage did not change (a rewrite in place used up room in the kernel).
-    if (m.type == MsgType::Reply && m.prog == 100003 && m.proc == 7u && m.call && m.call->fh) {
+    if (m.type == MsgType::Reply && m.prog == kProgNfs && m.proc == 7u && m.call && m.call->fh) {
       int t = acct_.cache().tree_of_fh(ByteView(m.call->fh->data(), m.call->fh->size()));
       if (t >= 0 && size_t(t) < room_dirty_.size()) room_dirty_[size_t(t)] = true;
     }

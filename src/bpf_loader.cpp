@@ -76,13 +76,9 @@ nfsf_fh_key make_key(std::span<const uint8_t> fh) {
 }  // namespace
 
 const char* counter_name(nfsf_counter c) {
-  static const char* names[NFSF_C_MAX] = {
-      "packets", "nfs_packets", "rpc_calls", "write_calls", "write_allowed", "write_unknown_fh",
-      "write_refused_rewrite", "write_refused_drop", "reply_rewritten", "events", "events_lost",
-      "resync", "err_short", "err_bad_ip", "err_bad_tcp", "err_bad_record", "err_bad_rpc",
-      "err_fh_len", "err_loop", "err_store", "err_head_split", "rpc_replies", "retrans_head",
-      "reply_accepted", "mid_record", "not_first_frag", "flow_new", "dirop_pending", "handle_learned",
-      "handle_missed", "head_carried", "room_refused"};
+#define NFSF_X_NAME(e, name) name,
+  static const char* names[NFSF_C_MAX] = {NFSF_COUNTER_LIST(NFSF_X_NAME)};
+#undef NFSF_X_NAME
   return c < NFSF_C_MAX ? names[c] : "?";
 }
 

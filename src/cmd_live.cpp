@@ -10,7 +10,7 @@ namespace {
 std::atomic<bool> g_stop{false};
 void on_signal(int) { g_stop.store(true); }
 
-const char* kPinHelp = "where the maps are pinned (one directory per interface)";
+const char* kPinHelp = "where the maps are pinned (one directory per interface; the LSM hooks' in lsm/)";
 const char* kStateHelp = "where the agent writes per-tree usage for `status`";
 }  // namespace
 

@@ -7,6 +7,7 @@
 #include <sys/sysmacros.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <ctime>
 #include <filesystem>
@@ -202,13 +203,18 @@ class LsmAgent {
       log("error: " + t.error().message());
       return;
     }
-    t->usage = int64_t(s.bytes);
+    // A scan that could not read everything (server gone, permissions) only ever raises
+    // usage: an unreadable tree must not look empty and take writes again. (Read-modify-
+    // write of the value: a hook's counter add in between is lost; usage is replaced anyway.)
+    int64_t scanned = int64_t(s.bytes);
+    t->usage = s.errors ? std::max<int64_t>(t->usage, scanned) : scanned;
     t->limit = policy_.trees[i].limit;
     if (auto r = maps_.set_tree(id, *t); !r) log("error: " + r.error().message());
-    usage_[i] = s.bytes;
+    usage_[i] = t->usage > 0 ? uint64_t(t->usage) : 0;
     files_[i] = s.files;
     if (s.errors && !warned_) {
-      log("warning: tree '" + policy_.trees[i].name + "': " + std::to_string(s.errors) + " entries could not be read");
+      log("warning: tree '" + policy_.trees[i].name + "': " + std::to_string(s.errors) +
+          " entries could not be read; its usage was not lowered (this warning is printed once)");
       warned_ = true;
     }
     scans_++;

@@ -41,8 +41,9 @@ uint32_t setattr_has_idmap() {
 }  // namespace
 
 const char* lsm_counter_name(nfsf_lsm_counter c) {
-  static const char* names[NFSF_L_MAX] = {"no_tree", "refused_write", "refused_mmap", "refused_truncate", "walks",
-                                          "too_deep", "storage_fail", "growth_bytes", "gen_bumps"};
+#define NFSF_X_NAME(e, name) name,
+  static const char* names[NFSF_L_MAX] = {NFSF_LSM_COUNTER_LIST(NFSF_X_NAME)};
+#undef NFSF_X_NAME
   return c < NFSF_L_MAX ? names[c] : "?";
 }
 

@@ -20,7 +20,7 @@ static_assert(offsetof(nfsf_event, ts_ns) == 8 && offsetof(nfsf_event, flow) == 
               offsetof(nfsf_event, seq) == 56 && offsetof(nfsf_event, wire_len) == 60 &&
               offsetof(nfsf_event, flags) == 64 && offsetof(nfsf_event, data) == 72 &&
               sizeof(nfsf_event) == 72 + NFSF_EVENT_DATA_MAX);
-static_assert(NFSF_C_MAX == 32, "counters are append-only: update names in src/bpf_loader.cpp");
+static_assert(NFSF_C_MAX == 32, "counters are append-only (NFSF_COUNTER_LIST in the ABI header)");
 static_assert((NFSF_FLOW_RING & (NFSF_FLOW_RING - 1)) == 0);
 static_assert((NFSF_SPLIT_MAX & (NFSF_SPLIT_MAX - 1)) == 0 && 2 * NFSF_SPLIT_MAX + NFSF_FH_MAX <= NFSF_EVENT_DATA_MAX,
               "nfsf_split.h reads the carried buffer at offsets below 2 * NFSF_SPLIT_MAX");
@@ -32,7 +32,7 @@ static_assert(sizeof(nfsf_lsm_tree) == 40 && offsetof(nfsf_lsm_tree, usage) == 8
               offsetof(nfsf_lsm_tree, refused) == 24 && offsetof(nfsf_lsm_tree, dirty) == 32);
 static_assert(sizeof(nfsf_lsm_inode) == 32 && offsetof(nfsf_lsm_inode, charged) == 16 &&
               offsetof(nfsf_lsm_inode, tree) == 24);
-static_assert(NFSF_L_MAX == 9, "LSM counters: update names in src/lsm_loader.cpp");
+static_assert(NFSF_L_MAX == 9, "LSM counters are append-only (NFSF_LSM_COUNTER_LIST)");
 
 TEST(Abi, CounterEnumIsDense) {
   EXPECT_EQ(NFSF_C_PACKETS, 0);

@@ -77,43 +77,48 @@ struct nfsf_tree {
 	__u64 refused_bytes;
 };
 
-/* Per-CPU counters: every verdict and every parse failure reason. Append only. */
+/* Per-CPU counters: every verdict and every parse failure reason. Append only. One list:
+ * X(enum name, the name `status`, the metrics and the tests use). */
+#define NFSF_COUNTER_LIST(X) \
+	X(NFSF_C_PACKETS, "packets") \
+	X(NFSF_C_NFS_PACKETS, "nfs_packets") \
+	X(NFSF_C_RPC_CALLS, "rpc_calls") \
+	X(NFSF_C_WRITE_CALLS, "write_calls") \
+	X(NFSF_C_WRITE_ALLOWED, "write_allowed") \
+	X(NFSF_C_WRITE_UNKNOWN_FH, "write_unknown_fh") \
+	X(NFSF_C_WRITE_REFUSED_REWRITE, "write_refused_rewrite") \
+	X(NFSF_C_WRITE_REFUSED_DROP, "write_refused_drop") \
+	X(NFSF_C_REPLY_REWRITTEN, "reply_rewritten") \
+	X(NFSF_C_EVENTS, "events") \
+	X(NFSF_C_EVENTS_LOST, "events_lost") \
+	X(NFSF_C_RESYNC, "resync") \
+	X(NFSF_C_ERR_SHORT, "err_short")           /* header extends past the packet */ \
+	X(NFSF_C_ERR_BAD_IP, "err_bad_ip")         /* IHL < 5, bad version, ... */ \
+	X(NFSF_C_ERR_BAD_TCP, "err_bad_tcp")       /* doff < 5 */ \
+	X(NFSF_C_ERR_BAD_RECORD, "err_bad_record") /* implausible record mark */ \
+	X(NFSF_C_ERR_BAD_RPC, "err_bad_rpc")       /* not a plausible RPC call */ \
+	X(NFSF_C_ERR_FH_LEN, "err_fh_len")         /* file handle length > NFSF_FH_MAX */ \
+	X(NFSF_C_ERR_LOOP, "err_loop")             /* record walk hit its bound */ \
+	X(NFSF_C_ERR_STORE, "err_store")           /* bpf_skb_store_bytes / csum helper failed */ \
+	X(NFSF_C_ERR_HEAD_SPLIT, "err_head_split") /* a cut record head that could not be judged (nfsf_split.h) */ \
+	X(NFSF_C_RPC_REPLIES, "rpc_replies")       /* reply heads parsed (ingress) */ \
+	X(NFSF_C_RETRANS_HEAD, "retrans_head")     /* a remembered head seen again (retransmission) */ \
+	X(NFSF_C_REPLY_ACCEPTED, "reply_accepted") /* reply to a poisoned WRITE had status 0: left alone */ \
+	X(NFSF_C_MID_RECORD, "mid_record")         /* TCP segment without a record head: passed untouched */ \
+	X(NFSF_C_NOT_FIRST_FRAG, "not_first_frag") /* IP fragment other than the first: passed */ \
+	X(NFSF_C_FLOW_NEW, "flow_new")             /* flow state created (SYN) */ \
+	X(NFSF_C_DIROP_PENDING, "dirop_pending")   /* dir-op call in a mapped directory recorded (egress) */ \
+	X(NFSF_C_HANDLE_LEARNED, "handle_learned") /* new handle from a dir-op reply added to `handles` */ \
+	X(NFSF_C_HANDLE_MISSED, "handle_missed")   /* successful dir-op reply whose handle could not be read */ \
+	X(NFSF_C_HEAD_CARRIED, "head_carried")     /* a head cut by the skb end, completed from the next skb */ \
+	X(NFSF_C_ROOM_REFUSED, "room_refused")     /* WRITE refused by the room bound (tree_room), tree not yet over */
+
+#define NFSF_X_ENUM(e, name) e,
 enum nfsf_counter {
-	NFSF_C_PACKETS = 0,
-	NFSF_C_NFS_PACKETS,
-	NFSF_C_RPC_CALLS,
-	NFSF_C_WRITE_CALLS,
-	NFSF_C_WRITE_ALLOWED,
-	NFSF_C_WRITE_UNKNOWN_FH,
-	NFSF_C_WRITE_REFUSED_REWRITE,
-	NFSF_C_WRITE_REFUSED_DROP,
-	NFSF_C_REPLY_REWRITTEN,
-	NFSF_C_EVENTS,
-	NFSF_C_EVENTS_LOST,
-	NFSF_C_RESYNC,
-	NFSF_C_ERR_SHORT,        /* header extends past the packet */
-	NFSF_C_ERR_BAD_IP,       /* IHL < 5, bad version, ... */
-	NFSF_C_ERR_BAD_TCP,      /* doff < 5 */
-	NFSF_C_ERR_BAD_RECORD,   /* implausible record mark */
-	NFSF_C_ERR_BAD_RPC,      /* not a plausible RPC call */
-	NFSF_C_ERR_FH_LEN,       /* file handle length > NFSF_FH_MAX */
-	NFSF_C_ERR_LOOP,         /* record walk hit its bound */
-	NFSF_C_ERR_STORE,        /* bpf_skb_store_bytes / csum helper failed */
-	NFSF_C_ERR_HEAD_SPLIT,   /* a cut record head that could not be judged (see nfsf_split.h) */
-	NFSF_C_RPC_REPLIES,      /* reply heads parsed (ingress) */
-	NFSF_C_RETRANS_HEAD,     /* a remembered head seen again (retransmission) */
-	NFSF_C_REPLY_ACCEPTED,   /* reply to a poisoned WRITE had status 0: left alone */
-	NFSF_C_MID_RECORD,       /* TCP segment without a record head: passed untouched */
-	NFSF_C_NOT_FIRST_FRAG,   /* IP fragment other than the first: passed */
-	NFSF_C_FLOW_NEW,         /* flow state created (SYN) */
-	NFSF_C_DIROP_PENDING,    /* dir-op call in a mapped directory recorded (egress) */
-	NFSF_C_HANDLE_LEARNED,   /* new handle from a dir-op reply added to `handles` (ingress) */
-	NFSF_C_HANDLE_MISSED,    /* successful dir-op reply whose handle could not be read */
-	NFSF_C_HEAD_CARRIED,     /* a head cut by the skb end, completed from the next skb */
-	NFSF_C_ROOM_REFUSED,     /* WRITE refused by the kernel's room bound (tree_room), the
-				  * tree not yet flagged over by the agent */
+	NFSF_COUNTER_LIST(NFSF_X_ENUM)
 	NFSF_C_MAX,
 };
+
 
 /* Flow key: addresses as 16 bytes (IPv4 in the first 4, rest zero). */
 struct nfsf_flow_key {
@@ -261,17 +266,21 @@ struct nfsf_lsm_inode {
 #define NFSF_LSM_DECIDED 1
 #define NFSF_LSM_CHARGED 2
 
+#define NFSF_LSM_COUNTER_LIST(X) \
+	X(NFSF_L_NO_TREE, "no_tree")                   /* hook calls for NFS files outside every tree */ \
+	X(NFSF_L_REFUSED_WRITE, "refused_write")       /* file_permission MAY_WRITE/MAY_APPEND refused */ \
+	X(NFSF_L_REFUSED_MMAP, "refused_mmap")         /* mmap_file / file_mprotect, shared writable */ \
+	X(NFSF_L_REFUSED_TRUNCATE, "refused_truncate") /* inode_setattr growing a file refused */ \
+	X(NFSF_L_WALKS, "walks")                       /* d_parent walks (tree decisions not cached) */ \
+	X(NFSF_L_TOO_DEEP, "too_deep")                 /* walks that hit NFSF_LSM_MAX_DEPTH: in no tree */ \
+	X(NFSF_L_STORAGE_FAIL, "storage_fail")         /* inode storage not created (nothing cached) */ \
+	X(NFSF_L_GROWTH_BYTES, "growth_bytes")         /* i_size growth charged by the hooks */ \
+	X(NFSF_L_GEN_BUMPS, "gen_bumps")               /* renames and links seen on tree superblocks */
+
 enum nfsf_lsm_counter {
-	NFSF_L_NO_TREE = 0,     /* hook calls for NFS files outside every tree */
-	NFSF_L_REFUSED_WRITE,   /* file_permission MAY_WRITE/MAY_APPEND refused */
-	NFSF_L_REFUSED_MMAP,    /* mmap_file / file_mprotect of a shared writable mapping refused */
-	NFSF_L_REFUSED_TRUNCATE, /* inode_setattr growing a file refused */
-	NFSF_L_WALKS,           /* d_parent walks (tree decisions not cached) */
-	NFSF_L_TOO_DEEP,        /* walks that hit NFSF_LSM_MAX_DEPTH: treated as in no tree */
-	NFSF_L_STORAGE_FAIL,    /* inode storage could not be created (nothing cached or charged) */
-	NFSF_L_GROWTH_BYTES,    /* i_size growth charged by the hooks */
-	NFSF_L_GEN_BUMPS,       /* renames and links seen on tree superblocks */
+	NFSF_LSM_COUNTER_LIST(NFSF_X_ENUM)
 	NFSF_L_MAX,
 };
+
 
 #endif /* NFSFENCE_ABI_H */

@@ -40,6 +40,9 @@ cleanup() {
 	local rc=$?
 	set +e
 	[[ -n $QPID ]] && kill "$QPID" 2>/dev/null
+	# this script's own helpers (the console follower, the ttyS1 drain)
+	local j
+	for j in $(jobs -p); do kill "$j" 2>/dev/null; done
 	local pids
 	pids=$(ip netns pids "$NS" 2>/dev/null)
 	# shellcheck disable=SC2086

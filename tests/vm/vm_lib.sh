@@ -33,7 +33,7 @@ vm_kernel() {
 		pkg=$(apt-cache search --names-only '^linux-image-6\.1\.0-[0-9]+-amd64$' 2>/dev/null |
 			awk '{print $1}' | sort -t- -k4,4n | tail -1)
 		[[ -n $pkg ]] || vm_skip "no linux-image-6.1.0-N-amd64 package known to apt"
-		deb=$(ls "$VM_CACHE/${pkg}"_*.deb 2>/dev/null | head -1)
+		deb=$(ls "$VM_CACHE/${pkg}"_*.deb 2>/dev/null | head -1 || true) # (none yet: not an error)
 		if [[ -z $deb ]]; then
 			(cd "$VM_CACHE" && apt-get download "$pkg" >/dev/null 2>&1) ||
 				vm_skip "apt-get download $pkg failed (no mirror?)"
