@@ -473,7 +473,9 @@ int run_status(const std::string& iface_arg, const std::string& pin_root, const 
       log("nfsfence is not attached to " + iface + " (" + maps.error().message() + ")");
       return 1;
     }
-    auto state = read_state(state_file_of(state_dir, iface));
+    std::string damaged;
+    auto state = read_state(state_file_of(state_dir, iface), &damaged);
+    if (!damaged.empty()) log("warning: " + damaged + ": showing the kernel's maps only");
     json j{{"iface", iface}, {"agent_running", false}, {"action", nullptr}};
     if (state) {
       j["agent_pid"] = (*state)["pid"];
@@ -502,6 +504,7 @@ int run_status(const std::string& iface_arg, const std::string& pin_root, const 
     if (auto c = maps->counters())
       for (int i = 0; i < NFSF_C_MAX; i++) counters[bpf::counter_name(nfsf_counter(i))] = (*c)[size_t(i)];
     j["counters"] = counters;
+    maps->close_fds();
     all.push_back(j);
   }
   if (as_json) {

@@ -52,15 +52,32 @@ bool process_alive(int pid) {
   return name == "nfsfence";
 }
 
-std::optional<json> read_state(const std::string& file) {
+std::optional<json> read_state(const std::string& file, std::string* why) {
   std::ifstream in(file);
   if (!in) return std::nullopt;
-  try {
-    return json::parse(in);
-  } catch (...) {
+  auto bad = [&](const std::string& what) -> std::optional<json> {
+    if (why) *why = file + " is damaged (" + what + ")";
     return std::nullopt;
+  };
+  json j;
+  try {
+    j = json::parse(in);
+  } catch (const json::exception& e) {
+    return bad("not JSON");
   }
+  // What readers use must have its type: a damaged file is "no state", never an exception.
+  if (!j.is_object() || !j.contains("pid") || !j["pid"].is_number_integer()) return bad("no integer pid");
+  if (j.contains("trees")) {
+    if (!j["trees"].is_array()) return bad("trees is not a list");
+    for (const json& t : j["trees"])
+      if (!t.is_object() || !t.value("id", json()).is_number_unsigned() || !t.value("name", json()).is_string() ||
+          !t.value("path", json()).is_string() || !t.value("limit_bytes", json()).is_number_unsigned() ||
+          !t.value("usage_bytes", json()).is_number_unsigned() || !t.value("over", json()).is_boolean())
+        return bad("a tree without id, name, path, limit_bytes, usage_bytes or over");
+  }
+  return j;
 }
+
 
 void write_file_atomic(const std::string& path, const std::string& text) {
   std::string tmp = path + ".tmp";

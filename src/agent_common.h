@@ -14,7 +14,8 @@ std::string state_file_of(const std::string& dir, const std::string& iface);
 // "" when pin_root's parent is (or could be made) a BPF filesystem every process sees; else why not.
 std::string ensure_bpffs(const std::string& pin_root);
 bool process_alive(int pid);  // a live process named nfsfence
-std::optional<nlohmann::json> read_state(const std::string& file);
+// The state file, checked: nullopt when it is missing or damaged (then *why says which).
+std::optional<nlohmann::json> read_state(const std::string& file, std::string* why = nullptr);
 void write_file_atomic(const std::string& path, const std::string& text);
 
 // The name `status`, `detach` and the pin/state directories use for the LSM hooks (they

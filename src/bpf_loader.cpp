@@ -283,6 +283,14 @@ Result<MapSet> MapSet::open_pinned(const std::string& dir) {
   return m;
 }
 
+void MapSet::close_fds() {
+  for (int* fd : {&handles_fd, &trees_fd, &counters_fd, &flows_fd, &poisoned_fd, &want_xids_fd, &rpc_ports_fd,
+                  &events_fd, &pending_dirop_fd, &split_heads_fd, &split_tmpl_fd, &tree_room_fd}) {
+    if (*fd >= 0) ::close(*fd);
+    *fd = -1;
+  }
+}
+
 // ---- XDP
 
 Result<std::unique_ptr<XdpProgram>> XdpProgram::load(const LoadOptions& opt) {

@@ -67,8 +67,9 @@ class MapSet {
   Result<std::optional<nfsf_poisoned>> poisoned(const nfsf_xid_key& key) const;
   Result<std::optional<uint32_t>> handle_tree(std::span<const uint8_t> fh) const;  // nullopt: unmapped
   Result<std::optional<nfsf_dirop>> pending_dirop(const nfsf_xid_key& key) const;
-  // The maps an agent pinned under `dir` (for status, detach, tests). fds are not closed.
+  // The maps an agent pinned under `dir` (for status, detach, tests); close_fds() when done.
   static Result<MapSet> open_pinned(const std::string& dir);
+  void close_fds();
 
   int handles_fd = -1, trees_fd = -1, counters_fd = -1, flows_fd = -1, poisoned_fd = -1,
       want_xids_fd = -1, rpc_ports_fd = -1, events_fd = -1, pending_dirop_fd = -1,

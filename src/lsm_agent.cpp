@@ -147,9 +147,9 @@ class LsmAgent {
       : opt_(opt), policy_(policy), maps_(maps), roots_(std::move(roots)), mount_(std::move(mount)),
         usage_(policy.trees.size()), files_(policy.trees.size()), over_(policy.trees.size()) {}
 
-  // Sums the regular files below the tree's root (each inode once, this superblock only).
-  // Growth the hooks charge after statx saw it is counted twice until the next rescan
-  // (the charge marks the tree): usage errs on the full side, never the empty one.
+  // Sums the regular files below the tree's root (each inode once, this superblock only),
+  // and sets each file's charged size to what was summed. Growth between a file's statx and
+  // that store is counted twice until the next rescan (usage errs toward full).
   Scan scan(size_t i) {
     Scan s;
     std::unordered_set<uint64_t> seen;
@@ -184,6 +184,12 @@ class LsmAgent {
       if (!S_ISREG(st.stx_mode) || !seen.insert(st.stx_ino).second) continue;
       s.files++;
       s.bytes += policy_.accounting == AccountingMode::Used ? st.stx_blocks * 512 : st.stx_size;
+      // The hooks count this file's growth from the size just summed, not from what they
+      // saw last (which would count growth since then twice).
+      if (int fd = ::open(it->path().c_str(), O_PATH | O_NOFOLLOW | O_CLOEXEC); fd >= 0) {
+        if (auto r = maps_.set_charged(fd, int64_t(st.stx_size)); !r) s.errors++;
+        ::close(fd);
+      }
     }
     return s;
   }
@@ -429,7 +435,9 @@ int run_detach_lsm(const std::string& pin_root, const std::string& state_dir) {
 Expected<json> status_lsm(const std::string& pin_root, const std::string& state_dir) {
   auto maps = bpf::LsmMaps::open_pinned(pin_dir_of(pin_root, kLsmName));
   if (!maps) return make_error("the LSM hooks are not attached (" + maps.error().message() + ")");
-  auto state = read_state(state_file_of(state_dir, kLsmName));
+  std::string damaged;
+  auto state = read_state(state_file_of(state_dir, kLsmName), &damaged);
+  if (!damaged.empty()) log("warning: " + damaged + ": showing the kernel's maps only");
   json j{{"iface", kLsmName}, {"mode", "lsm"}, {"agent_running", false}, {"action", "lsm"}};
   json trees = json::array();
   if (state) {

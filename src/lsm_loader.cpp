@@ -118,6 +118,15 @@ Result<void> LsmMaps::add_dev(uint32_t dev) const {
   return {};
 }
 
+Result<void> LsmMaps::set_charged(int file_fd, int64_t size) const {
+  nfsf_lsm_inode v{};
+  v.charged = size;
+  v.flags = NFSF_LSM_CHARGED;
+  if (int rc = bpf_map_update_elem(cache_fd, &file_fd, &v, BPF_ANY); rc)
+    return NFSF_ERR(err_of(rc), "bpf_map_update_elem(lsm_cache)");
+  return {};
+}
+
 Result<void> LsmMaps::bump_gen() const {
   uint32_t zero = 0;
   uint64_t g = 0;
@@ -161,7 +170,7 @@ Result<std::unique_ptr<LsmProgram>> LsmProgram::load(const std::string& pin_dir)
   if (int rc = nfsfence_lsm__load(p->skel_); rc) return NFSF_ERR(err_of(rc), "nfsfence_lsm__load");
   auto* s = p->skel_;
   p->maps_ = LsmMaps{bpf_map__fd(s->maps.lsm_devs), bpf_map__fd(s->maps.lsm_roots), bpf_map__fd(s->maps.lsm_trees),
-                     bpf_map__fd(s->maps.lsm_gen), bpf_map__fd(s->maps.lsm_counters)};
+                     bpf_map__fd(s->maps.lsm_gen), bpf_map__fd(s->maps.lsm_counters), bpf_map__fd(s->maps.lsm_cache)};
   return p;
 }
 
@@ -192,6 +201,14 @@ Result<void> LsmProgram::attach() {
     std::string path = pin_dir_ + "/links/" + bpf_program__name(prog);
     ::unlink(path.c_str());
     if (int rc = bpf_link__pin(l, path.c_str()); rc) return NFSF_ERR(err_of(rc), "bpf_link__pin(" + path + ")");
+  }
+  // Links an older build pinned for hooks this one does not have: detach them too.
+  if (!pin_dir_.empty()) {
+    for (auto& e : fs::directory_iterator(pin_dir_ + "/links", ec)) {
+      bool ours = false;
+      bpf_object__for_each_program(prog, skel_->obj) ours |= e.path().filename() == bpf_program__name(prog);
+      if (!ours) fs::remove(e.path(), ec);
+    }
   }
   return {};
 }

@@ -23,13 +23,16 @@ const char* lsm_counter_name(nfsf_lsm_counter c);
 std::optional<std::string> lsm_unavailable();
 
 struct LsmMaps {
-  int devs_fd = -1, roots_fd = -1, trees_fd = -1, gen_fd = -1, counters_fd = -1;
+  int devs_fd = -1, roots_fd = -1, trees_fd = -1, gen_fd = -1, counters_fd = -1, cache_fd = -1;
   Result<nfsf_lsm_tree> tree(uint32_t id) const;
   Result<void> set_tree(uint32_t id, const nfsf_lsm_tree& t) const;
   Result<void> set_root(const nfsf_lsm_ino& root, uint32_t tree) const;
   Result<void> clear_roots() const;
   Result<void> add_dev(uint32_t dev) const;
   Result<void> bump_gen() const;
+  // The size the hooks count a file's growth from (its inode storage, through an fd of
+  // the file: O_PATH is enough); the tree is decided again at the next write.
+  Result<void> set_charged(int file_fd, int64_t size) const;
   Result<LsmCounters> counters() const;
   static Result<LsmMaps> open_pinned(const std::string& dir);
 };

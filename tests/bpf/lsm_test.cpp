@@ -4,6 +4,9 @@
 #include <gtest/gtest.h>
 #include <unistd.h>
 
+#include <fstream>
+
+#include "src/agent_common.h"
 #include "src/lsm_agent.h"
 #include "src/lsm_loader.h"
 
@@ -73,6 +76,40 @@ TEST(LsmKernel, ProbeAnswersInOneLineOrTheHooksAttach) {
   ASSERT_TRUE(prog) << prog.error().message();
   ASSERT_TRUE((*prog)->attach()) << "the probe attached, the hooks must too";
   EXPECT_EQ((*prog)->hooks().size(), 8u);
+}
+
+// `status`, `detach` and a new `attach` read the state file an agent left: a damaged one is
+// "no state" with a reason, never an exception.
+TEST(AgentState, DamagedStateFilesAreNoStateWithAReason) {
+  std::string dir = ::testing::TempDir();
+  struct Case {
+    const char* text;
+    bool ok;
+  } cases[] = {
+      {"{\"pid\": 123, \"trees\": [{\"id\": 1, \"name\": \"a\", \"path\": \"a\", \"limit_bytes\": 5, "
+       "\"usage_bytes\": 0, \"over\": false}]}",
+       true},
+      {"{\"pid\": 123}", true},
+      {"not json", false},
+      {"[1, 2]", false},
+      {"{\"pid\": \"123\"}", false},
+      {"{\"pid\": 1, \"trees\": {}}", false},
+      {"{\"pid\": 1, \"trees\": [{\"id\": -1, \"name\": \"a\"}]}", false},
+      {"{\"pid\": 1, \"trees\": [{\"id\": 1, \"name\": 7, \"path\": \"a\", \"limit_bytes\": 5, "
+       "\"usage_bytes\": 0, \"over\": false}]}",
+       false},
+  };
+  for (const Case& c : cases) {
+    std::string f = dir + "/nfsf-state-test.json";
+    std::ofstream(f) << c.text;
+    std::string why;
+    auto j = read_state(f, &why);
+    EXPECT_EQ(j.has_value(), c.ok) << c.text;
+    if (!c.ok) EXPECT_NE(why.find("is damaged"), std::string::npos) << c.text << ": " << why;
+  }
+  std::string why;
+  EXPECT_FALSE(read_state(dir + "/no-such-state.json", &why));
+  EXPECT_EQ(why, "");  // absent is not damaged
 }
 
 }  // namespace

@@ -87,6 +87,17 @@ def over(label, tree, kind="used"):
     return None if d is None else d[kind] - LIMIT
 
 
+def status_matches(name, label, what):
+    """`nfsfence status` NAME's usage against the server's disk at LABEL, every tree."""
+    st = status.get(name)
+    if not check(st is not None, f"{what}: `nfsfence status --format json` parsed"):
+        return None
+    bad = [(t["name"], t["usage_bytes"], disk.get(label, {}).get(t["name"], {}).get("size")) for t in st["trees"]
+           if t["usage_bytes"] != disk.get(label, {}).get(t["name"], {}).get("size")]
+    check(not bad, f"{what}: status usage equals the server's disk for every tree" + (f": differ {bad}" if bad else ""))
+    return st
+
+
 check(kernel == args.kver, f"the guest ran kernel {args.kver} (it reported {kernel})")
 check("insmod_failed" not in results, "every module loaded" + (f": failed {results.get('insmod_failed')}" if "insmod_failed" in results else ""))
 check("mount_failed" not in results, "the kernel client mounted the export (wsize 1 MiB and 64 KiB)")
@@ -126,11 +137,7 @@ for f in ("fsync/f", "osync/f", "odirect/f"):
           f"read of the full tree's {f} (page cache dropped) returns the server's bytes")
 w = one("other")
 check(w is not None and w["err"] == "none", "tc: a write to another tree succeeds while the others are full")
-st = status.get("tc")
-if check(st is not None, "tc: `nfsfence status --format json` parsed"):
-    bad = [(t["name"], t["usage_bytes"], disk["status"][t["name"]]["size"]) for t in st["trees"]
-           if t["usage_bytes"] != disk.get("status", {}).get(t["name"], {}).get("size")]
-    check(not bad, "tc: status usage equals the server's disk for every tree" + (f": differ {bad}" if bad else ""))
+status_matches("tc", "status", "tc")
 w = one("after_delete")
 check(w is not None and w["err"] == "none", "tc: after deleting the full tree's file a write succeeds again")
 
@@ -142,11 +149,7 @@ o = over("tc_end", "kill")
 out["tc_overshoot_bytes"]["kill_agent_dead"] = o
 check(o is not None and o <= 256 * 1024, f"tc: with the agent dead, bytes past the limit {o} <= one 256 KiB write")
 check(results.get("adopted") == ["1"], "tc: the restarted agent adopted the pinned maps")
-st = status.get("tc_end")
-if check(st is not None, "tc: status after the restart parsed"):
-    bad = [(t["name"], t["usage_bytes"], disk["tc_end"][t["name"]]["size"]) for t in st["trees"]
-           if t["usage_bytes"] != disk.get("tc_end", {}).get(t["name"], {}).get("size")]
-    check(not bad, "tc: after the restart, status usage equals the server's disk" + (f": differ {bad}" if bad else ""))
+status_matches("tc_end", "tc_end", "tc, after the restart")
 
 # ---- 3. drop and UDP
 udp = results.get("udp_mount", [""])[0]
@@ -171,14 +174,16 @@ for tag, where in want.items():
         continue
     check(w["err"] == "EDQUOT" and w["at"] == where,
           f"lsm {tag}: EDQUOT at write() itself (got {w['err']} at {w['at']}, {w['written']} bytes written)")
-for tag in ("lsmbuf", "lsmdio", "lsmw64", "lsmpar"):
-    # Refused at write(): every byte write() accepted must reach the server's disk.
+for tag in ("lsmbuf", "lsmw64", "lsmpar"):
+    # Refused at write(): every byte write() accepted must reach the server's disk. (Not
+    # lsmdio: the copy_file_range below also writes into it.)
     ws = writers.get(tag, [])
     told = sum(int(w["written"]) for w in ws)
     on_disk = disk.get("lsm_writes", {}).get(tag, {}).get("size")
-    check(on_disk == told and all(w.get("close_err") == "none" for w in ws),
+    check(bool(ws) and on_disk == told and all(w.get("close_err") == "none" for w in ws),
           f"lsm {tag}: the {told} bytes write() accepted are all on the server's disk ({on_disk}; close: " +
           ",".join(w.get("close_err", "?") for w in ws) + ")")
+for tag in ("lsmbuf", "lsmdio", "lsmw64", "lsmpar"):
     o = over("lsm_writes", tag)
     out["lsm_overshoot_bytes"][tag] = o
     n = 4 if tag == "lsmpar" else 1
@@ -206,6 +211,10 @@ check("rc=0" not in tg and "quota" in tg.lower(), f"lsm: truncate growing a file
 w1, w2 = one("lsmhl_full"), one("lsmhl_other")
 check(w1 is not None and w1["err"] == "EDQUOT" and w1["at"] == "write" and w2 is not None and w2["err"] == "none",
       "lsm: a hard link into the full tree is refused when written through it, not through its link in another tree")
+w1, w2 = one("lsmdepth10"), one("lsmdepth70")
+check(w1 is not None and w1["err"] == "EDQUOT" and w2 is not None and w2["err"] == "none",
+      "lsm depth bound: in the full tree a file 10 levels down is refused, one 70 levels down (past the "
+      f"64-step walk) passes ({w1 and w1['err']}, {w2 and w2['err']})")
 w = one("lsmtmpfs")
 check(w is not None and w["err"] == "none", "lsm: writes to a tmpfs are untouched")
 w = one("lsmother")
@@ -213,12 +222,11 @@ check(w is not None and w["err"] == "none", "lsm: writes to another tree succeed
 check(got.get("lsmbuf/f") == sha.get("lsm_writes", {}).get("lsmbuf/f"), "lsm: a read of the full tree returns the server's bytes")
 w = one("lsmrename")
 check(w is not None and w["err"] == "none", "lsm: a file renamed from the full tree into another tree can be written there")
-st = status.get("lsm")
-if check(st is not None, "lsm: status parsed"):
-    bad = [(t["name"], t["usage_bytes"], disk["lsm"][t["name"]]["size"]) for t in st["trees"]
-           if t["usage_bytes"] != disk.get("lsm", {}).get(t["name"], {}).get("size")]
-    check(not bad, "lsm: status usage equals the server's disk for every tree" + (f": differ {bad}" if bad else ""))
+st = status_matches("lsm", "lsm", "lsm")
+if st is not None:
     out["lsm_counters"] = st.get("counters")
+    check(st.get("counters", {}).get("too_deep", 0) >= 1, f"lsm: status counts the walk past the bound (too_deep "
+          f"{st.get('counters', {}).get('too_deep')})")
 
 # ---- 5. replay of the guest's own capture
 try:

@@ -110,6 +110,14 @@ ln $M/lsmother/hsrc $M/lsmdio/hl
 w lsmhl_full $M/lsmdio/hl 64k 64k append
 w lsmhl_other $M/lsmother/hsrc 64k 64k append
 rm $M/lsmdio/hl
+# the depth bound (NFSF_LSM_MAX_DEPTH = 64): in the full tree lsmdio, a file 10 levels down
+# is refused, one 70 levels down is past the walk's bound and passes (counted as too_deep)
+d10=$M/lsmdio$(i=0; while [ $i -lt 10 ]; do printf /d; i=$((i + 1)); done)
+d70=$M/lsmdio$(i=0; while [ $i -lt 70 ]; do printf /d; i=$((i + 1)); done)
+mkdir -p $d70
+w lsmdepth10 $d10/f 64k 64k fsync
+w lsmdepth70 $d70/f 64k 64k fsync
+rm -f $d10/f $d70/f
 w lsmtmpfs /tmp/lsm-tmpfs 1M 64k fsync
 w lsmother $M/lsmother/f 1M 1M fsync
 sync; echo 3 >/proc/sys/vm/drop_caches
