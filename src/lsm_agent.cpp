@@ -367,7 +367,11 @@ int run_attach_lsm(const AttachOptions& opt, const Policy& policy, const std::at
   auto prog = bpf::LsmProgram::load(pin_dir);
   if (!prog) {
     if (!adopting) fs::remove_all(pin_dir, ec);
-    log("loading the LSM programs failed: " + prog.error().message());
+    if (adopting && prog.error().err == EINVAL)
+      log("the LSM maps pinned under " + pin_dir + " do not fit this build (" + prog.error().message() +
+          "): nfsfence detach lsm first");
+    else
+      log("loading the LSM programs failed: " + prog.error().message());
     return 1;
   }
   const bpf::LsmMaps& maps = (*prog)->maps();
