@@ -2,9 +2,9 @@
 /*
  * nfsfence's LSM fallback: refuses, with -EDQUOT, every way a regular file under a full
  * quota tree can grow on a local NFS mount, decided from the file's own ancestry. For
- * clients whose NFS traffic the TC programs cannot read (sec=krb5p, xprtsec=tls) or hosts
- * where a file-level hook is preferred. Needs CONFIG_BPF_LSM with `bpf` in the active LSM
- * list (Debian 12's 6.1 kernel has both).
+ * clients whose NFS traffic the TC programs cannot read or rewrite (sec=krb5p, sec=krb5i,
+ * xprtsec=tls) or hosts where a file-level hook is preferred. Needs CONFIG_BPF_LSM with
+ * `bpf` in the active LSM list (Debian 12's 6.1 kernel has both).
  *
  * Hooks (6.1 signatures; which way each growth path reaches them: docs/architecture.md):
  *   file_permission   MAY_WRITE / MAY_APPEND: write, pwrite, writev, splice, sendfile,
@@ -23,9 +23,9 @@
  * storage with the generation and the dentry it was decided for, so the common case is one
  * storage lookup, and a hard link in another tree is decided on its own.
  *
- * Usage: the agent's statx scan sets lsm_trees[t].usage; the hooks add each file's i_size
- * growth since it was last charged (lsm_files) and refuse while usage >= limit, without
- * waiting for the agent. What passes beyond the limit: the write that crosses it (one per
+ * Usage: the agent's statx scan sets lsm_trees[t].usage (and each file's charged size);
+ * the hooks add each file's i_size growth since it was last charged (kept in the inode's
+ * storage, lsm_cache) and refuse while usage >= limit, without waiting for the agent. What passes beyond the limit: the write that crosses it (one per
  * writer), since file_permission runs before the write and sees the size it leaves behind
  * only at the next call.
  */
