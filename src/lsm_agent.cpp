@@ -14,6 +14,7 @@
 #include <fstream>
 #include <sstream>
 #include <thread>
+#include <unordered_map>
 #include <unordered_set>
 
 #include "src/agent_common.h"
@@ -142,55 +143,62 @@ namespace {
 
 class LsmAgent {
  public:
-  LsmAgent(const AttachOptions& opt, const Policy& policy, const bpf::LsmMaps& maps, std::vector<TreeRoot> roots,
+  LsmAgent(const AttachOptions& opt, const Policy& policy, const bpf::LsmMaps& maps,
+           std::vector<std::vector<TreeRoot>> roots,
            std::string mount)
       : opt_(opt), policy_(policy), maps_(maps), roots_(std::move(roots)), mount_(std::move(mount)),
         usage_(policy.trees.size()), files_(policy.trees.size()), over_(policy.trees.size()) {}
 
-  // Sums the regular files below the tree's root (each inode once, this superblock only),
-  // and sets each file's charged size to what was summed. Growth between a file's statx and
-  // that store is counted twice until the next rescan (usage errs toward full).
+  // Sums the regular files below the tree's root (each inode once; each superblock's root,
+  // not crossing into other filesystems), and sets each file's charged size to what was
+  // summed. Growth between a file's statx and that store is counted twice until the next
+  // rescan (usage errs toward full).
+  //
+  // Through every superblock the export is mounted as: a write through another one sits in
+  // that superblock's page cache, and only a statx through it (AT_STATX_FORCE_SYNC flushes
+  // the inode's dirty pages, then asks the server) sees it. Per file the largest answer wins.
   Scan scan(size_t i) {
     Scan s;
-    std::unordered_set<uint64_t> seen;
-    std::error_code ec;
-    const TreeRoot& r = roots_[i];
-    // AT_STATX_FORCE_SYNC: the server's attributes, not the client's cache. Writes through
-    // another superblock of the export (or another client) do not invalidate this mount's
-    // cache, and a directory's fresh mtime makes the listing below it fresh too.
+    std::unordered_map<uint64_t, uint64_t> charge;  // fileid -> bytes
     constexpr int kFlags = AT_SYMLINK_NOFOLLOW | AT_STATX_FORCE_SYNC;
-    struct statx rst {};
-    (void)::statx(AT_FDCWD, r.dir.c_str(), kFlags, STATX_BASIC_STATS, &rst);
-    fs::recursive_directory_iterator it(r.dir, fs::directory_options::skip_permission_denied, ec), end;
-    if (ec) {
-      s.errors++;
-      return s;
-    }
-    for (; it != end; it.increment(ec)) {
+    for (const TreeRoot& r : roots_[i]) {
+      std::error_code ec;
+      struct statx rst {};
+      (void)::statx(AT_FDCWD, r.dir.c_str(), kFlags, STATX_BASIC_STATS, &rst);  // a fresh listing below
+      fs::recursive_directory_iterator it(r.dir, fs::directory_options::skip_permission_denied, ec), end;
       if (ec) {
         s.errors++;
-        ec.clear();
         continue;
       }
-      struct statx st {};
-      if (::statx(AT_FDCWD, it->path().c_str(), kFlags, STATX_TYPE | STATX_INO | STATX_SIZE | STATX_BLOCKS, &st) != 0) {
-        s.errors++;
-        continue;
-      }
-      if (kernel_dev(makedev(st.stx_dev_major, st.stx_dev_minor)) != r.key.dev) {
-        it.disable_recursion_pending();  // another filesystem mounted inside the tree
-        continue;
-      }
-      if (!S_ISREG(st.stx_mode) || !seen.insert(st.stx_ino).second) continue;
-      s.files++;
-      s.bytes += policy_.accounting == AccountingMode::Used ? st.stx_blocks * 512 : st.stx_size;
-      // The hooks count this file's growth from the size just summed, not from what they
-      // saw last (which would count growth since then twice).
-      if (int fd = ::open(it->path().c_str(), O_PATH | O_NOFOLLOW | O_CLOEXEC); fd >= 0) {
-        if (auto r = maps_.set_charged(fd, int64_t(st.stx_size)); !r) s.errors++;
-        ::close(fd);
+      for (; it != end; it.increment(ec)) {
+        if (ec) {
+          s.errors++;
+          ec.clear();
+          continue;
+        }
+        struct statx st {};
+        if (::statx(AT_FDCWD, it->path().c_str(), kFlags, STATX_TYPE | STATX_INO | STATX_SIZE | STATX_BLOCKS, &st) != 0) {
+          s.errors++;
+          continue;
+        }
+        if (kernel_dev(makedev(st.stx_dev_major, st.stx_dev_minor)) != r.key.dev) {
+          it.disable_recursion_pending();  // another filesystem mounted inside the tree
+          continue;
+        }
+        if (!S_ISREG(st.stx_mode)) continue;
+        uint64_t bytes = policy_.accounting == AccountingMode::Used ? st.stx_blocks * 512 : st.stx_size;
+        uint64_t& c = charge[st.stx_ino];
+        c = std::max(c, bytes);
+        // The hooks count this inode's growth from the size just seen, not from what they
+        // saw last (which would count the growth since then twice).
+        if (int fd = ::open(it->path().c_str(), O_PATH | O_NOFOLLOW | O_CLOEXEC); fd >= 0) {
+          if (auto r2 = maps_.set_charged(fd, int64_t(st.stx_size)); !r2) s.errors++;
+          ::close(fd);
+        }
       }
     }
+    s.files = charge.size();
+    for (auto& [ino, bytes] : charge) s.bytes += bytes;
     return s;
   }
 
@@ -227,7 +235,7 @@ class LsmAgent {
   }
 
   void rescan_all() {
-    for (size_t i = 0; i < roots_.size(); i++) rescan(i);
+    for (size_t i = 0; i < roots_.size(); i++) rescan(i);  // (one entry per tree)
     (void)maps_.bump_gen();
   }
 
@@ -288,7 +296,7 @@ class LsmAgent {
   const AttachOptions& opt_;
   const Policy& policy_;
   const bpf::LsmMaps& maps_;
-  std::vector<TreeRoot> roots_;
+  std::vector<std::vector<TreeRoot>> roots_;  // per tree: its root on every superblock
   std::string mount_;
   std::vector<uint64_t> usage_, files_;
   std::vector<char> over_;
@@ -314,8 +322,8 @@ int run_attach_lsm(const AttachOptions& opt, const Policy& policy, const std::at
       return 1;
     }
   }
-  const std::string& mount = mount_dirs[0];  // scans go through this one
-  std::vector<TreeRoot> roots;       // per tree, through `mount`
+  const std::string& mount = mount_dirs[0];  // named in the state file
+  std::vector<std::vector<TreeRoot>> roots(policy.trees.size());  // per tree, per superblock
   std::vector<std::pair<nfsf_lsm_ino, uint32_t>> all_roots;  // every mount's roots -> tree id
   std::unordered_set<uint32_t> devs;
   for (const std::string& md : mount_dirs) {
@@ -339,7 +347,7 @@ int run_attach_lsm(const AttachOptions& opt, const Policy& policy, const std::at
         return 1;
       }
       nfsf_lsm_ino key{uint64_t(st.st_ino), kernel_dev(st.st_dev), 0};
-      if (&md == &mount) roots.push_back({dir, key});
+      roots[i].push_back({dir, key});
       all_roots.push_back({key, uint32_t(i + 1)});
     }
   }
