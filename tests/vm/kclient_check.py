@@ -101,6 +101,11 @@ def status_matches(name, label, what):
 check(kernel == args.kver, f"the guest ran kernel {args.kver} (it reported {kernel})")
 check("insmod_failed" not in results, "every module loaded" + (f": failed {results.get('insmod_failed')}" if "insmod_failed" in results else ""))
 check("mount_failed" not in results, "the kernel client mounted the export (wsize 1 MiB and 64 KiB)")
+ready = results.get("agent_ready", [])
+check(ready and all(x.startswith("nfsfence: ready:") for x in ready) and "agent_failed" not in results,
+      f"every agent start printed its own ready line ({len(ready)} starts"
+      + (f"; failed: {results['agent_failed']}" if "agent_failed" in results else "")
+      + (f"; {sum(not x.startswith('nfsfence: ready:') for x in ready)} without one" if ready else "") + ")")
 
 # ---- 1. TC rewrite
 want = {"fsync": ("fsync", "write"), "close": ("close", "write"), "osync": ("write",), "odirect": ("write",),
@@ -259,7 +264,8 @@ out["hook_ns_per_call"] = per
 null_ns = next((v for n, v in per.items() if "nfsf_null_file_permission".startswith(n)), None)
 ours_ns = next((v for n, v in per.items() if "nfsf_file_permission".startswith(n)), None)
 w4k = out["bench_ns_per_op"].get("nfs 4096", {}).get("null")
-if check(null_ns is not None and ours_ns is not None and w4k, "bench: the hooks' run time per call measured (bpf_stats)"):
+if check(null_ns is not None and ours_ns is not None and w4k, "bench: the hooks' run time per call measured (bpf_stats)"
+         + ("" if null_ns is not None and ours_ns is not None else f": programs that ran: {sorted(per)}")):
     extra = (ours_ns - null_ns) / w4k
     out["hook_extra_share_of_4k_nfs_write"] = extra
     print(f"bench: file_permission hook {ours_ns:.0f} ns per call, trivial program {null_ns:.0f} ns: nfsfence adds "

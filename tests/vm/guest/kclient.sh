@@ -17,6 +17,9 @@ w() { tag=$1; shift; NFSF_TAG=$tag $T write "$@"; }
 secs() { cut -d' ' -f1 /proc/uptime; }
 agent_start() { # LOG ARGS...: the agent in the background, waits for "ready:" (60 s)
 	log=$1; shift
+	# Empty the log here, not in the background job: its redirection runs after this
+	# function's first grep, which would otherwise find the previous run's "ready:".
+	: >"$log"
 	/bin/nfsfence attach "$@" --pin-dir $PIN --state-dir $ST >"$log" 2>&1 &
 	AGENT=$!
 	i=0
