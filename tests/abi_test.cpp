@@ -23,7 +23,7 @@ static_assert(offsetof(nfsf_event, ts_ns) == 8 && offsetof(nfsf_event, flow) == 
 static_assert(NFSF_C_MAX == 32, "counters are append-only (NFSF_COUNTER_LIST in the ABI header)");
 static_assert((NFSF_FLOW_RING & (NFSF_FLOW_RING - 1)) == 0);
 static_assert((NFSF_SPLIT_MAX & (NFSF_SPLIT_MAX - 1)) == 0 && 2 * NFSF_SPLIT_MAX + NFSF_FH_MAX <= NFSF_EVENT_DATA_MAX,
-              "nfsf_split.h reads the carried buffer at offsets below 2 * NFSF_SPLIT_MAX");
+              "nfsf_rpc.h reads a head buffer at offsets below NFSF_HEAD_MAX = 2 * NFSF_SPLIT_MAX");
 static_assert(sizeof(nfsf_split) == 24 + sizeof(nfsf_event) && offsetof(nfsf_split, ev) == 24);
 static_assert((NFSF_EVENT_DATA_MAX & (NFSF_EVENT_DATA_MAX - 1)) == 0);
 // The LSM fallback's maps (bpf/lsm/nfsfence_lsm.bpf.c, src/lsm_loader.cpp).

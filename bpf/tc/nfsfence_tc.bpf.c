@@ -15,7 +15,7 @@ int nfsf_egress_carry(struct __sk_buff *skb);
 int nfsf_ingress_carry(struct __sk_buff *skb);
 NFSF_PROGS_MAP(struct __sk_buff, nfsf_egress_carry, nfsf_ingress_carry);
 
-#include "nfsf_stream.h"
+#include "nfsf_entry.h"
 
 SEC("tc")
 int nfsf_egress(struct __sk_buff *skb)

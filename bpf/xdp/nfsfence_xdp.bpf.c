@@ -13,7 +13,7 @@ int nfsf_xdp(struct xdp_md *ctx);
 int nfsf_xdp_carry(struct xdp_md *ctx);
 NFSF_PROGS_MAP(struct xdp_md, nfsf_xdp_carry, nfsf_xdp_carry);
 
-#include "nfsf_stream.h"
+#include "nfsf_entry.h"
 
 SEC("xdp.frags")
 int nfsf_xdp(struct xdp_md *ctx)

@@ -120,8 +120,12 @@ int main(int argc, char **argv)
 			printf("NFSF_VERIFY obj=%s prog=%s ok=%d %s\n", argv[a], bpf_program__name(p),
 			       bpf_program__fd(p) >= 0, line);
 			if (bpf_program__fd(p) < 0 && *log) {
-				size_t len = strlen(log);
-				printf("---- verifier log tail (%s)\n%s\n----\n", bpf_program__name(p),
+				/* the verifier's reason is the line before its stats, when the log
+				 * did not fill the buffer first (6.1 keeps the log's start) */
+				size_t len = st ? (size_t)(st - log) : strlen(log);
+
+				printf("---- verifier log tail (%s%s)\n%.*s\n----\n", bpf_program__name(p),
+				       st ? "" : ", log truncated", (int)(len > 3000 ? 3000 : len),
 				       log + (len > 3000 ? len - 3000 : 0));
 			}
 			free(n < 64 ? logs[n] : NULL);
