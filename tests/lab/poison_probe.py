@@ -189,7 +189,7 @@ def main():
             ("fliplast", lambda fh: flip(fh, len(fh) - 1)),
             ("short", lambda fh: b"\xff" * 8),
             # the real handle; the 8-byte offset all 0xff (the fallback poison when a WRITE head
-            # is cut by a segment boundary after the handle began: see nfsf_stream.h)
+            # is cut by a segment boundary after the handle began: see nfsf_heads.h)
             ("offset_ff", None),
             # the real handle; count, or stable, all 0xff (when the cut falls after the offset)
             ("count_ff", None),
