@@ -20,6 +20,10 @@
 #include "nfs3_prot.h"
 
 namespace nfsfence {
+
+// nfs3_prot.x names the program numbers too (for rpcgen); they are nfs/rpc.h's.
+static_assert(kProgNfs == NFS_PROGRAM && kProgMount == MOUNT_PROGRAM);
+
 namespace {
 
 // ---------------------------------------------------------------- XDR stream

@@ -174,7 +174,7 @@ Expected<uint16_t> RpcClient::getport(const std::string& host, uint32_t prog, ui
   if (!c) return unexpected(c.error());
   XdrWriter a;
   a.u32(prog).u32(vers).u32(6 /*IPPROTO_TCP*/).u32(0);
-  auto r = (*c)->call(100000, 2, 3, a.bytes());
+  auto r = (*c)->call(kProgPortmap, 2, 3, a.bytes());
   if (!r) return unexpected(r.error());
   return uint16_t(r->fields.res_count.value_or(0));
 }

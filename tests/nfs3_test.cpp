@@ -6,6 +6,7 @@
 #include <random>
 
 #include "nfs/nfs3.h"
+#include "nfs/rpc.h"
 #include "nfs3_prot.h"
 
 namespace nfsfence {
@@ -150,7 +151,7 @@ void expect_attr(const std::optional<Attr>& got, const fattr3& want) {
   EXPECT_EQ(got->nlink, want.nlink);
 }
 
-constexpr uint32_t kNfs = 100003, kMount = 100005;
+constexpr uint32_t kNfs = kProgNfs, kMount = kProgMount;
 
 NfsFields call(uint32_t proc, const Bytes& body, DecodeResult want = DecodeResult::Ok) {
   NfsFields f;
@@ -195,7 +196,7 @@ TEST(Nfs3, Unsupported) {
   EXPECT_EQ(decode_call(kNfs, 2, 1, b, f), DecodeResult::Unsupported);
   EXPECT_EQ(decode_call(kMount, 1, 1, b, f), DecodeResult::Unsupported);
   EXPECT_EQ(decode_call(kMount, 3, 6, b, f), DecodeResult::Unsupported);
-  EXPECT_EQ(decode_call(100021, 4, 1, b, f), DecodeResult::Unsupported);
+  EXPECT_EQ(decode_call(kProgNlm, 4, 1, b, f), DecodeResult::Unsupported);
 }
 
 TEST(Nfs3, Null) {
