@@ -5,9 +5,9 @@
 #include <functional>
 #include <optional>
 
-#include "nfs/decoder.h"
 #include "nfs/handle_cache.h"
 #include "nfs/policy.h"
+#include "nfs/rpc_message.h"
 
 namespace nfsfence {
 

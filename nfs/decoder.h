@@ -4,36 +4,15 @@
 
 #include <map>
 #include <memory>
-#include <optional>
+#include <string>
 
 #include "nfs/capture.h"
+#include "nfs/decoder_limits.h"
 #include "nfs/netparse.h"
-#include "nfs/nfs3.h"
 #include "nfs/record.h"
-#include "nfs/rpc.h"
+#include "nfs/rpc_message.h"
 
 namespace nfsfence {
-
-struct RpcMessage {
-  uint64_t frame = 0;  // 1-based frame where the message starts
-  Timestamp ts;
-  FlowKey flow;
-  uint32_t xid = 0;
-  MsgType type = MsgType::Call;
-  uint32_t prog = 0, vers = 0;
-  std::optional<uint32_t> proc;  // replies: from the matched call, empty if unmatched
-  const char* proc_name = nullptr;
-  uint32_t reply_stat = 0, accept_stat = 0;  // replies
-  uint64_t msg_len = 0;  // RPC message length (record length / datagram length)
-  DecodeResult decode = DecodeResult::Ok;
-  NfsFields fields;
-  // Replies: the matched call's fields (LOOKUP's dir_fh and name, ...), empty if unmatched.
-  std::shared_ptr<const NfsFields> call;
-  std::optional<Timestamp> call_ts;
-  bool is_nfs3_or_mount3() const {
-    return (prog == kProgNfs && vers == 3) || (prog == kProgMount && vers == 3);
-  }
-};
 
 struct DecodeStats {
   uint64_t rpc_messages = 0;
@@ -53,16 +32,6 @@ struct DecodeStats {
                                        // reply of their flow was held), then decoded with their call
   uint64_t replies_held_unmatched = 0; // replies held, then released without a call (also unmatched)
   std::map<std::string, uint64_t> other_programs;  // "100003v4" -> count
-};
-
-// Bounds on the decoder's memory in total (per flow and per call the reassembler and the
-// XID table have their own): the TCP flows' reassembly state, the calls waiting for their
-// replies and the replies waiting for their calls share one byte budget; when it is
-// exceeded the least recently active flow or the oldest call goes first (counted). Flows
-// idle for idle_seconds of capture time are closed as a FIN would (counted as info).
-struct DecoderLimits {
-  size_t memory_bytes = 48u << 20;  // with the rest of the process: under 100 MB of RSS
-  int64_t idle_seconds = 300;
 };
 
 class Decoder {

@@ -2,6 +2,8 @@
 
 #include <nlohmann/json.hpp>
 
+#include "nfs/decoder.h"
+
 namespace nfsfence {
 
 using nlohmann::json;

@@ -5,9 +5,11 @@
 #include <nlohmann/json_fwd.hpp>
 #include <string>
 
-#include "nfs/decoder.h"
+#include "nfs/rpc_message.h"
 
 namespace nfsfence {
+
+class Decoder;
 
 nlohmann::json message_json(const RpcMessage& m);
 std::string message_text(const RpcMessage& m);

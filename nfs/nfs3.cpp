@@ -6,12 +6,13 @@
 // Linked lists (READDIR entries, MOUNT DUMP/EXPORT) are walked in a loop rather than with
 // the generated recursive xdr_pointer chain, so a long list cannot exhaust the stack.
 //
-// Truncated vs Malformed: the XDR stream is an xdrmem stream whose get operations are
-// wrapped to note when they ran out of bytes. A failed decode that ran out of bytes is
+// Truncated vs Malformed: the XDR stream reads through an XdrReader (nfs/xdr_reader.h)
+// and notes when a get ran out of bytes. A failed decode that ran out of bytes is
 // Truncated; any other failure (length above its bound, undefined union arm, boolean
 // other than 0/1) is Malformed, as are enumeration values RFC 1813 does not define.
 #include "nfs/nfs3.h"
 #include "nfs/rpc.h"
+#include "nfs/xdr_reader.h"
 
 #include <cstring>
 #include <type_traits>
@@ -19,59 +20,78 @@
 #include "nfs3_prot.h"
 
 namespace nfsfence {
+
+// nfs3_prot.x names the program numbers too (for rpcgen); they are nfs/rpc.h's.
+static_assert(kProgNfs == NFS_PROGRAM && kProgMount == MOUNT_PROGRAM);
+
 namespace {
 
-// ---------------------------------------------------------------- XDR stream (RAII)
+// ---------------------------------------------------------------- XDR stream
 
-// A decoding xdrmem stream over `body` that remembers whether a read ran past the end.
+// The XDR stream the rpcgen functions decode from: every get goes through one XdrReader
+// over `body`, which fails only when the bytes run out; the stream remembers that it did.
+// Gets behave as libtirpc's xdrmem stream's (a word is zero-extended into the long);
+// XDR_INLINE always answers "not buffered", so the generated code reads field by field,
+// as it does from an unaligned xdrmem buffer. Encoding is refused.
 class XdrIn {
  public:
-  explicit XdrIn(ByteView body) : body_(body) {
-    // xdrmem never writes through the pointer in XDR_DECODE mode.
-    xdrmem_create(&x_, reinterpret_cast<char*>(const_cast<uint8_t*>(body.data())),
-                  static_cast<u_int>(body.size()), XDR_DECODE);
-    ops_ = *x_.x_ops;
-    base_getlong_ = ops_.x_getlong;
-    base_getbytes_ = ops_.x_getbytes;
-    ops_.x_getlong = &getlong;
-    ops_.x_getbytes = &getbytes;
-    x_.x_ops = &ops_;
-    x_.x_public = reinterpret_cast<char*>(this);
+  explicit XdrIn(ByteView body) : r_(body) {
+    x_.x_op = XDR_DECODE;
+    x_.x_ops = &kOps;
+    x_.x_private = this;
   }
-  ~XdrIn() { xdr_destroy(&x_); }
   XdrIn(const XdrIn&) = delete;
   XdrIn& operator=(const XdrIn&) = delete;
 
   XDR* x() { return &x_; }
   // The next 4 bytes as a big-endian number without consuming them (0 if there are none).
-  uint32_t peek_u32() {
-    u_int at = xdr_getpos(&x_);
-    return size_t(at) + 4 <= body_.size() ? load_be32(body_.data() + at) : 0;
+  uint32_t peek_u32() const {
+    uint32_t v = 0;
+    return r_.peek_u32(v) ? v : 0;
   }
   // The result for a decode step that just failed.
   DecodeResult failure() const { return underflow_ ? DecodeResult::Truncated : DecodeResult::Malformed; }
 
  private:
   using Ops = std::remove_cv_t<std::remove_pointer_t<decltype(XDR::x_ops)>>;
-  static XdrIn* self(XDR* x) { return reinterpret_cast<XdrIn*>(x->x_public); }
+  static XdrIn& self(XDR* x) { return *static_cast<XdrIn*>(x->x_private); }
+  bool_t ran_out() {
+    underflow_ = true;
+    return FALSE;
+  }
   static bool_t getlong(XDR* x, long* lp) {
-    XdrIn* s = self(x);
-    bool_t ok = s->base_getlong_(x, lp);
-    if (!ok) s->underflow_ = true;  // xdrmem fails a get only when the bytes run out
-    return ok;
+    uint32_t v = 0;
+    if (!self(x).r_.u32(v)) return self(x).ran_out();
+    *lp = long(v);
+    return TRUE;
   }
   static bool_t getbytes(XDR* x, char* p, u_int n) {
-    XdrIn* s = self(x);
-    bool_t ok = s->base_getbytes_(x, p, n);
-    if (!ok) s->underflow_ = true;
-    return ok;
+    ByteView b;
+    if (!self(x).r_.bytes(n, b)) return self(x).ran_out();
+    if (n) std::memcpy(p, b.data(), n);
+    return TRUE;
   }
+  static u_int getpostn(XDR* x) { return u_int(self(x).r_.pos()); }
+  static bool_t setpostn(XDR* x, u_int pos) { return self(x).r_.seek(pos) ? TRUE : FALSE; }
+  static int32_t* no_inline(XDR*, u_int) { return nullptr; }
+  static bool_t putlong(XDR*, const long*) { return FALSE; }
+  static bool_t putbytes(XDR*, const char*, u_int) { return FALSE; }
+  static void destroy(XDR*) {}
+  static bool_t control(XDR*, int, void*) { return FALSE; }
+  static constexpr Ops kOps{
+      .x_getlong = getlong,
+      .x_putlong = putlong,
+      .x_getbytes = getbytes,
+      .x_putbytes = putbytes,
+      .x_getpostn = getpostn,
+      .x_setpostn = setpostn,
+      .x_inline = no_inline,
+      .x_destroy = destroy,
+      .x_control = control,
+  };
 
-  ByteView body_;
+  XdrReader r_;
   XDR x_{};
-  Ops ops_{};
-  decltype(Ops::x_getlong) base_getlong_ = nullptr;
-  decltype(Ops::x_getbytes) base_getbytes_ = nullptr;
   bool underflow_ = false;
 };
 

@@ -17,9 +17,9 @@
 //   while more fragments are to come, it is taken to want the whole record (capped at
 //   kMaxNeeded). The record is delivered once the needed bytes are there AND the last
 //   fragment's mark has been seen (so record_len is the true total), or when it ends.
-// - Segments ahead of `pos` are copied into a sorted out-of-order list, bounded by
-//   kMaxOooSegments / kMaxOooBytes. When the bound is hit (or at finish()), the hole is
-//   given up: a gap. A hole inside the current fragment only truncates that record; a
+// - Segments ahead of `pos` wait in the ReorderQueue (nfs/reorder_queue.h), bounded to
+//   ReorderQueue::kMaxSegments / kMaxBytes. When the bound is hit (or at finish()), the
+//   hole is given up: a gap. A hole inside the current fragment only truncates that record; a
 //   hole that swallows a record mark loses sync and we resynchronise.
 // - Resynchronisation (mid-connection start, bad mark, gap over a mark) scans for a
 //   plausible record start. A candidate at the very start of a segment is trusted if it
@@ -31,15 +31,14 @@
 #include "nfs/record.h"
 
 #include <algorithm>
-#include <vector>
+
+#include "nfs/reorder_queue.h"
 
 namespace nfsfence {
 namespace {
 
 inline int32_t sdiff(uint32_t a, uint32_t b) { return int32_t(a - b); }
 
-constexpr size_t kMaxOooBytes = 4u << 20;
-constexpr size_t kMaxOooSegments = 256;
 constexpr size_t kMaxNeeded = 4u << 20;      // cap on what a policy can make us keep
 constexpr size_t kShrinkAbove = 64u << 10;   // give back big record buffers after use
 constexpr size_t kMinCheck = 16;             // bytes plausible_record_start needs
@@ -47,14 +46,6 @@ constexpr uint32_t kMaxAuthBytes = 400;      // RFC 5531 opaque_auth body limit
 constexpr int32_t kSynNear = 1 << 20;
 
 enum class State : uint8_t { Hunt, Mark, Data };
-
-struct Seg {
-  uint32_t seq = 0;
-  uint32_t wire = 0;
-  Bytes data;
-  uint64_t frame = 0;
-  Timestamp ts;
-};
 
 }  // namespace
 
@@ -115,9 +106,7 @@ struct RecordAssembler::Impl {
   bool hole = false;  // bytes of the needed prefix are missing
   bool delivered = false;
 
-  std::vector<Seg> ooo;  // sorted by sequence relative to pos
-  size_t ooo_bytes = 0;
-  std::vector<Bytes> spare;
+  ReorderQueue ooo;  // segments ahead of pos
 
   Impl(PrefixPolicy p, Sink s) : policy(std::move(p)), sink(std::move(s)) { rec.reserve(kPeek); }
 
@@ -354,26 +343,13 @@ struct RecordAssembler::Impl {
         off = k;
         pos = seq + uint32_t(off);
         state = State::Mark;
-        purge_behind();
+        ooo.drop_behind(pos);
       }
       off += consume(d + off, cap - off, frame, ts);
       if (state != State::Hunt) break;
       at_start = false;
     }
     if (wire > cap) skip_missing(wire - cap, false);
-  }
-
-  void purge_behind() {
-    size_t i = 0;
-    while (i < ooo.size() && sdiff(ooo[i].seq + ooo[i].wire, pos) <= 0) ++i;
-    for (size_t j = 0; j < i; ++j) release(ooo[j]);
-    ooo.erase(ooo.begin(), ooo.begin() + ptrdiff_t(i));
-  }
-
-  void release(Seg& s) {
-    ooo_bytes -= s.data.size();
-    s.data.clear();
-    if (spare.size() < 16 && s.data.capacity() <= (256u << 10)) spare.push_back(std::move(s.data));
   }
 
   // A segment at or behind pos (or one ahead whose hole we may skip).
@@ -408,41 +384,15 @@ struct RecordAssembler::Impl {
     process(seq, d, cap, wire, frame, ts, false);
   }
 
-  void buffer(uint32_t seq, const uint8_t* d, uint32_t cap, uint32_t wire, uint64_t frame, const Timestamp& ts) {
-    int32_t rel = sdiff(seq, pos);
-    auto it = std::lower_bound(ooo.begin(), ooo.end(), rel,
-                               [&](const Seg& s, int32_t r) { return sdiff(s.seq, pos) < r; });
-    for (auto j = it; j != ooo.end() && j->seq == seq; ++j) {
-      if (j->wire >= wire && j->data.size() >= cap) {
-        ++st.retransmitted;  // same segment again while waiting for the hole
-        return;
-      }
-    }
-    Seg s;
-    s.seq = seq;
-    s.wire = wire;
-    s.frame = frame;
-    s.ts = ts;
-    if (!spare.empty()) {
-      s.data = std::move(spare.back());
-      spare.pop_back();
-    }
-    s.data.assign(d, d + cap);
-    ooo_bytes += cap;
-    ooo.insert(it, std::move(s));
-    ++st.out_of_order;
-  }
-
   void drain() {
     while (!ooo.empty()) {
       if (state != State::Hunt) {
         int32_t diff = sdiff(ooo.front().seq, pos);
         if (diff > 0 && uint32_t(diff) > skip_room()) return;
       }
-      Seg s = std::move(ooo.front());
-      ooo.erase(ooo.begin());
+      HeldSegment s = ooo.pop_front();
       apply(s.seq, s.data.data(), uint32_t(s.data.size()), s.wire, s.frame, s.ts);
-      release(s);
+      ooo.recycle(std::move(s.data));
     }
   }
 
@@ -476,7 +426,6 @@ struct RecordAssembler::Impl {
           deliver();
         }
         reset_record();
-        for (Seg& s : ooo) release(s);
         ooo.clear();
         started = true;
         pos = data_seq;
@@ -496,8 +445,12 @@ struct RecordAssembler::Impl {
     }
     int32_t diff = sdiff(seq, pos);
     if (diff > 0 && uint32_t(diff) > skip_room()) {
-      buffer(seq, payload.data(), cap, wire, frame, ts);
-      while (ooo.size() > kMaxOooSegments || ooo_bytes > kMaxOooBytes) give_up_hole();
+      if (ooo.insert(pos, seq, payload, wire, frame, ts)) {
+        ++st.out_of_order;
+      } else {
+        ++st.retransmitted;  // same segment again while waiting for the hole
+      }
+      while (ooo.over_bounds()) give_up_hole();
       return;
     }
     apply(seq, payload.data(), cap, wire, frame, ts);
@@ -531,13 +484,10 @@ void RecordAssembler::flush_out_of_order() {
   while (!impl_->ooo.empty()) impl_->give_up_hole();
 }
 const RecordStats& RecordAssembler::stats() const { return impl_->st; }
-size_t RecordAssembler::buffered_bytes() const { return impl_->rec.size() + impl_->ooo_bytes + impl_->mark_have; }
+size_t RecordAssembler::buffered_bytes() const { return impl_->rec.size() + impl_->ooo.bytes() + impl_->mark_have; }
 size_t RecordAssembler::memory_bytes() const {
   const Impl& i = *impl_;
-  size_t b = sizeof(Impl) + i.rec.capacity() + i.ooo.capacity() * sizeof(Seg) + i.spare.capacity() * sizeof(Bytes);
-  for (const Seg& s : i.ooo) b += s.data.capacity();
-  for (const Bytes& s : i.spare) b += s.capacity();
-  return b;
+  return sizeof(Impl) + i.rec.capacity() + i.ooo.memory_bytes();
 }
 bool RecordAssembler::has_out_of_order() const { return !impl_->ooo.empty(); }
 

@@ -5,6 +5,7 @@
 #include <nlohmann/json.hpp>
 #include <sys/stat.h>
 
+#include "nfs/decoder.h"
 #include "nfs/json_out.h"
 #include "nfsfence_abi.h"
 

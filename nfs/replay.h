@@ -7,8 +7,11 @@
 #include <nlohmann/json_fwd.hpp>
 
 #include "nfs/accounting.h"
+#include "nfs/decoder_limits.h"
 
 namespace nfsfence {
+
+class Decoder;
 
 struct TreeCounters {
   uint64_t writes = 0, write_bytes = 0;        // every WRITE call to the tree

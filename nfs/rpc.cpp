@@ -1,41 +1,21 @@
 // ONC-RPC v2 call and reply headers (RFC 5531 section 9).
 #include "nfs/rpc.h"
 
+#include "nfs/xdr_reader.h"
+
 namespace nfsfence {
 namespace {
 
 constexpr uint32_t kRpcVersion = 2;
 constexpr uint32_t kMaxAuthBody = 400;  // opaque_auth body<400>
 
-// Bounds-checked big-endian reader over the message.
-class Reader {
- public:
-  explicit Reader(ByteView b) : b_(b) {}
-  bool u32(uint32_t& v) {
-    if (b_.size() - pos_ < 4) return false;
-    v = load_be32(b_.data() + pos_);
-    pos_ += 4;
-    return true;
-  }
-  bool skip(size_t n) {
-    if (b_.size() - pos_ < n) return false;
-    pos_ += n;
-    return true;
-  }
-  size_t pos() const { return pos_; }
-
- private:
-  ByteView b_;
-  size_t pos_ = 0;
-};
-
 // opaque_auth { auth_flavor flavor; opaque body<400>; }
-RpcParse read_auth(Reader& r, uint32_t* flavor_out) {
+RpcParse read_auth(XdrReader& r, uint32_t* flavor_out) {
   uint32_t flavor = 0, len = 0;
   if (!r.u32(flavor)) return RpcParse::Truncated;
   if (!r.u32(len)) return RpcParse::Truncated;
   if (len > kMaxAuthBody) return RpcParse::Malformed;
-  if (!r.skip((size_t(len) + 3) & ~size_t(3))) return RpcParse::Truncated;
+  if (!r.skip_opaque(len)) return RpcParse::Truncated;
   if (flavor_out) *flavor_out = flavor;
   return RpcParse::Ok;
 }
@@ -44,7 +24,7 @@ RpcParse read_auth(Reader& r, uint32_t* flavor_out) {
 
 RpcParse parse_rpc_header(ByteView msg, RpcHeader& out) {
   out = RpcHeader{};
-  Reader r(msg);
+  XdrReader r(msg);
   uint32_t mtype = 0;
   if (!r.u32(out.xid)) return RpcParse::Truncated;
   if (!r.u32(mtype)) return RpcParse::Truncated;

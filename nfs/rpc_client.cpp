@@ -10,6 +10,8 @@
 #include <cerrno>
 #include <random>
 
+#include "nfs/xdr_reader.h"
+
 namespace nfsfence {
 namespace {
 
@@ -155,8 +157,13 @@ Expected<RpcMessage> RpcClient::call(uint32_t prog, uint32_t vers, uint32_t proc
     m.call = call_fields;
     m.msg_len = msg->size();
     ByteView body(msg->data() + h.body_offset, msg->size() - h.body_offset);
-    if (prog == kProgNfs || prog == kProgMount) m.decode = decode_reply(prog, vers, proc, body, m.fields);
-    else m.fields.res_count = body.size() >= 4 ? load_be32(body.data()) : 0;  // portmap: one word
+    if (prog == kProgNfs || prog == kProgMount) {
+      m.decode = decode_reply(prog, vers, proc, body, m.fields);
+    } else {  // portmap GETPORT: one word, the port (0 when it is missing)
+      uint32_t port = 0;
+      (void)XdrReader(body).u32(port);
+      m.fields.res_count = port;
+    }
     return m;
   }
 }
@@ -167,7 +174,7 @@ Expected<uint16_t> RpcClient::getport(const std::string& host, uint32_t prog, ui
   if (!c) return unexpected(c.error());
   XdrWriter a;
   a.u32(prog).u32(vers).u32(6 /*IPPROTO_TCP*/).u32(0);
-  auto r = (*c)->call(100000, 2, 3, a.bytes());
+  auto r = (*c)->call(kProgPortmap, 2, 3, a.bytes());
   if (!r) return unexpected(r.error());
   return uint16_t(r->fields.res_count.value_or(0));
 }

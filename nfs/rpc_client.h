@@ -6,7 +6,7 @@
 #include <chrono>
 #include <string>
 
-#include "nfs/decoder.h"
+#include "nfs/rpc_message.h"
 #include "nfs/xdr_writer.h"
 
 namespace nfsfence {

@@ -46,7 +46,7 @@ struct Harness {
 
 Bytes write_call(uint32_t xid, uint32_t count) {
   XdrWriter x;
-  x.call_header(xid, 100003, 3, 7).opaque(kFh).u64(4096).u32(count).u32(0);
+  x.call_header(xid, kProgNfs, 3, 7).opaque(kFh).u64(4096).u32(count).u32(0);
   x.opaque(Bytes(count, 0x5a));
   return x.record();
 }
@@ -110,7 +110,7 @@ TEST(Decoder, ReplyWithoutCallIsCountedAndHasNoProc) {
 TEST(Decoder, UdpRetransmittedCallAndReplyStillMatch) {
   Harness h;
   XdrWriter call;
-  call.call_header(5, 100003, 3, 1).opaque(kFh);  // GETATTR
+  call.call_header(5, kProgNfs, 3, 1).opaque(kFh);  // GETATTR
   XdrWriter reply;
   fattr(reply.reply_header(5).u32(0), 1, 10, 4096);
   h.udp(true, call.bytes());
@@ -130,16 +130,16 @@ TEST(Decoder, UdpRetransmittedCallAndReplyStillMatch) {
 TEST(Decoder, OtherProgramsCountedNotDecoded) {
   Harness h;
   XdrWriter v4;
-  v4.call_header(1, 100003, 4, 1).u32(0);
+  v4.call_header(1, kProgNfs, 4, 1).u32(0);
   h.udp(true, v4.bytes());
   XdrWriter acl;
-  acl.call_header(2, 100227, 3, 0);
+  acl.call_header(2, kProgNfsAcl, 3, 0);
   h.udp(true, acl.bytes());
   ASSERT_EQ(h.msgs.size(), 2u);
   EXPECT_FALSE(h.msgs[0].is_nfs3_or_mount3());
   EXPECT_EQ(h.dec.stats().not_decoded, 2u);
-  EXPECT_EQ(h.dec.stats().other_programs.at("100003v4"), 1u);
-  EXPECT_EQ(h.dec.stats().other_programs.at("100227v3"), 1u);
+  EXPECT_EQ(h.dec.stats().other_programs.at(std::to_string(kProgNfs) + "v4"), 1u);
+  EXPECT_EQ(h.dec.stats().other_programs.at(std::to_string(kProgNfsAcl) + "v3"), 1u);
 }
 
 TEST(Decoder, GarbageDatagramsCountedAndSkipped) {
@@ -147,7 +147,7 @@ TEST(Decoder, GarbageDatagramsCountedAndSkipped) {
   h.udp(true, Bytes{1, 2, 3});
   h.udp(true, Bytes(64, 0xff));
   XdrWriter ok;
-  ok.call_header(3, 100003, 3, 0);
+  ok.call_header(3, kProgNfs, 3, 0);
   h.udp(true, ok.bytes());
   ASSERT_EQ(h.msgs.size(), 1u);
   EXPECT_EQ(h.dec.stats().malformed_rpc + h.dec.stats().truncated_rpc, 2u);
@@ -156,7 +156,7 @@ TEST(Decoder, GarbageDatagramsCountedAndSkipped) {
 TEST(Decoder, LookupReplyCarriesCallArguments) {
   Harness h;
   XdrWriter c;
-  c.call_header(11, 100003, 3, 3).opaque(kFh).str("vol-a");
+  c.call_header(11, kProgNfs, 3, 3).opaque(kFh).str("vol-a");
   XdrWriter r;
   fattr(r.reply_header(11).u32(0).opaque(Bytes(20, 0x11)).u32(1), 2, 4096, 4096).u32(0);
   h.tcp(true, c.record());
@@ -173,7 +173,7 @@ TEST(Decoder, ReusedFourTupleNeedsCloseFlow) {
   // A new connection on the same 4-tuple starts at a random ISN; when that lies "behind"
   // the old stream, its records look like retransmissions until the flow is closed.
   XdrWriter c;
-  c.call_header(21, 100003, 3, 0);
+  c.call_header(21, kProgNfs, 3, 0);
   Bytes rec = c.record();
   Harness h;
   h.cseq = 100000;

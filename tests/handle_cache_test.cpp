@@ -45,7 +45,7 @@ struct Msgs {
     NfsFields c, r;
     c.path = path;
     r.obj_fh = root;
-    return reply(100005, MOUNT3_MNT, c, r);
+    return reply(kProgMount, MOUNT3_MNT, c, r);
   }
   RpcMessage create(uint32_t proc, Bytes dir, const std::string& name, Bytes obj, uint32_t type, uint64_t used = 0) {
     NfsFields c, r;
@@ -53,13 +53,13 @@ struct Msgs {
     c.name = name;
     r.obj_fh = obj;
     r.attr = Attr{type, used, used, 0, 1};
-    return reply(100003, proc, c, r);
+    return reply(kProgNfs, proc, c, r);
   }
   RpcMessage write(Bytes file, uint64_t size, uint64_t used) {
     NfsFields c, r;
     c.fh = file;
     r.attr = Attr{NF3REG, size, used, 0, 1};
-    return reply(100003, NFS3_WRITE, c, r);
+    return reply(kProgNfs, NFS3_WRITE, c, r);
   }
   // LINK file -> dir/name; the reply's attributes say nlink (2 after the first link).
   RpcMessage link(Bytes file, Bytes dir, const std::string& name, uint64_t used, uint32_t nlink = 2) {
@@ -68,13 +68,13 @@ struct Msgs {
     c.to_dir_fh = std::move(dir);
     c.to_name = name;
     r.attr = Attr{NF3REG, used, used, 0, nlink};
-    return reply(100003, NFS3_LINK, c, r);
+    return reply(kProgNfs, NFS3_LINK, c, r);
   }
   RpcMessage remove(Bytes dir, const std::string& name) {
     NfsFields c, r;
     c.dir_fh = dir;
     c.name = name;
-    return reply(100003, NFS3_REMOVE, c, r);
+    return reply(kProgNfs, NFS3_REMOVE, c, r);
   }
   RpcMessage rename(Bytes fd, const std::string& fname, Bytes td, const std::string& tname) {
     NfsFields c, r;
@@ -82,7 +82,7 @@ struct Msgs {
     c.name = fname;
     c.to_dir_fh = td;
     c.to_name = tname;
-    return reply(100003, NFS3_RENAME, c, r);
+    return reply(kProgNfs, NFS3_RENAME, c, r);
   }
 };
 
@@ -217,12 +217,12 @@ TEST(Accounting, ReaddirplusTeachesHandles) {
   c.fh = kRoot;
   r.entries.push_back(DirEntryPlus{".", 1, kRoot, Attr{NF3DIR, 0, 0, 1, 3}});
   r.entries.push_back(DirEntryPlus{"vol-a", 2, kA, Attr{NF3DIR, 4096, 4096, 2, 2}});
-  acct.on_message(m.reply(100003, NFS3_READDIRPLUS, c, r));
+  acct.on_message(m.reply(kProgNfs, NFS3_READDIRPLUS, c, r));
   NfsFields c2, r2;
   c2.fh = kA;
   r2.entries.push_back(DirEntryPlus{"big", 3, fh(30), Attr{NF3REG, 800, 800, 3, 1}});
   r2.entries.push_back(DirEntryPlus{"nofh", 4, std::nullopt, std::nullopt});
-  acct.on_message(m.reply(100003, NFS3_READDIRPLUS, c2, r2));
+  acct.on_message(m.reply(kProgNfs, NFS3_READDIRPLUS, c2, r2));
   EXPECT_EQ(acct.tree_of(fh(30)), 0);
   EXPECT_EQ(acct.trees()[0].usage, 800u);  // directories are not counted
 }

@@ -49,6 +49,10 @@ namespace {
 
 namespace fs = std::filesystem;
 
+// RFC 1813's program numbers, written here rather than taken from nfs/rpc.h: the oracle
+// shares no code with what it checks (a wrong kProgNfs would filter both sides alike).
+constexpr uint32_t kNfsProgram = 100003, kMountProgram = 100005;
+
 // ---------------------------------------------------------------------------------------
 // Per-capture tshark options. Captures are named by their path relative to the shared
 // pcaps directory ("shared/<rel>") or to the repository's pcaps/ ("repo/<rel>").
@@ -242,7 +246,7 @@ struct Rec {
     return transport + " " + src + " > " + dst + " xid=" + std::to_string(xid) + (reply ? " reply" : " call");
   }
   std::string what() const {
-    std::string p = prog == 100005 ? "MOUNT" : "NFS";
+    std::string p = prog == kMountProgram ? "MOUNT" : "NFS";
     return p + " proc=" + (proc ? std::to_string(*proc) : std::string("?")) + (reply ? " reply" : " call");
   }
 };
@@ -429,7 +433,7 @@ void extract_program_fields(const PdmlPacket& p, int pn, Rec& r) {
   if (!r.proc) return;
   const uint32_t proc = *r.proc;
 
-  if (r.prog == 100005) {  // MOUNT v3
+  if (r.prog == kMountProgram) {  // MOUNT v3
     if (!r.reply) {
       if (proc == 1 || proc == 3) set_bytes("path", "mount.path");
     } else if (proc == 1) {
@@ -568,7 +572,7 @@ void process_packet(const PdmlPacket& p, std::vector<Rec>& out) {
         if (auto v = between(p.nodes[k].showname, "Procedure: ", " (")) r.f["proc_name"] = *v;
       }
       bool want = xid && typ && prog && vers &&
-                  ((r.prog == 100003 && r.vers == 3) || (r.prog == 100005 && r.vers == 3));
+                  ((r.prog == kNfsProgram && r.vers == 3) || (r.prog == kMountProgram && r.vers == 3));
       out.push_back(std::move(r));
       keep.push_back(want);
       cur = &out.back();
@@ -718,7 +722,7 @@ OursResult run_ours(const fs::path& bin, const fs::path& file, const fs::path& e
     Rec r;
     r.prog = uint32_t(std::stoull(*prog));
     r.vers = uint32_t(std::stoull(*vers));
-    if (!((r.prog == 100003 && r.vers == 3) || (r.prog == 100005 && r.vers == 3))) continue;
+    if (!((r.prog == kNfsProgram && r.vers == 3) || (r.prog == kMountProgram && r.vers == 3))) continue;
     if (auto v = json_num(j, "frame")) r.frame = std::stoull(*v);
     r.transport = json_str(j, "transport").value_or("?");
     r.src = canon_endpoint(json_str(j, "src").value_or("?"));

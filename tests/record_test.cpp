@@ -1,6 +1,7 @@
 #include <gtest/gtest.h>
 
 #include "nfs/record.h"
+#include "nfs/rpc.h"
 #include "test_util.h"
 
 namespace nfsfence {
@@ -23,7 +24,7 @@ Bytes filler(size_t n, uint8_t seed) {
   return b;
 }
 
-Bytes call_msg(uint32_t xid, size_t body = 40) { return rpc_call(xid, 100003, 3, 7, filler(body, uint8_t(xid))); }
+Bytes call_msg(uint32_t xid, size_t body = 40) { return rpc_call(xid, kProgNfs, 3, 7, filler(body, uint8_t(xid))); }
 Bytes reply_msg(uint32_t xid, size_t body = 40) { return rpc_reply(xid, filler(body, uint8_t(xid))); }
 
 class Record : public ::testing::Test {
@@ -284,7 +285,7 @@ TEST_F(Record, MidConnectionStartInsideASegment) {
 TEST_F(Record, WriteDataThatLooksLikeAHeaderIsNotTrusted) {
   // Mid-connection: WRITE payload that contains a fake call header whose claimed length
   // runs past the segment: not trusted inside a segment.
-  Bytes fake = record(rpc_call(0x1234, 100003, 3, 7, filler(2000, 3)));
+  Bytes fake = record(rpc_call(0x1234, kProgNfs, 3, 7, filler(2000, 3)));
   fake.resize(200);
   seg(50, concat({filler(100, 4), fake, filler(100, 5)}));
   EXPECT_TRUE(got.empty());
@@ -325,7 +326,7 @@ TEST_F(Record, SequenceWrap) {
 
 class BigWrite : public Record {
  protected:
-  Bytes write_call() { return rpc_call(42, 100003, 3, 7, filler(1u << 20, 9)); }
+  Bytes write_call() { return rpc_call(42, kProgNfs, 3, 7, filler(1u << 20, 9)); }
   void SetUp() override {
     want = [](ByteView head, uint64_t len) { return size_t(200); };
   }

@@ -1,7 +1,8 @@
-// RPC call/reply header parsing (RFC 5531), fixtures built by hand.
+// RPC call/reply header parsing (RFC 5531), fixtures built by hand; the XDR read cursor.
 #include <gtest/gtest.h>
 
 #include "nfs/rpc.h"
+#include "nfs/xdr_reader.h"
 
 namespace nfsfence {
 namespace {
@@ -208,6 +209,66 @@ TEST(Rpc, RandomGarbageNeverCrashes) {
     RpcParse r = parse_rpc_header(b, h);
     if (r == RpcParse::Ok) EXPECT_LE(h.body_offset, b.size());
   }
+}
+
+// ---------------------------------------------------------------- XdrReader
+
+TEST(XdrReader, ReadsInOrder) {
+  W w;
+  w.u32(7).u32(0x01020304).u32(0x05060708).opaque({1, 2, 3, 4, 5}).u32(9);
+  const Bytes& b = w.bytes();
+  XdrReader r(b);
+  uint32_t v = 0;
+  uint64_t q = 0;
+  ASSERT_TRUE(r.peek_u32(v));
+  EXPECT_EQ(v, 7u);
+  EXPECT_EQ(r.pos(), 0u);  // peek does not move
+  ASSERT_TRUE(r.u32(v));
+  EXPECT_EQ(v, 7u);
+  ASSERT_TRUE(r.u64(q));
+  EXPECT_EQ(q, 0x0102030405060708ull);
+  uint32_t len = 0;
+  ASSERT_TRUE(r.u32(len));
+  ByteView raw;
+  ASSERT_TRUE(r.bytes(2, raw));
+  EXPECT_EQ(raw.data(), b.data() + 16);  // a view into the buffer, not a copy
+  EXPECT_EQ(Bytes(raw.begin(), raw.end()), (Bytes{1, 2}));
+  ASSERT_TRUE(r.seek(16));
+  ASSERT_TRUE(r.skip_opaque(len));  // 5 bytes and 3 of padding
+  EXPECT_EQ(r.pos(), 24u);
+  ASSERT_TRUE(r.u32(v));
+  EXPECT_EQ(v, 9u);
+  EXPECT_EQ(r.left(), 0u);
+}
+
+TEST(XdrReader, ShortReadsFailWithoutMoving) {
+  Bytes b{0, 0, 0, 1, 0, 0, 0};  // one word and 3 bytes
+  XdrReader r(b);
+  uint32_t v = 0;
+  uint64_t q = 0;
+  ByteView raw;
+  ASSERT_TRUE(r.u32(v));
+  for (int i = 0; i < 2; ++i) {
+    EXPECT_FALSE(r.u32(v));
+    EXPECT_FALSE(r.peek_u32(v));
+    EXPECT_FALSE(r.u64(q));
+    EXPECT_FALSE(r.bytes(4, raw));
+    EXPECT_FALSE(r.skip(4));
+    EXPECT_FALSE(r.skip_opaque(1));  // 1 byte + 3 of padding
+    EXPECT_FALSE(r.skip_opaque(0xffffffffu));
+    EXPECT_FALSE(r.seek(b.size() + 1));
+    EXPECT_EQ(r.pos(), 4u);
+    EXPECT_EQ(r.left(), 3u);
+  }
+  EXPECT_TRUE(r.bytes(3, raw));
+  EXPECT_EQ(r.left(), 0u);
+  EXPECT_TRUE(r.seek(b.size()));
+  EXPECT_TRUE(r.seek(0));
+  EXPECT_FALSE(r.u64(q));  // 7 bytes
+  EXPECT_EQ(r.pos(), 0u);
+  XdrReader empty{ByteView{}};
+  EXPECT_FALSE(empty.u32(v));
+  EXPECT_TRUE(empty.skip_opaque(0));
 }
 
 }  // namespace
