@@ -504,7 +504,6 @@ int run_status(const std::string& iface_arg, const std::string& pin_root, const 
     if (auto c = maps->counters())
       for (int i = 0; i < NFSF_C_MAX; i++) counters[bpf::counter_name(nfsf_counter(i))] = (*c)[size_t(i)];
     j["counters"] = counters;
-    maps->close_fds();
     all.push_back(j);
   }
   if (as_json) {

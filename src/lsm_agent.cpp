@@ -473,9 +473,8 @@ Expected<json> status_lsm(const std::string& pin_root, const std::string& state_
   j["trees"] = trees;
   json counters = json::object();
   if (auto c = maps->counters())
-    for (int i = 0; i < NFSF_L_MAX; i++) counters[bpf::lsm_counter_name(nfsf_lsm_counter(i))] = (*c)[size_t(i)];
+    for (int i = 0; i < NFSF_L_MAX; i++) counters[bpf::counter_name(nfsf_lsm_counter(i))] = (*c)[size_t(i)];
   j["counters"] = counters;
-  for (int fd : {maps->devs_fd, maps->roots_fd, maps->trees_fd, maps->gen_fd, maps->counters_fd}) ::close(fd);
   return j;
 }
 
