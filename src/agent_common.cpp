@@ -1,7 +1,6 @@
 #include "src/agent_common.h"
 
 #include <linux/magic.h>
-#include <signal.h>
 #include <sys/mount.h>
 #include <sys/statfs.h>
 
@@ -9,19 +8,16 @@
 #include <cstdio>
 #include <cstring>
 #include <filesystem>
-#include <fstream>
 
 #include "nfs/common.h"
 
 namespace nfsfence::agent {
 
 namespace fs = std::filesystem;
-using nlohmann::json;
 
 void log(const std::string& msg) { std::fprintf(stderr, "nfsfence: %s\n", printable(msg).c_str()); }
 
 std::string pin_dir_of(const std::string& root, const std::string& iface) { return root + "/" + iface; }
-std::string state_file_of(const std::string& dir, const std::string& iface) { return dir + "/" + iface + ".json"; }
 
 // The pins must live on a bpffs every process sees, or `status`, `detach` and a restarted
 // agent cannot find them. Where the directory is not on a bpffs: mount one if we are in
@@ -41,51 +37,6 @@ std::string ensure_bpffs(const std::string& pin_root) {
   if (::mount("bpf", base.c_str(), "bpf", 0, nullptr) != 0)
     return base.string() + " is not a BPF filesystem and mounting one failed: " + std::strerror(errno);
   return "";
-}
-
-bool process_alive(int pid) {
-  if (pid <= 0) return false;
-  if (::kill(pid, 0) != 0 && errno == ESRCH) return false;
-  std::ifstream comm("/proc/" + std::to_string(pid) + "/comm");
-  std::string name;
-  std::getline(comm, name);
-  return name == "nfsfence";
-}
-
-std::optional<json> read_state(const std::string& file, std::string* why) {
-  std::ifstream in(file);
-  if (!in) return std::nullopt;
-  auto bad = [&](const std::string& what) -> std::optional<json> {
-    if (why) *why = file + " is damaged (" + what + ")";
-    return std::nullopt;
-  };
-  json j;
-  try {
-    j = json::parse(in);
-  } catch (const json::exception& e) {
-    return bad("not JSON");
-  }
-  // What readers use must have its type: a damaged file is "no state", never an exception.
-  if (!j.is_object() || !j.contains("pid") || !j["pid"].is_number_integer()) return bad("no integer pid");
-  if (j.contains("trees")) {
-    if (!j["trees"].is_array()) return bad("trees is not a list");
-    for (const json& t : j["trees"])
-      if (!t.is_object() || !t.value("id", json()).is_number_unsigned() || !t.value("name", json()).is_string() ||
-          !t.value("path", json()).is_string() || !t.value("limit_bytes", json()).is_number_unsigned() ||
-          !t.value("usage_bytes", json()).is_number_unsigned() || !t.value("over", json()).is_boolean())
-        return bad("a tree without id, name, path, limit_bytes, usage_bytes or over");
-  }
-  return j;
-}
-
-
-void write_file_atomic(const std::string& path, const std::string& text) {
-  std::string tmp = path + ".tmp";
-  {
-    std::ofstream out(tmp);
-    out << text;
-  }
-  std::rename(tmp.c_str(), path.c_str());
 }
 
 }  // namespace nfsfence::agent

@@ -10,6 +10,7 @@
 #include <tuple>
 #include <vector>
 
+#include "src/bpf_loader_detail.h"
 #include "nfsfence_tc.skel.h"
 #include "nfsfence_xdp.skel.h"
 
@@ -19,28 +20,58 @@ std::string BpfError::message() const {
   return what + ": " + std::strerror(err) + " (" + where + ")";
 }
 
+namespace detail {
+
+Result<void> set_pin_paths(bpf_object* obj, const std::string& dir) {
+  bpf_map* m;
+  bpf_object__for_each_map(m, obj) {
+    const char* name = bpf_map__name(m);
+    if (!name || name[0] == '.' || std::strchr(name, '.')) continue;  // .rodata and friends
+    std::string path = dir + "/" + name;
+    if (int rc = bpf_map__set_pin_path(m, path.c_str()); rc) return NFSF_ERR(-rc, "bpf_map__set_pin_path(" + path + ")");
+  }
+  return {};
+}
+
+Result<void> fds_of_object(const bpf_object* obj, std::span<const MapSlot> slots) {
+  for (const MapSlot& s : slots) {
+    *s.fd = bpf_object__find_map_fd_by_name(obj, s.name);
+    if (*s.fd < 0) return NFSF_ERR(*s.fd, std::string("bpf_object__find_map_fd_by_name(") + s.name + ")");
+  }
+  return {};
+}
+
+Result<std::vector<UniqueFd>> open_pins(const std::string& dir, std::span<const MapSlot> slots) {
+  std::vector<UniqueFd> owned;
+  for (const MapSlot& s : slots) {
+    std::string path = dir + "/" + s.name;
+    UniqueFd fd(bpf_obj_get(path.c_str()));
+    if (fd.get() < 0 && !s.optional) return NFSF_ERR(errno, "bpf_obj_get(" + path + ")");
+    *s.fd = fd.get();
+    if (fd.get() >= 0) owned.push_back(std::move(fd));
+  }
+  return owned;
+}
+
+}  // namespace detail
+
+using detail::err_of;
+
+void UniqueFd::reset(int fd) {
+  if (fd_ >= 0) ::close(fd_);
+  fd_ = fd;
+}
+
 namespace {
 
-#define NFSF_ERR(e, what) \
-  Fail{BpfError{(e) < 0 ? -(e) : (e), (what), std::string(__FILE__ ":") + std::to_string(__LINE__)}}
-
-// libbpf 1.x returns -errno and also sets errno.
-int err_of(int rc) { return rc < 0 ? -rc : (errno ? errno : EINVAL); }
-
-template <typename Skel>
-void fill_maps(MapSet& m, Skel* s) {
-  m.handles_fd = bpf_map__fd(s->maps.handles);
-  m.trees_fd = bpf_map__fd(s->maps.trees);
-  m.tree_room_fd = bpf_map__fd(s->maps.tree_room);
-  m.counters_fd = bpf_map__fd(s->maps.counters);
-  m.flows_fd = bpf_map__fd(s->maps.flows);
-  m.poisoned_fd = bpf_map__fd(s->maps.poisoned);
-  m.want_xids_fd = bpf_map__fd(s->maps.want_xids);
-  m.rpc_ports_fd = bpf_map__fd(s->maps.rpc_ports);
-  m.pending_dirop_fd = bpf_map__fd(s->maps.pending_dirop);
-  m.split_heads_fd = bpf_map__fd(s->maps.split_heads);
-  m.split_tmpl_fd = bpf_map__fd(s->maps.split_tmpl);
-  m.events_fd = bpf_map__fd(s->maps.events);
+// MapSet's maps by name (the same in the TC and the XDP object).
+std::array<detail::MapSlot, 12> slots_of(MapSet& m) {
+  return {{{"handles", &m.handles_fd}, {"trees", &m.trees_fd}, {"counters", &m.counters_fd}, {"flows", &m.flows_fd},
+           {"poisoned", &m.poisoned_fd}, {"want_xids", &m.want_xids_fd}, {"rpc_ports", &m.rpc_ports_fd},
+           {"events", &m.events_fd},
+           // Maps pinned by an older agent may lack these.
+           {"tree_room", &m.tree_room_fd, true}, {"pending_dirop", &m.pending_dirop_fd, true},
+           {"split_heads", &m.split_heads_fd, true}, {"split_tmpl", &m.split_tmpl_fd, true}}};
 }
 
 template <typename Skel>
@@ -52,17 +83,7 @@ Result<void> configure(Skel* s, const LoadOptions& opt) {
     return NFSF_ERR(rc, "bpf_map__set_max_entries(events)");
   if (int rc = bpf_map__set_max_entries(s->maps.handles, opt.max_handles); rc)
     return NFSF_ERR(rc, "bpf_map__set_max_entries(handles)");
-  if (!opt.pin_dir.empty()) {
-    // libbpf reuses a compatible map already pinned at this path (a restarted agent adopts
-    // the state the programs kept enforcing), or pins the new one after load.
-    bpf_map* m;
-    bpf_object__for_each_map(m, s->obj) {
-      const char* name = bpf_map__name(m);
-      if (!name || name[0] == '.' || std::strchr(name, '.')) continue;  // .rodata and friends
-      std::string path = opt.pin_dir + "/" + name;
-      if (int rc = bpf_map__set_pin_path(m, path.c_str()); rc) return NFSF_ERR(-rc, "bpf_map__set_pin_path(" + path + ")");
-    }
-  }
+  if (!opt.pin_dir.empty()) return detail::set_pin_paths(s->obj, opt.pin_dir);
   return {};
 }
 
@@ -73,14 +94,21 @@ nfsf_fh_key make_key(std::span<const uint8_t> fh) {
   return k;
 }
 
+#define NFSF_X_NAME(e, name) name,
+constexpr const char* kCounterNames[] = {NFSF_COUNTER_LIST(NFSF_X_NAME)};
+constexpr const char* kLsmCounterNames[] = {NFSF_LSM_COUNTER_LIST(NFSF_X_NAME)};
+#undef NFSF_X_NAME
+static_assert(std::size(kCounterNames) == NFSF_C_MAX && std::size(kLsmCounterNames) == NFSF_L_MAX);
+
+template <size_t N>
+const char* name_in(const char* const (&names)[N], unsigned i) {
+  return i < N ? names[i] : "?";
+}
+
 }  // namespace
 
-const char* counter_name(nfsf_counter c) {
-#define NFSF_X_NAME(e, name) name,
-  static const char* names[NFSF_C_MAX] = {NFSF_COUNTER_LIST(NFSF_X_NAME)};
-#undef NFSF_X_NAME
-  return c < NFSF_C_MAX ? names[c] : "?";
-}
+const char* counter_name(nfsf_counter c) { return name_in(kCounterNames, c); }
+const char* counter_name(nfsf_lsm_counter c) { return name_in(kLsmCounterNames, c); }
 
 Result<void> MapSet::set_handle_tree(std::span<const uint8_t> fh, uint32_t tree) const {
   if (fh.empty() || fh.size() > NFSF_FH_MAX) return NFSF_ERR(EINVAL, "set_handle_tree: handle length");
@@ -194,22 +222,64 @@ Result<std::optional<nfsf_poisoned>> MapSet::poisoned(const nfsf_xid_key& key) c
   return std::optional<nfsf_poisoned>{v};
 }
 
-// ---- TC
+Result<Pinned<MapSet>> MapSet::open_pinned(const std::string& dir) { return detail::open_pinned(dir, slots_of); }
 
-Result<std::unique_ptr<TcProgram>> TcProgram::load(const LoadOptions& opt) {
-  std::unique_ptr<TcProgram> p(new TcProgram());
-  p->skel_ = nfsfence_tc__open();
-  if (!p->skel_) return NFSF_ERR(errno ? errno : ENOMEM, "nfsfence_tc__open");
+// ---- the skeletons
+
+namespace {
+
+// bpftool names a skeleton's functions after its object.
+template <typename Skel>
+struct SkelApi;
+#define NFSF_SKEL_API(S)                             \
+  template <>                                        \
+  struct SkelApi<S> {                                \
+    static constexpr const char* name = #S;          \
+    static S* open() { return S##__open(); }         \
+    static int load(S* s) { return S##__load(s); }   \
+    static void destroy(S* s) { S##__destroy(s); }   \
+  };
+NFSF_SKEL_API(nfsfence_tc)
+NFSF_SKEL_API(nfsfence_xdp)
+#undef NFSF_SKEL_API
+
+}  // namespace
+
+template <typename Program, typename Skel>
+Result<std::unique_ptr<Program>> Skeleton<Program, Skel>::load(const LoadOptions& opt) {
+  using Api = SkelApi<Skel>;
+  std::unique_ptr<Program> p(new Program());
+  p->skel_ = Api::open();
+  if (!p->skel_) return NFSF_ERR(errno ? errno : ENOMEM, std::string(Api::name) + "__open");
   if (auto r = configure(p->skel_, opt); !r) return Fail{r.error()};
-  if (int rc = nfsfence_tc__load(p->skel_); rc) return NFSF_ERR(err_of(rc), "nfsfence_tc__load");
-  fill_maps(p->maps_, p->skel_);
+  if (int rc = Api::load(p->skel_); rc) return NFSF_ERR(err_of(rc), std::string(Api::name) + "__load");
+  if (auto r = detail::fds_of_object(p->skel_->obj, slots_of(p->maps_)); !r) return Fail{r.error()};
   return p;
 }
 
-TcProgram::~TcProgram() {
-  detach();
-  if (skel_) nfsfence_tc__destroy(skel_);
+template <typename Program, typename Skel>
+Skeleton<Program, Skel>::~Skeleton() {
+  if (skel_) SkelApi<Skel>::destroy(skel_);
 }
+
+template class Skeleton<TcProgram, nfsfence_tc>;
+template class Skeleton<XdpProgram, nfsfence_xdp>;
+
+// ---- TC
+
+namespace {
+
+// Removes nfsfence's filter (kTcHandle, kTcPriority) from one clsact hook: 0 or -errno. The
+// clsact qdisc is left: other filters may use it.
+int detach_filter(int ifindex, bpf_tc_attach_point where) {
+  LIBBPF_OPTS(bpf_tc_hook, hook, .ifindex = ifindex, .attach_point = where);
+  LIBBPF_OPTS(bpf_tc_opts, tco, .handle = kTcHandle, .priority = kTcPriority);
+  return bpf_tc_detach(&hook, &tco);
+}
+
+}  // namespace
+
+TcProgram::~TcProgram() { detach(); }
 
 int TcProgram::egress_fd() const { return bpf_program__fd(skel_->progs.nfsf_egress); }
 int TcProgram::ingress_fd() const { return bpf_program__fd(skel_->progs.nfsf_ingress); }
@@ -227,9 +297,8 @@ Result<void> TcProgram::attach(int ifindex) {
     }
     // REPLACE: a filter left by an agent that died is swapped for ours in one step, so
     // enforcement never has a gap.
-    LIBBPF_OPTS(bpf_tc_opts, tco, .prog_fd = fd, .flags = BPF_TC_F_REPLACE);
-    tco.handle = kTcHandle;
-    tco.priority = kTcPriority;
+    LIBBPF_OPTS(bpf_tc_opts, tco, .prog_fd = fd, .flags = BPF_TC_F_REPLACE, .handle = kTcHandle,
+                .priority = kTcPriority);
     if (rc = bpf_tc_attach(&hook, &tco); rc) {
       detach();
       return NFSF_ERR(err_of(rc), "bpf_tc_attach");
@@ -242,11 +311,7 @@ Result<void> TcProgram::attach(int ifindex) {
 void TcProgram::detach() {
   for (auto [where, flag] : {std::pair{BPF_TC_EGRESS, &attached_egress_}, std::pair{BPF_TC_INGRESS, &attached_ingress_}}) {
     if (!*flag) continue;
-    LIBBPF_OPTS(bpf_tc_hook, hook, .ifindex = ifindex_, .attach_point = where);
-    LIBBPF_OPTS(bpf_tc_opts, tco);
-    tco.handle = kTcHandle;
-    tco.priority = kTcPriority;
-    bpf_tc_detach(&hook, &tco);  // the clsact qdisc is left: other filters may use it
+    detach_filter(ifindex_, where);
     *flag = false;
   }
 }
@@ -256,57 +321,16 @@ void TcProgram::keep_attached() { attached_egress_ = attached_ingress_ = false; 
 Result<bool> TcProgram::detach_ifindex(int ifindex) {
   bool found = false;
   for (auto where : {BPF_TC_EGRESS, BPF_TC_INGRESS}) {
-    LIBBPF_OPTS(bpf_tc_hook, hook, .ifindex = ifindex, .attach_point = where);
-    LIBBPF_OPTS(bpf_tc_opts, tco);
-    tco.handle = kTcHandle;
-    tco.priority = kTcPriority;
-    int rc = bpf_tc_detach(&hook, &tco);
+    int rc = detach_filter(ifindex, where);
     if (rc == 0) found = true;
     else if (rc != -ENOENT && rc != -EINVAL) return NFSF_ERR(err_of(rc), "bpf_tc_detach");
   }
   return found;
 }
 
-Result<MapSet> MapSet::open_pinned(const std::string& dir) {
-  MapSet m;
-  for (auto [name, fd] : {std::pair{"handles", &m.handles_fd}, std::pair{"trees", &m.trees_fd},
-                          std::pair{"counters", &m.counters_fd}, std::pair{"flows", &m.flows_fd},
-                          std::pair{"poisoned", &m.poisoned_fd}, std::pair{"want_xids", &m.want_xids_fd},
-                          std::pair{"rpc_ports", &m.rpc_ports_fd}, std::pair{"events", &m.events_fd}}) {
-    std::string path = dir + "/" + name;
-    *fd = bpf_obj_get(path.c_str());
-    if (*fd < 0) return NFSF_ERR(errno, "bpf_obj_get(" + path + ")");
-  }
-  // Optional: maps pinned by an older agent do not have these.
-  m.tree_room_fd = bpf_obj_get((dir + "/tree_room").c_str());
-  m.pending_dirop_fd = bpf_obj_get((dir + "/pending_dirop").c_str());
-  return m;
-}
-
-void MapSet::close_fds() {
-  for (int* fd : {&handles_fd, &trees_fd, &counters_fd, &flows_fd, &poisoned_fd, &want_xids_fd, &rpc_ports_fd,
-                  &events_fd, &pending_dirop_fd, &split_heads_fd, &split_tmpl_fd, &tree_room_fd}) {
-    if (*fd >= 0) ::close(*fd);
-    *fd = -1;
-  }
-}
-
 // ---- XDP
 
-Result<std::unique_ptr<XdpProgram>> XdpProgram::load(const LoadOptions& opt) {
-  std::unique_ptr<XdpProgram> p(new XdpProgram());
-  p->skel_ = nfsfence_xdp__open();
-  if (!p->skel_) return NFSF_ERR(errno ? errno : ENOMEM, "nfsfence_xdp__open");
-  if (auto r = configure(p->skel_, opt); !r) return Fail{r.error()};
-  if (int rc = nfsfence_xdp__load(p->skel_); rc) return NFSF_ERR(err_of(rc), "nfsfence_xdp__load");
-  fill_maps(p->maps_, p->skel_);
-  return p;
-}
-
-XdpProgram::~XdpProgram() {
-  detach();
-  if (skel_) nfsfence_xdp__destroy(skel_);
-}
+XdpProgram::~XdpProgram() { detach(); }
 
 int XdpProgram::prog_fd() const { return bpf_program__fd(skel_->progs.nfsf_xdp); }
 

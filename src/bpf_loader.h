@@ -1,16 +1,20 @@
 // RAII owner of the nfsfence BPF skeletons: open -> configure rodata -> load, then map
 // helpers (handle -> tree, tree over/under, per-CPU counters summed) and TC/XDP attach.
 // OS errors are values: BpfError carries errno, what failed, and file:line.
+//
+// Who closes which fd: a skeleton's map and program fds belong to libbpf (gone with the
+// skeleton); the fds of pinned maps opened by path (Pinned<...>) are UniqueFds, closed when
+// their owner goes away.
 #pragma once
 
 #include <array>
 #include <cstdint>
-#include <utility>
-#include <variant>
 #include <memory>
 #include <optional>
 #include <span>
 #include <string>
+#include <utility>
+#include <vector>
 
 #include "nfs/common.h"
 #include "nfsfence_abi.h"
@@ -50,9 +54,47 @@ template <size_t N>
 Result<std::array<uint64_t, N>> sum_percpu(int fd, const char* name);
 extern template Result<std::array<uint64_t, NFSF_C_MAX>> sum_percpu<NFSF_C_MAX>(int, const char*);
 extern template Result<std::array<uint64_t, NFSF_L_MAX>> sum_percpu<NFSF_L_MAX>(int, const char*);
+// A counter's name from bpf/include/nfsfence_abi.h's X-macro lists ("?" out of range).
 const char* counter_name(nfsf_counter c);
+const char* counter_name(nfsf_lsm_counter c);
 
-// Map fds and helpers common to both objects (maps have the same names and types).
+// A file descriptor this process opened: move-only, closed when it goes away.
+class UniqueFd {
+ public:
+  UniqueFd() = default;
+  explicit UniqueFd(int fd) : fd_(fd) {}
+  UniqueFd(UniqueFd&& o) noexcept : fd_(std::exchange(o.fd_, -1)) {}
+  UniqueFd& operator=(UniqueFd&& o) noexcept {
+    if (this != &o) reset(std::exchange(o.fd_, -1));
+    return *this;
+  }
+  UniqueFd(const UniqueFd&) = delete;
+  UniqueFd& operator=(const UniqueFd&) = delete;
+  ~UniqueFd() { reset(); }
+  int get() const { return fd_; }
+  void reset(int fd = -1);  // closes the one held
+
+ private:
+  int fd_ = -1;
+};
+
+// Maps an agent pinned, opened by path (`status`, tests): a Maps (MapSet, LsmMaps) whose
+// fds this object owns and closes when it goes away.
+template <typename Maps>
+class Pinned : public Maps {
+ public:
+  Pinned(const Maps& maps, std::vector<UniqueFd> fds) : Maps(maps), fds_(std::move(fds)) {}
+  Pinned(Pinned&&) = default;
+  Pinned& operator=(Pinned&&) = default;
+  Pinned(const Pinned&) = delete;
+  Pinned& operator=(const Pinned&) = delete;
+
+ private:
+  std::vector<UniqueFd> fds_;
+};
+
+// Map fds and helpers common to both objects (maps have the same names and types). The
+// fds are borrowed: from the skeleton (TcProgram, XdpProgram) or from Pinned<MapSet>.
 class MapSet {
  public:
   Result<void> set_handle_tree(std::span<const uint8_t> fh, uint32_t tree) const;
@@ -67,26 +109,40 @@ class MapSet {
   Result<std::optional<nfsf_poisoned>> poisoned(const nfsf_xid_key& key) const;
   Result<std::optional<uint32_t>> handle_tree(std::span<const uint8_t> fh) const;  // nullopt: unmapped
   Result<std::optional<nfsf_dirop>> pending_dirop(const nfsf_xid_key& key) const;
-  // The maps an agent pinned under `dir` (for status, detach, tests); close_fds() when done.
-  static Result<MapSet> open_pinned(const std::string& dir);
-  void close_fds();
+  // The maps an agent pinned under `dir` (for status, detach, tests); closed with the result.
+  static Result<Pinned<MapSet>> open_pinned(const std::string& dir);
 
   int handles_fd = -1, trees_fd = -1, counters_fd = -1, flows_fd = -1, poisoned_fd = -1,
       want_xids_fd = -1, rpc_ports_fd = -1, events_fd = -1, pending_dirop_fd = -1,
-      split_heads_fd = -1, split_tmpl_fd = -1, tree_room_fd = -1;  // the last two: measured by nfsf_map_memory only
+      split_heads_fd = -1, split_tmpl_fd = -1, tree_room_fd = -1;  // split_*: measured by nfsf_map_memory only
+};
+
+// One bpftool skeleton (nfsfence_tc, nfsfence_xdp), owned: load() opens it, configures it
+// from LoadOptions (rodata, map sizes, pin paths), loads it and returns it as `Program`;
+// it is destroyed with the object. Program says how it attaches (and detaches in its own
+// destructor, which runs before this one destroys the skeleton).
+template <typename Program, typename Skel>
+class Skeleton {
+ public:
+  static Result<std::unique_ptr<Program>> load(const LoadOptions& opt = {});
+  Skeleton(const Skeleton&) = delete;
+  Skeleton& operator=(const Skeleton&) = delete;
+  const MapSet& maps() const { return maps_; }
+
+ protected:
+  Skeleton() = default;
+  ~Skeleton();
+  Skel* skel_ = nullptr;
+  MapSet maps_;
 };
 
 // TC: nfsf_egress (calls) + nfsf_ingress (replies) on an NFS client's interface.
-class TcProgram {
+class TcProgram : public Skeleton<TcProgram, nfsfence_tc> {
  public:
-  static Result<std::unique_ptr<TcProgram>> load(const LoadOptions& opt = {});
   ~TcProgram();
-  TcProgram(const TcProgram&) = delete;
-  TcProgram& operator=(const TcProgram&) = delete;
 
   int egress_fd() const;
   int ingress_fd() const;
-  const MapSet& maps() const { return maps_; }
 
   // clsact hook + direct-action filters; detach() (also run by the destructor) removes
   // only the filters this object attached.
@@ -99,30 +155,24 @@ class TcProgram {
   static Result<bool> detach_ifindex(int ifindex);
 
  private:
+  friend Skeleton;
   TcProgram() = default;
-  nfsfence_tc* skel_ = nullptr;
-  MapSet maps_;
   int ifindex_ = 0;
   bool attached_egress_ = false, attached_ingress_ = false;
 };
 
 // XDP: nfsf_xdp (calls arriving at an NFS server).
-class XdpProgram {
+class XdpProgram : public Skeleton<XdpProgram, nfsfence_xdp> {
  public:
-  static Result<std::unique_ptr<XdpProgram>> load(const LoadOptions& opt = {});
   ~XdpProgram();
-  XdpProgram(const XdpProgram&) = delete;
-  XdpProgram& operator=(const XdpProgram&) = delete;
 
   int prog_fd() const;
-  const MapSet& maps() const { return maps_; }
   Result<void> attach(int ifindex, uint32_t xdp_flags = 0);
   void detach();
 
  private:
+  friend Skeleton;
   XdpProgram() = default;
-  nfsfence_xdp* skel_ = nullptr;
-  MapSet maps_;
   int ifindex_ = 0;
   uint32_t flags_ = 0;
 };

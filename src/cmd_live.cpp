@@ -1,4 +1,4 @@
-// attach / detach / status: the live agent (src/agent.cpp).
+// attach / detach / status: the live agent (src/agent.cpp, src/lsm_agent.cpp; status: src/status.cpp).
 #include <csignal>
 
 #include "src/agent.h"

@@ -2,7 +2,6 @@
 
 #include <bpf/libbpf.h>
 #include <fcntl.h>
-#include <signal.h>
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
 #include <unistd.h>
@@ -19,6 +18,7 @@
 
 #include "src/agent_common.h"
 #include "src/lsm_loader.h"
+#include "src/status.h"
 
 namespace nfsfence::agent {
 
@@ -147,7 +147,8 @@ class LsmAgent {
            std::vector<std::vector<TreeRoot>> roots,
            std::string mount)
       : opt_(opt), policy_(policy), maps_(maps), roots_(std::move(roots)), mount_(std::move(mount)),
-        usage_(policy.trees.size()), files_(policy.trees.size()), over_(policy.trees.size()) {}
+        usage_(policy.trees.size()), files_(policy.trees.size()), over_(policy.trees.size()),
+        state_(state_file_of(opt.state_dir, kLsmName)) {}
 
   // Sums the regular files below the tree's root (each inode once; each superblock's root,
   // not crossing into other filesystems), and sets each file's charged size to what was
@@ -271,7 +272,7 @@ class LsmAgent {
     }
   }
 
-  void write_state() const {
+  void write_state() {
     json trees = json::array();
     for (size_t i = 0; i < policy_.trees.size(); i++) {
       const TreePolicy& t = policy_.trees[i];
@@ -287,7 +288,7 @@ class LsmAgent {
     json j{{"pid", ::getpid()},  {"iface", kLsmName},        {"mode", "lsm"}, {"action", "lsm"},
            {"mount", mount_},    {"policy", opt_.policy_path}, {"trees", trees}, {"scans", scans_},
            {"updated", std::time(nullptr)}};
-    write_file_atomic(state_file_of(opt_.state_dir, kLsmName), j.dump(2, ' ', false, json::error_handler_t::replace) + "\n");
+    state_.write(j);
   }
 
   const std::vector<uint64_t>& usage() const { return usage_; }
@@ -302,6 +303,7 @@ class LsmAgent {
   std::vector<char> over_;
   uint64_t scans_ = 0;
   bool warned_ = false;
+  StateWriter state_;
 };
 
 }  // namespace
@@ -366,8 +368,8 @@ int run_attach_lsm(const AttachOptions& opt, const Policy& policy, const std::at
   std::string pin_dir = pin_dir_of(opt.pin_root, kLsmName);
   std::error_code ec;
   bool adopting = fs::exists(pin_dir + "/lsm_trees", ec);
-  if (auto prev = read_state(state_file_of(opt.state_dir, kLsmName)); prev && process_alive((*prev)["pid"].get<int>())) {
-    log("an LSM agent (pid " + std::to_string((*prev)["pid"].get<int>()) + ") already runs; stop it first (kill it, or nfsfence detach lsm)");
+  if (auto pid = running_agent(state_file_of(opt.state_dir, kLsmName))) {
+    log("an LSM agent (pid " + std::to_string(*pid) + ") already runs; stop it first (kill it, or nfsfence detach lsm)");
     return 1;
   }
   fs::create_directories(pin_dir, ec);
@@ -428,11 +430,9 @@ int run_attach_lsm(const AttachOptions& opt, const Policy& policy, const std::at
 
 int run_detach_lsm(const std::string& pin_root, const std::string& state_dir) {
   std::string state = state_file_of(state_dir, kLsmName);
-  if (auto prev = read_state(state); prev && process_alive((*prev)["pid"].get<int>())) {
-    int pid = (*prev)["pid"].get<int>();
-    log("stopping the LSM agent (pid " + std::to_string(pid) + ")");
-    ::kill(pid, SIGTERM);
-    for (int i = 0; i < 50 && process_alive(pid); i++) ::usleep(100000);
+  if (auto pid = running_agent(state)) {
+    log("stopping the LSM agent (pid " + std::to_string(*pid) + ")");
+    stop_agent(*pid);
   }
   std::error_code ec;
   fs::remove(state, ec);
@@ -447,35 +447,21 @@ int run_detach_lsm(const std::string& pin_root, const std::string& state_dir) {
 Expected<json> status_lsm(const std::string& pin_root, const std::string& state_dir) {
   auto maps = bpf::LsmMaps::open_pinned(pin_dir_of(pin_root, kLsmName));
   if (!maps) return make_error("the LSM hooks are not attached (" + maps.error().message() + ")");
-  std::string damaged;
-  auto state = read_state(state_file_of(state_dir, kLsmName), &damaged);
-  if (!damaged.empty()) log("warning: " + damaged + ": showing the kernel's maps only");
-  json j{{"iface", kLsmName}, {"mode", "lsm"}, {"agent_running", false}, {"action", "lsm"}};
-  json trees = json::array();
-  if (state) {
-    j["agent_pid"] = (*state)["pid"];
-    j["agent_running"] = process_alive((*state)["pid"].get<int>());
-    j["mount"] = (*state)["mount"];
-    j["state_updated"] = (*state)["updated"];
-    for (auto& t : (*state)["trees"]) {
-      json o = t;
-      if (auto kt = maps->tree(t["id"].get<uint32_t>())) {
-        // The kernel's view is what is enforced: its usage includes growth since the scan.
-        o["usage_bytes"] = kt->usage > 0 ? uint64_t(kt->usage) : 0;
-        o["over"] = kt->limit && kt->usage >= int64_t(kt->limit);
-        o["writes"] = kt->writes;
-        o["refused_writes"] = kt->refused;
-        o["refused_bytes"] = 0;
-      }
-      trees.push_back(o);
+  auto state = read_state_for_status(state_file_of(state_dir, kLsmName));
+  json j = status_object(kLsmName, state, [&](json& o) {
+    if (auto kt = maps->tree(o["id"].get<uint32_t>())) {
+      // The kernel's view is what is enforced: its usage includes growth since the scan.
+      o["usage_bytes"] = kt->usage > 0 ? uint64_t(kt->usage) : 0;
+      o["over"] = kt->limit && kt->usage >= int64_t(kt->limit);
+      o["writes"] = kt->writes;
+      o["refused_writes"] = kt->refused;
+      o["refused_bytes"] = 0;
     }
-  }
-  j["trees"] = trees;
-  json counters = json::object();
-  if (auto c = maps->counters())
-    for (int i = 0; i < NFSF_L_MAX; i++) counters[bpf::lsm_counter_name(nfsf_lsm_counter(i))] = (*c)[size_t(i)];
-  j["counters"] = counters;
-  for (int fd : {maps->devs_fd, maps->roots_fd, maps->trees_fd, maps->gen_fd, maps->counters_fd}) ::close(fd);
+  });
+  j["mode"] = "lsm";
+  j["action"] = "lsm";
+  if (state) j["mount"] = state_field(*state, "mount");
+  j["counters"] = counters_json<nfsf_lsm_counter>(maps->counters());
   return j;
 }
 

@@ -11,6 +11,7 @@
 #include <filesystem>
 #include <fstream>
 
+#include "src/bpf_loader_detail.h"
 #include "nfsfence_lsm.skel.h"
 #include "nfsfence_null_lsm.skel.h"
 
@@ -18,10 +19,15 @@ namespace nfsfence::bpf {
 
 namespace fs = std::filesystem;
 
+using detail::err_of;
+
 namespace {
-#define NFSF_ERR(e, what) \
-  Fail{BpfError{(e) < 0 ? -(e) : (e), (what), std::string(__FILE__ ":") + std::to_string(__LINE__)}}
-int err_of(int rc) { return rc < 0 ? -rc : (errno ? errno : EINVAL); }
+
+// LsmMaps' maps by name. lsm_cache (inode storage) is only used by a running agent.
+std::array<detail::MapSlot, 6> slots_of(LsmMaps& m) {
+  return {{{"lsm_devs", &m.devs_fd}, {"lsm_roots", &m.roots_fd}, {"lsm_trees", &m.trees_fd}, {"lsm_gen", &m.gen_fd},
+           {"lsm_counters", &m.counters_fd}, {"lsm_cache", &m.cache_fd, true}}};
+}
 
 // 1 when the running kernel's inode_setattr hook takes (idmap, dentry, attr): from the
 // BTF of its bpf_lsm_inode_setattr stub. 0 for (dentry, attr) and when the BTF says nothing.
@@ -39,13 +45,6 @@ uint32_t setattr_has_idmap() {
   return idmap;
 }
 }  // namespace
-
-const char* lsm_counter_name(nfsf_lsm_counter c) {
-#define NFSF_X_NAME(e, name) name,
-  static const char* names[NFSF_L_MAX] = {NFSF_LSM_COUNTER_LIST(NFSF_X_NAME)};
-#undef NFSF_X_NAME
-  return c < NFSF_L_MAX ? names[c] : "?";
-}
 
 std::optional<std::string> lsm_unavailable() {
   // A probe: libbpf's own account of the refusal would be five lines; the answer is one.
@@ -138,17 +137,7 @@ Result<void> LsmMaps::bump_gen() const {
 
 Result<LsmCounters> LsmMaps::counters() const { return sum_percpu<NFSF_L_MAX>(counters_fd, "lsm_counters"); }
 
-Result<LsmMaps> LsmMaps::open_pinned(const std::string& dir) {
-  LsmMaps m;
-  for (auto [name, fd] : {std::pair{"lsm_devs", &m.devs_fd}, std::pair{"lsm_roots", &m.roots_fd},
-                          std::pair{"lsm_trees", &m.trees_fd},
-                          std::pair{"lsm_gen", &m.gen_fd}, std::pair{"lsm_counters", &m.counters_fd}}) {
-    std::string path = dir + "/" + name;
-    *fd = bpf_obj_get(path.c_str());
-    if (*fd < 0) return NFSF_ERR(errno, "bpf_obj_get(" + path + ")");
-  }
-  return m;
-}
+Result<Pinned<LsmMaps>> LsmMaps::open_pinned(const std::string& dir) { return detail::open_pinned(dir, slots_of); }
 
 // ---- program
 
@@ -158,19 +147,10 @@ Result<std::unique_ptr<LsmProgram>> LsmProgram::load(const std::string& pin_dir)
   p->skel_ = nfsfence_lsm__open();
   if (!p->skel_) return NFSF_ERR(errno ? errno : ENOMEM, "nfsfence_lsm__open");
   p->skel_->rodata->nfsf_setattr_idmap = setattr_has_idmap();
-  if (!pin_dir.empty()) {
-    bpf_map* m;
-    bpf_object__for_each_map(m, p->skel_->obj) {
-      const char* name = bpf_map__name(m);
-      if (!name || name[0] == '.' || std::strchr(name, '.')) continue;
-      std::string path = pin_dir + "/" + name;
-      if (int rc = bpf_map__set_pin_path(m, path.c_str()); rc) return NFSF_ERR(-rc, "bpf_map__set_pin_path(" + path + ")");
-    }
-  }
+  if (!pin_dir.empty())
+    if (auto r = detail::set_pin_paths(p->skel_->obj, pin_dir); !r) return Fail{r.error()};
   if (int rc = nfsfence_lsm__load(p->skel_); rc) return NFSF_ERR(err_of(rc), "nfsfence_lsm__load");
-  auto* s = p->skel_;
-  p->maps_ = LsmMaps{bpf_map__fd(s->maps.lsm_devs), bpf_map__fd(s->maps.lsm_roots), bpf_map__fd(s->maps.lsm_trees),
-                     bpf_map__fd(s->maps.lsm_gen), bpf_map__fd(s->maps.lsm_counters), bpf_map__fd(s->maps.lsm_cache)};
+  if (auto r = detail::fds_of_object(p->skel_->obj, slots_of(p->maps_)); !r) return Fail{r.error()};
   return p;
 }
 

@@ -15,13 +15,13 @@ struct bpf_link;
 namespace nfsfence::bpf {
 
 using LsmCounters = std::array<uint64_t, NFSF_L_MAX>;
-const char* lsm_counter_name(nfsf_lsm_counter c);
 
 // What the kernel says about BPF LSM, found by trying: nullopt = usable, else why not.
 // Loads a one-instruction LSM program and attaches it for an instant (it passes every call),
 // and reads the active LSM list (a kernel can load LSM programs and never call them).
 std::optional<std::string> lsm_unavailable();
 
+// The LSM object's map fds, borrowed: from the skeleton (LsmProgram) or Pinned<LsmMaps>.
 struct LsmMaps {
   int devs_fd = -1, roots_fd = -1, trees_fd = -1, gen_fd = -1, counters_fd = -1, cache_fd = -1;
   Result<nfsf_lsm_tree> tree(uint32_t id) const;
@@ -34,7 +34,8 @@ struct LsmMaps {
   // the file: O_PATH is enough); the tree is decided again at the next write.
   Result<void> set_charged(int file_fd, int64_t size) const;
   Result<LsmCounters> counters() const;
-  static Result<LsmMaps> open_pinned(const std::string& dir);
+  // The maps an agent pinned under `dir` (status); closed with the result.
+  static Result<Pinned<LsmMaps>> open_pinned(const std::string& dir);
 };
 
 class LsmProgram {

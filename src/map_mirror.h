@@ -1,0 +1,52 @@
+// What the TC agent keeps in the BPF maps from its accounting (nfs/accounting.h): handle ->
+// tree from the handle cache, and per tree its over flag and its room (tree_room). Errors
+// of a map update are logged; the next sync tries again.
+#pragma once
+
+#include <cstdint>
+#include <vector>
+
+#include "nfs/accounting.h"
+#include "nfs/handle_cache.h"
+#include "nfs/policy.h"
+#include "src/bpf_loader.h"
+
+namespace nfsfence::agent {
+
+class MapMirror {
+ public:
+  MapMirror(const bpf::MapSet& maps, const Policy& policy) : maps_(maps), policy_(policy) {}
+
+  // Mirrors handle -> tree: the handles whose tree changed since the last sync (the cache
+  // lists them, a moved directory's whole subtree included, and only when a tree changed),
+  // or all of them (`full`, after a walk). Forgotten handles go first: a handle forgotten
+  // and learned again is then mirrored afresh.
+  void sync_handles(HandleCache& cache, bool full);
+
+  // tree_room: the programs refuse a tree's WRITEs once its write_bytes counter passes
+  // full_at = (write_bytes now) + (limit - usage), so a tree stops at its limit without
+  // waiting for the agent to read the crossing reply: what passes beyond the limit is at
+  // most the WRITEs already sent but not yet answered when usage was last updated. Refreshed
+  // for every tree whose usage changed or that had a WRITE answered (and all of them with
+  // `all`, after a walk). The cost: WRITEs that rewrite existing bytes use up room until
+  // their replies are read, so a tree with less room than the WRITEs in flight can refuse
+  // a rewrite.
+  void sync_rooms(const std::vector<TreeState>& trees, bool all);
+  // A WRITE to tree `tree` (0-based) was answered: its room is refreshed at the next
+  // sync_rooms, also when usage did not change (a rewrite in place used up room).
+  void write_answered(int tree);
+
+  void set_over(int tree, bool over);  // tree: 0-based
+  uint64_t mirrored() const { return mirrored_; }  // handles in the map
+
+ private:
+  void mirror(HandleCache& cache, HandleCache::Id id);
+
+  const bpf::MapSet& maps_;
+  const Policy& policy_;
+  uint64_t mirrored_ = 0;
+  std::vector<uint64_t> room_usage_;  // per tree: the usage tree_room was last set from
+  std::vector<bool> room_dirty_;      // per tree: a WRITE reply since the last sync_rooms
+};
+
+}  // namespace nfsfence::agent

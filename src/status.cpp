@@ -1,0 +1,125 @@
+#include "src/status.h"
+
+#include <cstdio>
+#include <filesystem>
+
+#include "src/agent.h"
+#include "src/agent_common.h"
+#include "src/lsm_agent.h"
+
+namespace nfsfence::agent {
+
+using nlohmann::json;
+namespace fs = std::filesystem;
+
+std::optional<json> read_state_for_status(const std::string& file) {
+  std::string damaged;
+  auto state = read_state(file, &damaged);
+  if (!damaged.empty()) log("warning: " + damaged + ": showing the kernel's maps only");
+  return state;
+}
+
+json state_field(const json& state, const char* field) { return state.value(field, json()); }
+
+json status_object(const std::string& iface, const std::optional<json>& state,
+                   const std::function<void(json& tree)>& kernel) {
+  json j{{"iface", iface}, {"agent_running", false}};
+  json trees = json::array();
+  if (state) {
+    j["agent_pid"] = (*state)["pid"];
+    j["agent_running"] = process_alive((*state)["pid"].get<int>());
+    j["state_updated"] = state_field(*state, "updated");
+    for (const json& t : state->value("trees", json::array())) {
+      json o = t;
+      kernel(o);
+      trees.push_back(o);
+    }
+  }
+  j["trees"] = trees;
+  return j;
+}
+
+Expected<json> status_tc(const std::string& iface, const std::string& pin_root, const std::string& state_dir) {
+  auto maps = bpf::MapSet::open_pinned(pin_dir_of(pin_root, iface));
+  if (!maps) return make_error("nfsfence is not attached to " + iface + " (" + maps.error().message() + ")");
+  auto state = read_state_for_status(state_file_of(state_dir, iface));
+  json j = status_object(iface, state, [&](json& o) {
+    if (auto kt = maps->tree(o["id"].get<uint32_t>())) {
+      o["over"] = kt->over != 0;  // the kernel's view is what is enforced
+      o["writes"] = kt->writes;
+      o["write_bytes"] = kt->write_bytes;
+      o["refused_writes"] = kt->refused_writes;
+      o["refused_bytes"] = kt->refused_bytes;
+    }
+  });
+  j["action"] = state ? state_field(*state, "action") : json(nullptr);
+  if (state) j["handles"] = state_field(*state, "handles");
+  j["counters"] = counters_json<nfsf_counter>(maps->counters());
+  return j;
+}
+
+namespace {
+
+// A count in a tree's object, 0 when it has none (or a damaged state gave it another type).
+unsigned long long count(const json& tree, const char* key) {
+  auto it = tree.find(key);
+  return it != tree.end() && it->is_number_unsigned() ? it->get<unsigned long long>() : 0;
+}
+
+}  // namespace
+
+void render_status_text(const json& attachments) {
+  for (const json& j : attachments) {
+    std::string agent = j["agent_running"].get<bool>() ? "running (pid " + j["agent_pid"].dump() + ")"
+                                                       : "not running (programs keep enforcing the last state)";
+    std::printf("%s: agent %s, action %s\n", printable(j["iface"].get<std::string>()).c_str(), agent.c_str(),
+                j["action"].is_string() ? j["action"].get<std::string>().c_str() : "?");
+    std::printf("  %-16s %-20s %10s %10s %-6s %8s %8s %10s\n", "tree", "path", "limit", "usage", "state", "writes",
+                "refused", "refused_B");
+    for (const json& t : j["trees"]) {
+      std::printf("  %-16s %-20s %10s %10s %-6s %8llu %8llu %10s\n", printable(t["name"].get<std::string>()).c_str(),
+                  printable(t["path"].get<std::string>()).c_str(), format_size(t["limit_bytes"]).c_str(),
+                  format_size(t["usage_bytes"]).c_str(), t["over"].get<bool>() ? "OVER" : "ok", count(t, "writes"),
+                  count(t, "refused_writes"), format_size(count(t, "refused_bytes")).c_str());
+    }
+    std::string cs;
+    for (auto& [k, v] : j["counters"].items())
+      if (v.get<uint64_t>()) cs += " " + k + "=" + std::to_string(v.get<uint64_t>());
+    std::printf("  counters:%s\n", cs.empty() ? " none" : cs.c_str());
+  }
+}
+
+void render_status_json(const json& attachments, bool all) {
+  std::printf("%s\n", (all ? attachments : attachments[0]).dump(2, ' ', false, json::error_handler_t::replace).c_str());
+}
+
+int run_status(const std::string& iface_arg, const std::string& pin_root, const std::string& state_dir, bool as_json) {
+  std::vector<std::string> ifaces;
+  if (!iface_arg.empty()) {
+    ifaces.push_back(iface_arg);
+  } else {
+    std::error_code ec;
+    for (auto& e : fs::directory_iterator(pin_root, ec))
+      if (e.is_directory()) ifaces.push_back(e.path().filename());
+    if (ifaces.empty()) {
+      log("nfsfence is not attached to any interface (nothing under " + pin_root + ")");
+      return 1;
+    }
+  }
+  json all = json::array();
+  for (const std::string& iface : ifaces) {
+    auto j = iface == kLsmName ? status_lsm(pin_root, state_dir) : status_tc(iface, pin_root, state_dir);
+    if (!j) {
+      log(j.error().message);
+      return 1;
+    }
+    all.push_back(std::move(*j));
+  }
+  if (as_json)
+    render_status_json(all, iface_arg.empty());
+  else
+    render_status_text(all);
+  return 0;
+}
+
+}  // namespace nfsfence::agent
