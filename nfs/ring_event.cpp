@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cstddef>
+#include <vector>
 
 #include "nfsfence_abi.h"
 
@@ -17,6 +18,7 @@ bool parse_ring_event(const void* data, size_t size, int64_t mono_to_real_ns, ui
   out = RingEvent{};
   out.type = ev->type;
   out.flags = ev->flags;
+  out.mono_ns = ev->ts_ns;
   L4Packet& p = out.pkt;
   p.flow.transport = ev->flow.proto == 17 ? Transport::Udp : Transport::Tcp;
   bool v6 = ev->flow.family == 6;
@@ -33,6 +35,28 @@ bool parse_ring_event(const void* data, size_t size, int64_t mono_to_real_ns, ui
   uint64_t real = ev->ts_ns + uint64_t(mono_to_real_ns);
   p.ts = Timestamp{int64_t(real / 1000000000ull), int64_t(real % 1000000000ull)};
   return true;
+}
+
+void EventLag::add(uint64_t ns) {
+  ring_[n_++ % kWindow] = ns;
+  max_ = std::max(max_, ns);
+}
+
+EventLag::Summary EventLag::summary() const {
+  Summary s;
+  s.n = n_;
+  s.max_ns = max_;
+  size_t k = size_t(std::min<uint64_t>(n_, kWindow));
+  if (k == 0) return s;
+  std::vector<uint64_t> v(ring_.begin(), ring_.begin() + long(k));
+  auto at = [&](double q) {
+    size_t i = std::min(k - 1, size_t(q * double(k)));
+    std::nth_element(v.begin(), v.begin() + long(i), v.end());
+    return v[i];
+  };
+  s.p50_ns = at(0.50);
+  s.p99_ns = at(0.99);
+  return s;
 }
 
 void feed_ring_event(Decoder& dec, const RingEvent& ev) {

@@ -3,6 +3,8 @@
 // unit-tested and fuzzed without root or BPF.
 #pragma once
 
+#include <array>
+
 #include "nfs/decoder.h"
 
 namespace nfsfence {
@@ -10,7 +12,25 @@ namespace nfsfence {
 struct RingEvent {
   uint32_t type = 0;   // enum nfsf_event_type
   uint32_t flags = 0;  // enum nfsf_event_flags
+  uint64_t mono_ns = 0;  // when the program made it (CLOCK_MONOTONIC, bpf_ktime_get_ns)
   L4Packet pkt;        // payload points into the event
+};
+
+// How long events waited between the program and the agent: exact percentiles over the
+// last kWindow, the count and the largest of all.
+class EventLag {
+ public:
+  static constexpr size_t kWindow = 4096;
+  void add(uint64_t ns);
+  struct Summary {
+    uint64_t n = 0;  // events ever added
+    uint64_t p50_ns = 0, p99_ns = 0, max_ns = 0;
+  };
+  Summary summary() const;
+
+ private:
+  std::array<uint64_t, kWindow> ring_{};
+  uint64_t n_ = 0, max_ = 0;
 };
 
 // False if `size` bytes cannot hold an event header. Lengths inside the event are clamped

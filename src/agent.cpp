@@ -35,6 +35,12 @@ namespace fs = std::filesystem;
 
 namespace {
 
+// The state file's (and `status`'s) view of how long reply events waited for the agent.
+json lag_json(const EventLag::Summary& s) {
+  return json{{"replies", s.n}, {"p50_us", double(s.p50_ns) / 1e3}, {"p99_us", double(s.p99_ns) / 1e3},
+              {"max_us", double(s.max_ns) / 1e3}};
+}
+
 const char* action_name(nfsf_action a) { return a == NFSF_ACTION_DROP ? "drop" : "rewrite"; }
 
 // The running agent: everything between ready and exit.
@@ -76,6 +82,12 @@ class Agent {
     RingEvent ev;
     if (!parse_ring_event(data, size, mono_to_real_ns_, events_ + 1, ev)) return 0;
     events_++;
+    if (ev.flags & NFSF_EVF_INGRESS) {  // replies: how long the agent took to see them
+      timespec now;
+      clock_gettime(CLOCK_MONOTONIC, &now);
+      uint64_t t = uint64_t(now.tv_sec) * 1000000000ull + uint64_t(now.tv_nsec);
+      reply_lag_.add(t > ev.mono_ns ? t - ev.mono_ns : 0);
+    }
     feed_ring_event(dec_, ev);
     return 0;
   }
@@ -117,6 +129,7 @@ class Agent {
                       {"trees", trees},
                       {"handles", acct_.cache().stats().handles},
                       {"events", events_},
+                      {"reply_lag", lag_json(reply_lag_.summary())},
                       {"updated", std::time(nullptr)}});
   }
 
@@ -151,6 +164,7 @@ class Agent {
   Decoder dec_;
   StateWriter state_;
   uint64_t events_ = 0;
+  EventLag reply_lag_;
   uint64_t lost_seen_ = 0;
   int64_t mono_to_real_ns_ = 0;
   std::chrono::steady_clock::time_point last_state_{};
@@ -209,6 +223,7 @@ Expected<std::unique_ptr<bpf::TcProgram>> load_and_attach(const AttachOptions& o
   lo.pin_dir = pins.dir;
   lo.max_handles = uint32_t(opt.max_handles);
   lo.nfs_port = opt.nfs_port;
+  lo.wake_ns = uint64_t(opt.wakeup_us) * 1000;
   auto prog = bpf::TcProgram::load(lo);
   if (!prog) {
     const bpf::BpfError& e = prog.error();
@@ -244,18 +259,23 @@ std::string ready_line(const AttachOptions& opt, const Policy& policy, const Age
          " s (" + rate + " handles/s); " + std::to_string(agent.mirrored()) + " handles enforced; trees: " + trees;
 }
 
-// Follows the ring buffer until `stop` (or a poll error).
-void follow(ring_buffer* rb, RingContext& ctx, const std::atomic<bool>& stop) {
+// Follows the ring buffer until `stop` (or a poll error). The kernel wakes the agent for a
+// reply at most once per --wakeup-us and leaves the events in between (and every call) in the
+// ring without a wakeup (bpf/include/nfsf_events.h): so while events come, the next poll
+// waits no longer than that and then drains what is there; idle, it sleeps 200 ms.
+void follow(ring_buffer* rb, RingContext& ctx, unsigned wakeup_us, const std::atomic<bool>& stop) {
   Agent& agent = ctx.agent;
+  const int busy_ms = int(wakeup_us / 1000) + 1, idle_ms = 200;
+  int timeout = idle_ms;
   while (!stop.load()) {
-    int n = ring_buffer__poll(rb, 200);
+    int n = ring_buffer__poll(rb, timeout);
+    if (n == 0 && !ctx.failure) n = ring_buffer__consume(rb);
     if (ctx.failure) std::rethrow_exception(ctx.failure);
     if (n < 0 && n != -EINTR) {
       log("ring buffer poll: " + std::string(std::strerror(-n)));
       break;
     }
-    // Events submitted without a wakeup (calls) are drained here at the latest.
-    if (n == 0) ring_buffer__consume(rb);
+    timeout = n > 0 ? busy_ms : idle_ms;
     agent.after_batch();
   }
 }
@@ -312,7 +332,7 @@ int run_attach_tc(const AttachOptions& opt, const Policy& policy, const std::ato
   }
   libbpf_log_live();
   log(ready_line(opt, policy, agent, *walked, secs));
-  follow(rb.get(), ctx, stop);
+  follow(rb.get(), ctx, opt.wakeup_us, stop);
   rb.reset();
   agent.write_state();
   log("exiting: the programs stay attached to " + opt.iface +

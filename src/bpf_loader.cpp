@@ -79,6 +79,7 @@ Result<void> configure(Skel* s, const LoadOptions& opt) {
   s->rodata->nfsf_action = opt.action;
   s->rodata->nfsf_emit_events = opt.emit_events ? 1 : 0;
   s->rodata->nfsf_nfs_port = opt.nfs_port;
+  s->rodata->nfsf_wake_ns = opt.wake_ns;
   if (int rc = bpf_map__set_max_entries(s->maps.events, opt.events_bytes); rc)
     return NFSF_ERR(rc, "bpf_map__set_max_entries(events)");
   if (int rc = bpf_map__set_max_entries(s->maps.handles, opt.max_handles); rc)

@@ -39,6 +39,7 @@ struct LoadOptions {
   nfsf_action action = NFSF_ACTION_REWRITE;
   bool emit_events = true;
   uint16_t nfs_port = NFSF_NFS_PORT;
+  uint64_t wake_ns = NFSF_WAKE_NS;  // reply events wake the agent at most this often (0: every one)
   uint32_t events_bytes = NFSF_EVENTS_BYTES;  // ring buffer size, power of 2 >= page size
   uint32_t max_handles = NFSF_MAX_HANDLES;
   std::string pin_dir;  // pin (or adopt already pinned) maps here; empty: no pinning

@@ -54,6 +54,7 @@ Expected<json> status_tc(const std::string& iface, const std::string& pin_root, 
   });
   j["action"] = state ? state_field(*state, "action") : json(nullptr);
   if (state) j["handles"] = state_field(*state, "handles");
+  if (state) j["reply_lag"] = state_field(*state, "reply_lag");
   j["counters"] = counters_json<nfsf_counter>(maps->counters());
   return j;
 }
@@ -82,6 +83,13 @@ void render_status_text(const json& attachments) {
                   format_size(t["usage_bytes"]).c_str(), t["over"].get<bool>() ? "OVER" : "ok", count(t, "writes"),
                   count(t, "refused_writes"), format_size(count(t, "refused_bytes")).c_str());
     }
+    const json lag = j.value("reply_lag", json());
+    if (lag.is_object() && lag.value("replies", json(0)).is_number_unsigned() && lag.value("replies", 0ull) > 0 &&
+        lag.value("p50_us", json()).is_number() && lag.value("p99_us", json()).is_number() &&
+        lag.value("max_us", json()).is_number())
+      std::printf("  reply events reached the agent after: p50 %.0f us, p99 %.0f us, max %.0f us (%llu replies)\n",
+                  lag["p50_us"].get<double>(), lag["p99_us"].get<double>(), lag["max_us"].get<double>(),
+                  lag["replies"].get<unsigned long long>());
     std::string cs;
     for (auto& [k, v] : j["counters"].items())
       if (v.get<uint64_t>()) cs += " " + k + "=" + std::to_string(v.get<uint64_t>());

@@ -10,6 +10,7 @@
 const volatile __u32 nfsf_action = NFSF_ACTION_REWRITE;
 const volatile __u32 nfsf_emit_events = 1;
 const volatile __u16 nfsf_nfs_port = NFSF_NFS_PORT; /* host byte order */
+const volatile __u64 nfsf_wake_ns = NFSF_WAKE_NS; /* 0: every reply event wakes the agent */
 
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
@@ -94,6 +95,13 @@ struct {
 	__type(key, __u32);
 	__type(value, struct nfsf_split);
 } split_tmpl SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, __u64);
+} last_wake SEC(".maps");
 
 /* Written by TC egress, read and deleted by TC ingress (unused in the XDP object). */
 struct {

@@ -23,6 +23,8 @@
  *   rpc_ports ARRAY    __u32 port / 32 -> __u32 bitmap   NFSF_RPC_PORT_WORDS (other RPC ports
  *                                                        to parse, e.g. MOUNT; bit port % 32)
  *   events    RINGBUF  struct nfsf_event                 NFSF_EVENTS_BYTES (loader may resize)
+ *   last_wake ARRAY [1] __u64                           bpf_ktime_get_ns() of the last event that
+ *                                                        woke the agent (nfsf_events.h)
  */
 #ifndef NFSFENCE_ABI_H
 #define NFSFENCE_ABI_H
@@ -42,6 +44,7 @@
 #define NFSF_EVENT_DATA_MAX 2048  /* bytes of RPC payload carried by one ring buffer event */
 #define NFSF_EVENTS_BYTES (4u << 20)
 #define NFSF_NFS_PORT 2049
+#define NFSF_WAKE_NS 1000000ull  /* default: the agent is woken at most once a ms (nfsf_events.h) */
 #define NFSF_SPLIT_MAX 512      /* bytes of a cut record head carried to the next skb */
 #define NFSF_MAX_SPLITS 1024     /* flows with a cut head at the same time (LRU) */
 #define NFSF_FLOW_RING 8        /* remembered record heads per flow (retransmissions) */
@@ -111,7 +114,8 @@ struct nfsf_tree {
 	X(NFSF_C_HANDLE_LEARNED, "handle_learned") /* new handle from a dir-op reply added to `handles` */ \
 	X(NFSF_C_HANDLE_MISSED, "handle_missed")   /* successful dir-op reply whose handle could not be read */ \
 	X(NFSF_C_HEAD_CARRIED, "head_carried")     /* a head cut by the skb end, completed from the next skb */ \
-	X(NFSF_C_ROOM_REFUSED, "room_refused")     /* WRITE refused by the room bound (tree_room), tree not yet over */
+	X(NFSF_C_ROOM_REFUSED, "room_refused")     /* WRITE refused by the room bound (tree_room), tree not yet over */ \
+	X(NFSF_C_EVENTS_WAKEUP, "events_wakeups")  /* events that woke the agent (nfsf_events.h) */
 
 #define NFSF_X_ENUM(e, name) e,
 enum nfsf_counter {

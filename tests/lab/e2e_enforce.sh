@@ -26,7 +26,7 @@
 #   -  final detach leaves no filter and no pin.
 #
 # Env: NFSF_BIN (nfsfence), NFSF_CLIENT or NFSF_BUILD_DIR (nfsf_client), LAB_KEEP=1 keeps the
-#      lab dir (kept automatically on failure), E2E_STALL_MS (default 2500).
+#      lab dir (kept automatically on failure), E2E_STALL_MS (default 2500), E2E_AGENT_ARGS (extra `attach` options, e.g. "--wakeup-us 0").
 # Exit: 0 pass, 1 fail, 77 skip (not root, no netns/ganesha/libnfs client/jq/clsact/BPF).
 set -euo pipefail
 
@@ -139,7 +139,8 @@ rm_ops_vol_a() {
 client setup "$(U)" mkdir vol-a mkdir vol-b mkdir other write vol-a/pre 192Ki
 [[ $CLIENT_RC == 0 ]] || { show; fatal "setup client failed"; }
 
-lab_agent_start "$LAB_DIR/agent1.log" --policy "$POLICY" --mount-port 20048 ||
+# shellcheck disable=SC2086 # E2E_AGENT_ARGS: extra attach options, word-split (e.g. "--wakeup-us 0")
+lab_agent_start "$LAB_DIR/agent1.log" --policy "$POLICY" --mount-port 20048 ${E2E_AGENT_ARGS:-} ||
 	fatal "attach (rewrite) did not get ready: $(cat "$LAB_DIR/agent1.log")"
 ok "attach ready: $(grep '^nfsfence: ready:' "$LAB_DIR/agent1.log")"
 [[ -n $(lab_tc_filters) ]] || fail "no TC filter on vcli after attach"
@@ -212,6 +213,7 @@ check "status: vol-a refused_writes=$s_ref_a == client's DQUOT count $a_dq (> 0)
 	test "$s_ref_a" -gt 0 -a "$s_ref_a" -eq "$a_dq" -a "$s_cnt" -ge "$a_dq"
 check "status: vol-b refused_writes=$s_ref_b == 0, usage_bytes=$s_used_b == disk $(lab_tree_used vol-b)" \
 	test "$s_ref_b" -eq 0 -a "$s_used_b" -eq "$(lab_tree_used vol-b)"
+echo "info: status: reply events reached the agent after $(jqs '.reply_lag | "p50 \(.p50_us) us, p99 \(.p99_us) us, max \(.max_us) us over \(.replies) replies"') (${E2E_AGENT_ARGS:-default wakeups})"
 echo "info: status: vol-b writes=$s_wr_b (the client made 16; a WRITE sent before the agent mapped the new file's handle passes uncounted)"
 
 # ---- 2b: new files created in the full vol-a: their WRITEs must be refused too. The agent
