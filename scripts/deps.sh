@@ -3,7 +3,7 @@
 # only calls apt-get when something is missing). Run as root.
 set -euo pipefail
 PKGS=(
-  build-essential cmake pkg-config git
+  build-essential cmake pkg-config git clang-format  # clang-format: scripts/format.sh --check
   clang llvm libclang-rt-14-dev         # BPF objects, libFuzzer + sanitizers
   libbpf-dev bpftool libelf-dev zlib1g-dev
   libpcap-dev libtirpc-dev rpcsvc-proto  # captures, XDR + rpcgen
