@@ -32,36 +32,27 @@
 #include <string>
 #include <vector>
 
+#include "nfs/rpc.h"
+#include "nfs/xdr_writer.h"
 #include "nfsfence_null.skel.h"
+#include "pkt/pkt.h"
 #include "src/bpf_loader.h"
 
 namespace {
 
-using Bytes = std::vector<uint8_t>;
+using nfsfence::Bytes;
+using nfsfence::Endpoint;
+using nfsfence::XdrWriter;
+using nfsfence::kProgNfs;
+namespace pkt = nfsfence::pkt;
 using nfsfence::bpf::Counters;
 using nfsfence::bpf::LoadOptions;
 using nfsfence::bpf::TcProgram;
 
 // ------------------------------------------------------------------ packet building
+// (tests/pkt, the packet library the tests share)
 
-void put16(Bytes& b, uint16_t v) { b.push_back(uint8_t(v >> 8)); b.push_back(uint8_t(v)); }
-void put32(Bytes& b, uint32_t v) { put16(b, uint16_t(v >> 16)); put16(b, uint16_t(v)); }
-void put_opaque(Bytes& b, const Bytes& d) {
-  put32(b, uint32_t(d.size()));
-  b.insert(b.end(), d.begin(), d.end());
-  while (b.size() % 4) b.push_back(0);
-}
-uint32_t sum16(const uint8_t* p, size_t n, uint32_t s = 0) {
-  for (size_t i = 0; i + 1 < n; i += 2) s += uint32_t(p[i] << 8 | p[i + 1]);
-  if (n & 1) s += uint32_t(p[n - 1] << 8);
-  return s;
-}
-uint16_t fold(uint32_t s) {
-  while (s >> 16) s = (s & 0xffff) + (s >> 16);
-  return uint16_t(s);
-}
-
-constexpr uint8_t kCli[4] = {10, 99, 0, 1}, kSrv[4] = {10, 99, 0, 2};
+const Endpoint kCli = pkt::ep("10.99.0.1"), kSrv = pkt::ep("10.99.0.2");
 
 struct Seg {
   bool from_server = false;  // reply direction: src = server
@@ -69,127 +60,52 @@ struct Seg {
   uint32_t seq = 1000;
 };
 
-// Ethernet / IPv4 / TCP with a 12-byte timestamp option (what Linux sends: 1448-byte MSS
-// segments in 1514-byte frames), checksums correct.
+// The 12-byte timestamp option (NOP NOP TS) that Linux sends: 1448-byte MSS segments in
+// 1514-byte frames.
+const Bytes kTsOption = [] {
+  Bytes o{1, 1, 8, 10};
+  pkt::put32(o, 123456);
+  pkt::put32(o, 654321);
+  return o;
+}();
+
+// Ethernet / IPv4 / TCP with the timestamp option, checksums correct.
 Bytes build(const Seg& s, const Bytes& payload) {
-  Bytes f = {0x02, 0, 0, 0, 0, 2, 0x02, 0, 0, 0, 0, 1};
-  put16(f, 0x0800);
-  const size_t tcp_len = 32 + payload.size();
-  f.insert(f.end(), {0x45, 0});
-  put16(f, uint16_t(20 + tcp_len));
-  put32(f, 0x12344000);
-  f.insert(f.end(), {64, 6, 0, 0});
-  const uint8_t* src = s.from_server ? kSrv : kCli;
-  const uint8_t* dst = s.from_server ? kCli : kSrv;
-  f.insert(f.end(), src, src + 4);
-  f.insert(f.end(), dst, dst + 4);
-  put16(f, s.sport);
-  put16(f, s.dport);
-  put32(f, s.seq);
-  put32(f, 77);
-  f.push_back(0x80);  // doff 8
-  f.push_back(0x18);  // PSH|ACK
-  put16(f, 65535);
-  put32(f, 0);
-  f.insert(f.end(), {1, 1, 8, 10});
-  put32(f, 123456);
-  put32(f, 654321);
-  f.insert(f.end(), payload.begin(), payload.end());
-  uint16_t ipc = uint16_t(~fold(sum16(&f[14], 20)));
-  f[24] = uint8_t(ipc >> 8);
-  f[25] = uint8_t(ipc);
-  uint32_t ps = sum16(&f[26], 8) + 6 + uint32_t(tcp_len);
-  uint16_t tc = uint16_t(~fold(sum16(&f[34], tcp_len, ps)));
-  f[34 + 16] = uint8_t(tc >> 8);
-  f[34 + 17] = uint8_t(tc);
-  return f;
+  pkt::Seg f{.src = s.from_server ? kSrv : kCli, .dst = s.from_server ? kCli : kSrv, .seq = s.seq, .ack = 77,
+             .flags = pkt::kPsh | pkt::kAck, .tcp_options = kTsOption, .ip_id = 0x1234, .dont_fragment = true};
+  f.src.port = s.sport;
+  f.dst.port = s.dport;
+  return pkt::frame(f, payload);
 }
 
-Bytes rpc_call_head(uint32_t xid, uint32_t proc, const Bytes& fh) {
-  Bytes m;
-  put32(m, xid);
-  put32(m, 0);  // CALL
-  put32(m, 2);
-  put32(m, 100003);
-  put32(m, 3);
-  put32(m, proc);
-  // AUTH_UNIX: stamp, machine name, uid, gid, gids (what libnfs sends)
-  Bytes cred;
-  put32(cred, 0x5a5a5a5a);
-  put_opaque(cred, Bytes{'n', 'f', 's', 'f', '-', 'c', 'l', 'i'});
-  put32(cred, 0);
-  put32(cred, 0);
-  put32(cred, 0);
-  put32(m, 1);
-  put_opaque(m, cred);
-  put32(m, 0);
-  put32(m, 0);
-  put_opaque(m, fh);
-  return m;
+// AUTH_UNIX: stamp, machine name, uid, gid, gids (what libnfs sends)
+XdrWriter rpc_call_head(uint32_t xid, uint32_t proc) {
+  XdrWriter x;
+  pkt::call_head(x, xid, kProgNfs, 3, proc, pkt::kAuthUnix, pkt::auth_unix(0x5a5a5a5a, "nfsf-cli", 0, 0));
+  return x;
 }
 
 // A WRITE call message: `data_len` data bytes follow the head in the record, but only
 // `data_in_pkt` of them are included (0xab).
 Bytes write_call(uint32_t xid, const Bytes& fh, uint32_t data_len, size_t data_in_pkt) {
-  Bytes m = rpc_call_head(xid, 7, fh);
-  put32(m, 0);
-  put32(m, 1 << 20);   // offset
-  put32(m, data_len);  // count
-  put32(m, 0);         // UNSTABLE
-  put32(m, data_len);
+  XdrWriter x = rpc_call_head(xid, 7);
+  Bytes m = pkt::write3_head(x, fh, 1 << 20, data_len, 0 /* UNSTABLE */, data_len).bytes();
   m.insert(m.end(), data_in_pkt, 0xab);
   return m;
 }
 
 Bytes read_call(uint32_t xid, const Bytes& fh) {
-  Bytes m = rpc_call_head(xid, 6, fh);
-  put32(m, 0);
-  put32(m, 1 << 20);
-  put32(m, 1 << 20);
-  return m;
-}
-
-void fattr3(Bytes& m, uint64_t size) {
-  put32(m, 1);  // NF3REG
-  put32(m, 0644);
-  put32(m, 1);
-  put32(m, 0);
-  put32(m, 0);
-  put32(m, uint32_t(size >> 32)); put32(m, uint32_t(size));  // size
-  put32(m, uint32_t(size >> 32)); put32(m, uint32_t(size));  // used
-  put32(m, 0); put32(m, 0);                                    // rdev
-  put32(m, 0); put32(m, 1);                                    // fsid
-  put32(m, 0); put32(m, 4242);                                 // fileid
-  for (int i = 0; i < 6; i++) put32(m, 1700000000 + i);        // atime mtime ctime
+  XdrWriter x = rpc_call_head(xid, 6);
+  return pkt::read3_args(x, fh, 1 << 20, 1 << 20).bytes();
 }
 
 // WRITE3res OK: wcc_data (pre-op attrs + post-op attrs), count, committed, verf.
 Bytes write_reply(uint32_t xid, uint64_t used) {
-  Bytes m;
-  put32(m, xid);
-  put32(m, 1);  // REPLY
-  put32(m, 0);  // MSG_ACCEPTED
-  put32(m, 0);
-  put32(m, 0);  // verf AUTH_NULL
-  put32(m, 0);  // SUCCESS
-  put32(m, 0);  // NFS3_OK
-  put32(m, 1);  // pre_op_attr
-  put32(m, 0); put32(m, uint32_t(used - 65536));
-  for (int i = 0; i < 4; i++) put32(m, 1700000000 + i);
-  put32(m, 1);  // post_op_attr
-  fattr3(m, used);
-  put32(m, 65536);
-  put32(m, 0);
-  put32(m, 0x11111111);
-  put32(m, 0x22222222);
-  return m;
-}
-
-Bytes with_mark(const Bytes& msg, uint32_t rec_len) {
-  Bytes r;
-  put32(r, rec_len | 0x80000000u);
-  r.insert(r.end(), msg.begin(), msg.end());
-  return r;
+  const pkt::NfsTime t0{1700000000, 1700000001}, t1{1700000002, 1700000003}, t2{1700000004, 1700000005};
+  pkt::Fattr3 post{.size = used, .used = used, .fsid = 1, .fileid = 4242, .atime = t0, .mtime = t1, .ctime = t2};
+  XdrWriter x;
+  x.reply_header(xid);
+  return pkt::write3res(x, 0, pkt::WccAttr{used - 65536, t0, t1}, post, 65536, 0, 0x1111111122222222ull).bytes();
 }
 
 // ------------------------------------------------------------------ running
@@ -218,8 +134,8 @@ double median(std::vector<double> v) {
 
 nfsf_flow_key flow_key(const Seg& s) {
   nfsf_flow_key k{};
-  std::memcpy(k.saddr, s.from_server ? kSrv : kCli, 4);
-  std::memcpy(k.daddr, s.from_server ? kCli : kSrv, 4);
+  std::memcpy(k.saddr, (s.from_server ? kSrv : kCli).addr.data(), 4);
+  std::memcpy(k.daddr, (s.from_server ? kCli : kSrv).addr.data(), 4);
   k.sport = htons(s.sport);
   k.dport = htons(s.dport);
   k.family = 4;
@@ -337,11 +253,11 @@ int main(int argc, char** argv) {
     c.seg.sport = ingress ? 2049 : uint16_t(kBase + port_off);
     c.seg.dport = ingress ? uint16_t(kBase + port_off) : 2049;
     c.seg.seq = 100000;
-    Bytes p = with_mark(msg_full, rec_len);
+    Bytes p = pkt::record_claiming(msg_full, rec_len);
     if (p.size() > kMss) p.resize(kMss);
     c.fresh_pkt = build(c.seg, p);
-    Bytes q = with_mark(msg_short, uint32_t(msg_short.size()));
-    put32(q, 1);  // invalid record mark: the walk stops unsynced
+    Bytes q = pkt::record_claiming(msg_short, uint32_t(msg_short.size()));
+    pkt::put32(q, 1);  // invalid record mark: the walk stops unsynced
     c.repeat_pkt = build(c.seg, q);
     c.fresh_state = synced_at(c.seg.seq);
     c.path = path;
@@ -370,7 +286,7 @@ int main(int argc, char** argv) {
     c.seg.sport = kBase + 3;
     c.seg.seq = 200000;
     Seg head = c.seg;
-    Bytes hp = with_mark(write_call(0x3001, fh_under, wlen, kMss), uint32_t(write_call(0x3001, fh_under, wlen, 0).size()) + wlen);
+    Bytes hp = pkt::record_claiming(write_call(0x3001, fh_under, wlen, kMss), uint32_t(write_call(0x3001, fh_under, wlen, 0).size()) + wlen);
     hp.resize(kMss);
     Bytes head_pkt = build(head, hp);
     c.seg.seq = head.seq + 10 * kMss;

@@ -20,7 +20,8 @@
 // 64 KiB "super segments" as tcpdump shows on a host with TSO.
 //
 // XDR is encoded by hand here from RFC 5531 (RPC) and RFC 1813 (NFSv3, MOUNTv3): 32-bit
-// big-endian words, opaque data padded to a multiple of 4.
+// big-endian words, opaque data padded to a multiple of 4 (an oracle independent of the
+// tests' XDR); the frames, their checksums and the pcap file come from tests/pkt.
 //
 // Memory: one RPC record (<= 1 MiB + headers) plus the namespace model (a few hundred bytes per
 // file); the capture is streamed out.
@@ -40,6 +41,9 @@
 #include <random>
 #include <string>
 #include <vector>
+
+#include "pkt/net.h"
+#include "pkt/pcap.h"
 
 namespace {
 
@@ -109,105 +113,55 @@ constexpr int kCrossingTree = 1;
 uint64_t used_of(uint64_t size) { return (size + 4095) / 4096 * 4096; }
 
 // ---------------------------------------------------------------- pcap + TCP/IP framing
+// From the tests' packet library (tests/pkt): the frames, their checksums and the pcap file.
 struct Pcap {
-  FILE* f = nullptr;
-  uint64_t bytes = 0, packets = 0;
+  nfsfence::pkt::PcapWriter w;
   uint64_t now_ns = 1700000000ull * 1000000000ull;  // 2023-11-14
   std::vector<uint8_t> frame;
 
-  bool open(const std::string& path) {
-    f = std::fopen(path.c_str(), "wb");
-    if (!f) return false;
-    std::setvbuf(f, nullptr, _IOFBF, 1 << 22);
-    uint32_t hdr[6] = {0xa1b2c3d4u, 2u | (4u << 16), 0, 0, 262144, 1};  // LE host: v2.4, DLT_EN10MB
-    std::fwrite(hdr, 1, sizeof hdr, f);
-    bytes = sizeof hdr;
-    return true;
-  }
-  void put(const uint8_t* data, uint32_t len) {
+  bool open(const std::string& path) { return w.open(path, 1 /* DLT_EN10MB */); }
+  void put() {
     // 10 Gbit/s: 0.8 ns per byte on the wire, plus inter-frame gap.
-    now_ns += uint64_t(len) * 8 / 10 + 20;
-    uint32_t rec[4] = {uint32_t(now_ns / 1000000000ull), uint32_t(now_ns / 1000 % 1000000), len, len};
-    std::fwrite(rec, 1, sizeof rec, f);
-    std::fwrite(data, 1, len, f);
-    bytes += sizeof rec + len;
-    packets++;
+    now_ns += uint64_t(frame.size()) * 8 / 10 + 20;
+    w.put(frame, now_ns);
   }
+  uint64_t bytes() const { return w.bytes(); }
+  uint64_t packets() const { return w.packets(); }
 };
 
 void be16(uint8_t* p, uint16_t v) { p[0] = uint8_t(v >> 8); p[1] = uint8_t(v); }
 void be32(uint8_t* p, uint32_t v) { p[0] = uint8_t(v >> 24); p[1] = uint8_t(v >> 16); p[2] = uint8_t(v >> 8); p[3] = uint8_t(v); }
-
-uint32_t csum_add(uint32_t sum, const uint8_t* p, size_t n) {
-  // One's-complement sum of big-endian 16-bit words; n even except possibly the last call.
-  size_t i = 0;
-  for (; i + 1 < n; i += 2) sum += uint32_t(p[i]) << 8 | p[i + 1];
-  if (i < n) sum += uint32_t(p[i]) << 8;
-  return sum;
-}
-uint16_t csum_fold(uint32_t sum) {
-  while (sum >> 16) sum = (sum & 0xffff) + (sum >> 16);
-  return uint16_t(~sum);
-}
 
 struct Endpoint {
   uint8_t mac[6];
   uint32_t ip;
 };
 
-// Builds Ethernet + IPv4 + (TCP|UDP) frames into pcap.frame and writes them.
+// Builds Ethernet + IPv4 (DF, TTL 64, the next IP ID) + (TCP|UDP) frames into pcap.frame and
+// writes them.
 struct Net {
   Pcap& pc;
   uint16_t ip_id = 1;
   bool checksums = true;
 
-  size_t eth_ip(const Endpoint& s, const Endpoint& d, uint8_t proto, size_t l4len) {
-    auto& f = pc.frame;
-    f.resize(14 + 20 + l4len);
-    uint8_t* p = f.data();
-    std::memcpy(p, d.mac, 6);
-    std::memcpy(p + 6, s.mac, 6);
-    be16(p + 12, 0x0800);
-    uint8_t* ip = p + 14;
-    ip[0] = 0x45;
-    ip[1] = 0;
-    be16(ip + 2, uint16_t(20 + l4len));
-    be16(ip + 4, ip_id++);
-    be16(ip + 6, 0x4000);  // DF
-    ip[8] = 64;
-    ip[9] = proto;
-    be16(ip + 10, 0);
-    be32(ip + 12, s.ip);
-    be32(ip + 16, d.ip);
-    be16(ip + 10, csum_fold(csum_add(0, ip, 20)));
-    return 34;
-  }
-  uint32_t pseudo(const Endpoint& s, const Endpoint& d, uint8_t proto, size_t l4len) {
-    uint8_t ph[12];
-    be32(ph, s.ip);
-    be32(ph + 4, d.ip);
-    ph[8] = 0;
-    ph[9] = proto;
-    be16(ph + 10, uint16_t(l4len));
-    return csum_add(0, ph, 12);
+  nfsfence::pkt::Seg seg(const Endpoint& s, uint16_t sport, const Endpoint& d, uint16_t dport) {
+    nfsfence::pkt::Seg g;
+    be32(g.src.addr.data(), s.ip);
+    be32(g.dst.addr.data(), d.ip);
+    g.src.port = sport;
+    g.dst.port = dport;
+    std::memcpy(g.src_mac.data(), s.mac, 6);
+    std::memcpy(g.dst_mac.data(), d.mac, 6);
+    g.ip_id = ip_id++;
+    g.dont_fragment = true;
+    g.l4_checksum = checksums;
+    return g;
   }
   // TCP with the timestamp option (NOP NOP TS), or MSS+SACKOK+TS+WS on SYNs.
   void tcp(const Endpoint& s, uint16_t sport, const Endpoint& d, uint16_t dport, uint32_t seq, uint32_t ack,
            uint8_t flags, const uint8_t* payload, size_t n, uint32_t tsval, uint32_t tsecr) {
     bool syn = flags & 0x02;
-    size_t hl = syn ? 40 : 32;
-    size_t off = eth_ip(s, d, 6, hl + n);
-    uint8_t* t = pc.frame.data() + off;
-    be16(t, sport);
-    be16(t + 2, dport);
-    be32(t + 4, seq);
-    be32(t + 8, ack);
-    t[12] = uint8_t((hl / 4) << 4);
-    t[13] = flags;
-    be16(t + 14, syn ? 64240 : 8192);  // window (scaled by 2^7 after the handshake)
-    be16(t + 16, 0);
-    be16(t + 18, 0);
-    uint8_t* o = t + 20;
+    uint8_t o[20];
     if (syn) {
       o[0] = 2; o[1] = 4; be16(o + 2, 1460);      // MSS
       o[4] = 4; o[5] = 2;                          // SACK permitted
@@ -217,27 +171,20 @@ struct Net {
     } else {
       o[0] = 1; o[1] = 1; o[2] = 8; o[3] = 10; be32(o + 4, tsval); be32(o + 8, tsecr);
     }
-    if (n) std::memcpy(t + hl, payload, n);
-    if (checksums) {
-      uint32_t sum = pseudo(s, d, 6, hl + n);
-      sum = csum_add(sum, t, hl + n);
-      be16(t + 16, csum_fold(sum));
-    }
-    pc.put(pc.frame.data(), uint32_t(pc.frame.size()));
+    nfsfence::pkt::Seg g = seg(s, sport, d, dport);
+    g.seq = seq;
+    g.ack = ack;
+    g.flags = flags;
+    g.window = syn ? 64240 : 8192;  // (scaled by 2^7 after the handshake)
+    g.tcp_options = nfsfence::ByteView(o, syn ? 20 : 12);
+    nfsfence::pkt::frame_into(pc.frame, g, nfsfence::ByteView(payload, n));
+    pc.put();
   }
   void udp(const Endpoint& s, uint16_t sport, const Endpoint& d, uint16_t dport, const uint8_t* payload, size_t n) {
-    size_t off = eth_ip(s, d, 17, 8 + n);
-    uint8_t* u = pc.frame.data() + off;
-    be16(u, sport);
-    be16(u + 2, dport);
-    be16(u + 4, uint16_t(8 + n));
-    be16(u + 6, 0);
-    std::memcpy(u + 8, payload, n);
-    if (checksums) {
-      uint16_t c = csum_fold(csum_add(pseudo(s, d, 17, 8 + n), u, 8 + n));
-      be16(u + 6, c ? c : 0xffff);
-    }
-    pc.put(pc.frame.data(), uint32_t(pc.frame.size()));
+    nfsfence::pkt::Seg g = seg(s, sport, d, dport);
+    g.udp = true;
+    nfsfence::pkt::frame_into(pc.frame, g, nfsfence::ByteView(payload, n));
+    pc.put();
   }
 };
 
@@ -868,7 +815,7 @@ struct Gen {
         if (d != tree_root[3]) single(ci, op_lookup(tree_root[3], nodes[d].name, d));
     }
     // the workload
-    while (pc.bytes < target) {
+    while (pc.bytes() < target) {
       int ci = int(rnd(0, nclients - 1));
       double r = rndf();
       if (r < 0.35) write_file(ci);
@@ -878,10 +825,7 @@ struct Gen {
       else remove_file(ci);
     }
     for (auto& c : conns) close_conn(c);
-    std::fflush(pc.f);
-    bool ok = !std::ferror(pc.f);
-    std::fclose(pc.f);
-    return ok;
+    return pc.w.close();
   }
 };
 
@@ -965,7 +909,7 @@ int main(int argc, char** argv) {
   // what replay should report
   std::string tr = stem + ".truth.json";
   if (FILE* f = std::fopen(tr.c_str(), "w")) {
-    std::fprintf(f, "{\n  \"capture_bytes\": %" PRIu64 ",\n  \"packets\": %" PRIu64 ",\n", g->pc.bytes, g->pc.packets);
+    std::fprintf(f, "{\n  \"capture_bytes\": %" PRIu64 ",\n  \"packets\": %" PRIu64 ",\n", g->pc.bytes(), g->pc.packets());
     std::fprintf(f, "  \"rpc_calls\": %" PRIu64 ",\n  \"rpc_replies\": %" PRIu64 ",\n  \"calls\": {", g->rpc_calls,
                  g->rpc_replies);
     bool first = true;
@@ -991,6 +935,6 @@ int main(int argc, char** argv) {
     std::fclose(f);
   }
   std::fprintf(stderr, "nfsf_gen_capture: %s: %" PRIu64 " bytes, %" PRIu64 " packets, %" PRIu64 " RPC calls; %s, %s\n",
-               out.c_str(), g->pc.bytes, g->pc.packets, g->rpc_calls, pol.c_str(), tr.c_str());
+               out.c_str(), g->pc.bytes(), g->pc.packets(), g->rpc_calls, pol.c_str(), tr.c_str());
   return 0;
 }

@@ -11,8 +11,10 @@
 #include "nfs/record.h"
 #include "nfs/rpc.h"
 #include "nfsfence_abi.h"
+#include "pkt/bytes.h"
 
 using namespace nfsfence;
+using pkt::put16;
 
 namespace {
 int n_seeds = 0;
@@ -20,10 +22,6 @@ void write_seed(const std::string& dir, const Bytes& b) {
   if (b.empty() || n_seeds > 3000) return;
   std::ofstream(dir + "/seed" + std::to_string(n_seeds++), std::ios::binary)
       .write(reinterpret_cast<const char*>(b.data()), std::streamsize(b.size()));
-}
-void put16(Bytes& b, size_t v) {
-  b.push_back(uint8_t(v >> 8));
-  b.push_back(uint8_t(v));
 }
 uint8_t link_selector(int link) {
   switch (link) {
@@ -69,7 +67,7 @@ int main(int argc, char** argv) {
         ev.flow.dport = htons(p.flow.dst.port);
         std::memcpy(ev.data, p.payload.data(), ev.len);
         size_t n = offsetof(nfsf_event, data) + ev.len;
-        put16(ring, n);
+        put16(ring, uint16_t(n));
         const auto* b = reinterpret_cast<const uint8_t*>(&ev);
         ring.insert(ring.end(), b, b + n);
       }
@@ -85,14 +83,14 @@ int main(int argc, char** argv) {
       last_seq[key] = p.seq;
       s.push_back(uint8_t(0x80 | (p.flow.dst.port == 2049 ? 0 : 0x40)));
       for (int k = 3; k >= 0; k--) s.push_back(uint8_t(delta >> (8 * k)));
-      put16(s, p.payload.size());
+      put16(s, uint16_t(p.payload.size()));
       s.insert(s.end(), p.payload.begin(), p.payload.end());
     });
     RawPacket pkt;
     while ((*r)->next(pkt)) {
       if (group.empty()) group.push_back(link_selector(pkt.linktype));
       size_t len = std::min<size_t>(pkt.caplen, 65535);
-      put16(group, len);
+      put16(group, uint16_t(len));
       group.insert(group.end(), pkt.data, pkt.data + len);
       if (++in_group == 8) {
         write_seed(out + "/packets", group);
