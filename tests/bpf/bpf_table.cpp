@@ -235,6 +235,9 @@ void BpfRunner::load(Prog p) {
   bpf::LoadOptions opt;
   opt.action = p == Prog::TcDrop || p == Prog::XdpDrop ? NFSF_ACTION_DROP : NFSF_ACTION_REWRITE;
   opt.events_bytes = 1 << 20;
+  // Every reply event wakes the agent: events_wakeups then counts events, not time (the
+  // rate limit itself: tests/bpf/wakeup_test.cpp).
+  opt.wake_ns = 0;
   if (is_xdp(p)) {
     auto r = bpf::XdpProgram::load(opt);
     if (!r) throw std::runtime_error(r.error().message());
