@@ -647,7 +647,7 @@ TEST(HandleCache, RandomOpsMatchFullResolution) {
         }
         for (HandleCache::Id k = n.first_child; k != HandleCache::kNone; k = c.node(k).next_sibling) {
           EXPECT_EQ(c.node(k).parent, id);
-          if (c.node(k).next_sibling != HandleCache::kNone) EXPECT_EQ(c.node(c.node(k).next_sibling).prev_sibling, k);
+          if (c.node(k).next_sibling != HandleCache::kNone) { EXPECT_EQ(c.node(c.node(k).next_sibling).prev_sibling, k); }
         }
         if (n.charged_file) {
           EXPECT_EQ(n.charged_tree, n.tree);

@@ -365,7 +365,7 @@ TEST(Nfs3Call, ReadWriteCommit) {
     NfsFields p;
     DecodeResult res = decode_call(kNfs, 3, NFS3_WRITE, ByteView(b.data(), n), p);
     EXPECT_EQ(res, n >= head ? DecodeResult::Ok : DecodeResult::Truncated) << n;
-    if (n >= 68) EXPECT_EQ(p.fh, kFh3);
+    if (n >= 68) { EXPECT_EQ(p.fh, kFh3); }
   }
 }
 
@@ -519,7 +519,7 @@ TEST(Nfs3Reply, ReadPrefixIsEnough) {
     EXPECT_EQ(decode_reply(kNfs, 3, NFS3_READ, ByteView(b.data(), n), p),
               n >= fixed ? DecodeResult::Ok : DecodeResult::Truncated)
         << n;
-    if (n >= fixed) EXPECT_EQ(p.res_count, 5000u);
+    if (n >= fixed) { EXPECT_EQ(p.res_count, 5000u); }
   }
   READ3res bad{};
   bad.status = NFS3ERR_IO;

@@ -165,15 +165,6 @@ bool starts_with(std::string_view s, std::string_view pre) {
   return s.size() >= pre.size() && s.substr(0, pre.size()) == pre;
 }
 
-std::string hex_of(std::string_view bytes) {
-  static const char* d = "0123456789abcdef";
-  std::string out;
-  for (unsigned char c : bytes) {
-    out += d[c >> 4];
-    out += d[c & 15];
-  }
-  return out;
-}
 std::string bytes_of_hex(std::string_view hex) {
   std::string out;
   auto nib = [](char c) -> int {

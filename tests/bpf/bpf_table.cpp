@@ -291,15 +291,18 @@ void BpfRunner::check(const Checks& c, Prog p, const bpf::Counters& base, const 
     auto t = m.tree(w.tree);
     ASSERT_TRUE(t) << "tree " << w.tree;
     const nfsf_tree& t0 = trees0.at(w.tree);
-    if (w.writes) EXPECT_EQ(t->writes - t0.writes, *w.writes) << "tree " << w.tree << " writes; " << w.why;
-    if (w.write_bytes)
+    if (w.writes) { EXPECT_EQ(t->writes - t0.writes, *w.writes) << "tree " << w.tree << " writes; " << w.why; }
+    if (w.write_bytes) {
       EXPECT_EQ(t->write_bytes - t0.write_bytes, *w.write_bytes) << "tree " << w.tree << " write_bytes; " << w.why;
-    if (w.refused_writes)
+    }
+    if (w.refused_writes) {
       EXPECT_EQ(t->refused_writes - t0.refused_writes, *w.refused_writes)
           << "tree " << w.tree << " refused_writes; " << w.why;
-    if (w.refused_bytes)
+    }
+    if (w.refused_bytes) {
       EXPECT_EQ(t->refused_bytes - t0.refused_bytes, *w.refused_bytes)
           << "tree " << w.tree << " refused_bytes; " << w.why;
+    }
   }
   for (const PoisonedWant& w : c.poisoned)
     expect_entry(m.poisoned(w.key), w.tree, "poisoned XID; " + w.why,
@@ -346,7 +349,7 @@ void BpfRunner::run_row(const Row& row, Prog p, bpf::Counters* delta) {
     if (s.skip_if_einval && r.err == EINVAL)
       GTEST_SKIP() << "this kernel's test_run refuses the " << s.in.size() << "-byte frame of " << s.what;
     ASSERT_EQ(r.err, 0) << "test_run of a " << s.in.size() << "-byte frame: " << std::strerror(r.err);
-    if (s.verdict != Verdict::Any) EXPECT_EQ(r.retval, verdict_code(p, s.verdict)) << "verdict";
+    if (s.verdict != Verdict::Any) { EXPECT_EQ(r.retval, verdict_code(p, s.verdict)) << "verdict"; }
     switch (s.out.kind) {
       case Out::Unchanged:
         EXPECT_TRUE(r.out == s.in) << "output changed:\n" << hexdump(r.out) << "\nwas\n" << hexdump(s.in);
@@ -365,7 +368,7 @@ void BpfRunner::run_row(const Row& row, Prog p, bpf::Counters* delta) {
       case Out::Any:
         break;
     }
-    if (s.same_out_as) EXPECT_TRUE(r.out == outs.at(*s.same_out_as)) << "output differs from frame " << *s.same_out_as;
+    if (s.same_out_as) { EXPECT_TRUE(r.out == outs.at(*s.same_out_as)) << "output differs from frame " << *s.same_out_as; }
     outs.push_back(r.out);
     if (s.then) {
       check(*s.then, p, *base, trees0);
@@ -379,9 +382,9 @@ void BpfRunner::run_row(const Row& row, Prog p, bpf::Counters* delta) {
     ASSERT_EQ(got.size(), row.events->size()) << "ring buffer events";
     for (size_t i = 0; i < got.size(); i++) {
       const EventWant& w = (*row.events)[i];
-      if (w.type) EXPECT_EQ(got[i].type, *w.type) << "event " << i << " type";
-      if (w.flags) EXPECT_EQ(got[i].flags, *w.flags) << "event " << i << " flags";
-      if (w.data) EXPECT_EQ(got[i].data, *w.data) << "event " << i << " data";
+      if (w.type) { EXPECT_EQ(got[i].type, *w.type) << "event " << i << " type"; }
+      if (w.flags) { EXPECT_EQ(got[i].flags, *w.flags) << "event " << i << " flags"; }
+      if (w.data) { EXPECT_EQ(got[i].data, *w.data) << "event " << i << " data"; }
     }
   }
   if (delta) {

@@ -28,7 +28,6 @@ struct Head {
   std::function<Bytes()> record;  // the WRITE record, mark included
   Deltas whole;                   // what the whole head counts, at least
 };
-void PrintTo(const Head& h, std::ostream* os) { *os << h.name; }
 
 // The WRITE message the heads are made from (offsets without the mark): xid 0, msg type 4,
 // rpcvers 8, prog 12, vers 16, proc 20, cred flavor 24, cred length 28, cred body 32..56,
