@@ -42,8 +42,8 @@ namespace {
 
 using nfsfence::Bytes;
 using nfsfence::Endpoint;
-using nfsfence::XdrWriter;
 using nfsfence::kProgNfs;
+using nfsfence::XdrWriter;
 namespace pkt = nfsfence::pkt;
 using nfsfence::bpf::Counters;
 using nfsfence::bpf::LoadOptions;
@@ -71,8 +71,14 @@ const Bytes kTsOption = [] {
 
 // Ethernet / IPv4 / TCP with the timestamp option, checksums correct.
 Bytes build(const Seg& s, const Bytes& payload) {
-  pkt::Seg f{.src = s.from_server ? kSrv : kCli, .dst = s.from_server ? kCli : kSrv, .seq = s.seq, .ack = 77,
-             .flags = pkt::kPsh | pkt::kAck, .tcp_options = kTsOption, .ip_id = 0x1234, .dont_fragment = true};
+  pkt::Seg f{.src = s.from_server ? kSrv : kCli,
+             .dst = s.from_server ? kCli : kSrv,
+             .seq = s.seq,
+             .ack = 77,
+             .flags = pkt::kPsh | pkt::kAck,
+             .tcp_options = kTsOption,
+             .ip_id = 0x1234,
+             .dont_fragment = true};
   f.src.port = s.sport;
   f.dst.port = s.dport;
   return pkt::frame(f, payload);
@@ -117,8 +123,7 @@ struct Run {
 
 Run test_run(int fd, const Bytes& in, uint32_t repeat) {
   Run r;
-  LIBBPF_OPTS(bpf_test_run_opts, o, .data_in = in.data(), .data_size_in = uint32_t(in.size()),
-              .repeat = int(repeat));
+  LIBBPF_OPTS(bpf_test_run_opts, o, .data_in = in.data(), .data_size_in = uint32_t(in.size()), .repeat = int(repeat));
   r.err = bpf_prog_test_run_opts(fd, &o) ? errno : 0;
   r.duration = o.duration;
   r.retval = o.retval;
@@ -181,10 +186,14 @@ int main(int argc, char** argv) {
       if (i + 1 >= argc) die("missing value for " + a);
       return uint32_t(std::strtoul(argv[++i], nullptr, 0));
     };
-    if (a == "--repeat") repeat = val();
-    else if (a == "--samples") samples = val();
-    else if (a == "--trials") trials = val();
-    else if (a == "--handles") nhandles = val();
+    if (a == "--repeat")
+      repeat = val();
+    else if (a == "--samples")
+      samples = val();
+    else if (a == "--trials")
+      trials = val();
+    else if (a == "--handles")
+      nhandles = val();
     else {
       std::printf(
           "usage: nfsf_bpf_bench [--repeat N=1000000] [--samples S=20000] [--trials T=5] "
@@ -218,8 +227,16 @@ int main(int argc, char** argv) {
 
   // Handles: the WRITE's handle in tree 1 (under quota) and tree 2 (over), plus H random
   // handles (a realistic map population for the hash lookup).
-  const Bytes fh_under = [] { Bytes b(40); for (size_t i = 0; i < b.size(); i++) b[i] = uint8_t(0x11 + i * 7); return b; }();
-  const Bytes fh_over = [] { Bytes b(40); for (size_t i = 0; i < b.size(); i++) b[i] = uint8_t(0x22 + i * 5); return b; }();
+  const Bytes fh_under = [] {
+    Bytes b(40);
+    for (size_t i = 0; i < b.size(); i++) b[i] = uint8_t(0x11 + i * 7);
+    return b;
+  }();
+  const Bytes fh_over = [] {
+    Bytes b(40);
+    for (size_t i = 0; i < b.size(); i++) b[i] = uint8_t(0x22 + i * 5);
+    return b;
+  }();
   std::mt19937_64 rng(1);
   for (auto& t : tcs) {
     const auto& m = t.prog->maps();
@@ -244,8 +261,8 @@ int main(int argc, char** argv) {
   };
   // A head class: the fresh packet is the first segment of a record of rec_len bytes; the
   // repeat packet is a complete shorter record + an invalid mark (len 1) so each run resyncs.
-  auto head_class = [&](std::string name, bool ingress, uint16_t port_off, const Bytes& msg_full,
-                        uint32_t rec_len, const Bytes& msg_short, nfsf_counter path, bool repeat_ok) {
+  auto head_class = [&](std::string name, bool ingress, uint16_t port_off, const Bytes& msg_full, uint32_t rec_len,
+                        const Bytes& msg_short, nfsf_counter path, bool repeat_ok) {
     Class c;
     c.name = std::move(name);
     c.ingress = ingress;
@@ -277,8 +294,8 @@ int main(int argc, char** argv) {
     Bytes shrt = write_call(0x2001, fh_over, uint32_t(kMss - 8 - hdr), kMss - 8 - hdr);
     // repeat: the first run poisons the handle inside the re-used skb, the next ones see an
     // unknown handle: not the rewrite path, so fresh mode only.
-    head_class("WRITE head, over quota (rewrite)", false, 2, full, hdr + wlen, shrt,
-               NFSF_C_WRITE_REFUSED_REWRITE, false);
+    head_class("WRITE head, over quota (rewrite)", false, 2, full, hdr + wlen, shrt, NFSF_C_WRITE_REFUSED_REWRITE,
+               false);
   }
   {
     Class c;
@@ -286,7 +303,8 @@ int main(int argc, char** argv) {
     c.seg.sport = kBase + 3;
     c.seg.seq = 200000;
     Seg head = c.seg;
-    Bytes hp = pkt::record_claiming(write_call(0x3001, fh_under, wlen, kMss), uint32_t(write_call(0x3001, fh_under, wlen, 0).size()) + wlen);
+    Bytes hp = pkt::record_claiming(write_call(0x3001, fh_under, wlen, kMss),
+                                    uint32_t(write_call(0x3001, fh_under, wlen, 0).size()) + wlen);
     hp.resize(kMss);
     Bytes head_pkt = build(head, hp);
     c.seg.seq = head.seq + 10 * kMss;
@@ -406,8 +424,8 @@ int main(int argc, char** argv) {
     }
   }
 
-  std::printf("nfsf_bpf_bench: repeat=%u samples=%u trials=%u handles=%u (median over trials)\n\n",
-              repeat, samples, trials, nhandles);
+  std::printf("nfsf_bpf_bench: repeat=%u samples=%u trials=%u handles=%u (median over trials)\n\n", repeat, samples,
+              trials, nhandles);
   std::printf("| class | mode | null ns | tc ns | ratio | tc+events ns | ratio |\n");
   std::printf("|---|---|---:|---:|---:|---:|---:|\n");
   for (size_t ci = 0; ci < cls.size(); ci++) {
@@ -426,10 +444,11 @@ int main(int argc, char** argv) {
   for (size_t ci = 0; ci < cls.size(); ci++) {
     for (size_t pi = 1; pi < NP; pi++) {
       if (cls[ci].repeat_ok)
-        std::printf("  %-34s %-10s repeat: %s%s\n", cls[ci].name.c_str(), tcs[pi - 1].name.c_str(),
-                    rep_path[ci][pi].c_str(),
-                    rep_lost[ci][pi] > 0 ? (", events lost " + std::to_string(int(rep_lost[ci][pi] * 100)) + "%").c_str() : "");
-      std::printf("  %-34s %-10s fresh:  %s\n", cls[ci].name.c_str(), tcs[pi - 1].name.c_str(), fr_path[ci][pi].c_str());
+        std::printf(
+            "  %-34s %-10s repeat: %s%s\n", cls[ci].name.c_str(), tcs[pi - 1].name.c_str(), rep_path[ci][pi].c_str(),
+            rep_lost[ci][pi] > 0 ? (", events lost " + std::to_string(int(rep_lost[ci][pi] * 100)) + "%").c_str() : "");
+      std::printf("  %-34s %-10s fresh:  %s\n", cls[ci].name.c_str(), tcs[pi - 1].name.c_str(),
+                  fr_path[ci][pi].c_str());
     }
   }
   for (auto& t : tcs)

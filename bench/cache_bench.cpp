@@ -60,7 +60,8 @@ int main(int argc, char** argv) {
   long before = rss_kib();
   const size_t per_dir = 1000;
   for (size_t i = 0; i < n; i++) {
-    if (i % per_dir == 0) acct.on_message(reply(fh(~1ull), "d" + std::to_string(i / per_dir), fh((1ull << 40) + i / per_dir), NF3DIR));
+    if (i % per_dir == 0)
+      acct.on_message(reply(fh(~1ull), "d" + std::to_string(i / per_dir), fh((1ull << 40) + i / per_dir), NF3DIR));
     acct.on_message(reply(fh((1ull << 40) + i / per_dir), "file-" + std::to_string(i) + ".dat", fh(i), NF3REG));
   }
   long after = rss_kib();
@@ -68,6 +69,7 @@ int main(int argc, char** argv) {
   std::printf("handles %zu, tree usage %llu bytes\n", handles, static_cast<unsigned long long>(acct.trees()[0].usage));
   std::printf("cache estimate: %zu bytes, %.0f bytes/handle\n", acct.cache().memory_bytes(),
               double(acct.cache().memory_bytes()) / double(handles));
-  std::printf("RSS growth: %ld KiB, %.0f bytes/handle\n", after - before, double(after - before) * 1024 / double(handles));
+  std::printf("RSS growth: %ld KiB, %.0f bytes/handle\n", after - before,
+              double(after - before) * 1024 / double(handles));
   return acct.trees()[0].files == n ? 0 : 1;
 }

@@ -100,7 +100,8 @@ Result run(const Policy& pol, size_t files, size_t renames) {
     acct.on_message(create(dir, "file-" + std::to_string(i) + ".dat", fh(i), NF3REG));
   }
   acct.on_message(create(kT1, "mv", kMv, NF3DIR));
-  for (size_t i = 0; i < kMoved; i++) acct.on_message(create(kMv, "m" + std::to_string(i), fh((1ull << 41) + i), NF3REG));
+  for (size_t i = 0; i < kMoved; i++)
+    acct.on_message(create(kMv, "m" + std::to_string(i), fh((1ull << 41) + i), NF3REG));
   const uint64_t t1_all = (files + kMoved) * kFileBytes, moved = kMoved * kFileBytes;
   auto exact = [&](uint64_t t1, uint64_t t2) {
     if (acct.trees()[0].usage != t1 || acct.trees()[1].usage != t2) res.exact = false;
@@ -155,8 +156,8 @@ int main(int argc, char** argv) {
   bool ok = true;
   for (auto& r : rows) {
     Result res = run(*pol, r.files, r.renames);
-    std::printf("%10llu %8zu  %14.2f %14.2f  %12llu %12llu%s\n", static_cast<unsigned long long>(res.handles), r.renames,
-                res.within_us, res.between_us, static_cast<unsigned long long>(res.within_nodes),
+    std::printf("%10llu %8zu  %14.2f %14.2f  %12llu %12llu%s\n", static_cast<unsigned long long>(res.handles),
+                r.renames, res.within_us, res.between_us, static_cast<unsigned long long>(res.within_nodes),
                 static_cast<unsigned long long>(res.between_nodes), res.exact ? "" : "  USAGE NOT EXACT");
     std::fflush(stdout);
     ok = ok && res.exact;

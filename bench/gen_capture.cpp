@@ -75,8 +75,17 @@ struct Xdr {
 // ---------------------------------------------------------------- RPC / NFS constants
 constexpr uint32_t kProgPortmap = 100000, kProgNfs = 100003, kProgMount = 100005;
 enum NfsProc : uint32_t {
-  GETATTR = 1, LOOKUP = 3, ACCESS = 4, READ = 6, WRITE = 7, CREATE = 8, MKDIR = 9,
-  REMOVE = 12, READDIRPLUS = 17, FSINFO = 19, COMMIT = 21,
+  GETATTR = 1,
+  LOOKUP = 3,
+  ACCESS = 4,
+  READ = 6,
+  WRITE = 7,
+  CREATE = 8,
+  MKDIR = 9,
+  REMOVE = 12,
+  READDIRPLUS = 17,
+  FSINFO = 19,
+  COMMIT = 21,
 };
 constexpr uint32_t NFS3_OK = 0, NFS3ERR_NOENT = 2;
 constexpr uint32_t NF3REG = 1, NF3DIR = 2;
@@ -129,8 +138,16 @@ struct Pcap {
   uint64_t packets() const { return w.packets(); }
 };
 
-void be16(uint8_t* p, uint16_t v) { p[0] = uint8_t(v >> 8); p[1] = uint8_t(v); }
-void be32(uint8_t* p, uint32_t v) { p[0] = uint8_t(v >> 24); p[1] = uint8_t(v >> 16); p[2] = uint8_t(v >> 8); p[3] = uint8_t(v); }
+void be16(uint8_t* p, uint16_t v) {
+  p[0] = uint8_t(v >> 8);
+  p[1] = uint8_t(v);
+}
+void be32(uint8_t* p, uint32_t v) {
+  p[0] = uint8_t(v >> 24);
+  p[1] = uint8_t(v >> 16);
+  p[2] = uint8_t(v >> 8);
+  p[3] = uint8_t(v);
+}
 
 struct Endpoint {
   uint8_t mac[6];
@@ -163,13 +180,26 @@ struct Net {
     bool syn = flags & 0x02;
     uint8_t o[20];
     if (syn) {
-      o[0] = 2; o[1] = 4; be16(o + 2, 1460);      // MSS
-      o[4] = 4; o[5] = 2;                          // SACK permitted
-      o[6] = 8; o[7] = 10; be32(o + 8, tsval); be32(o + 12, tsecr);
-      o[16] = 1;                                   // NOP
-      o[17] = 3; o[18] = 3; o[19] = 7;             // window scale 7
+      o[0] = 2;
+      o[1] = 4;
+      be16(o + 2, 1460);  // MSS
+      o[4] = 4;
+      o[5] = 2;  // SACK permitted
+      o[6] = 8;
+      o[7] = 10;
+      be32(o + 8, tsval);
+      be32(o + 12, tsecr);
+      o[16] = 1;  // NOP
+      o[17] = 3;
+      o[18] = 3;
+      o[19] = 7;  // window scale 7
     } else {
-      o[0] = 1; o[1] = 1; o[2] = 8; o[3] = 10; be32(o + 4, tsval); be32(o + 8, tsecr);
+      o[0] = 1;
+      o[1] = 1;
+      o[2] = 8;
+      o[3] = 10;
+      be32(o + 4, tsval);
+      be32(o + 8, tsecr);
     }
     nfsfence::pkt::Seg g = seg(s, sport, d, dport);
     g.seq = seq;
@@ -192,8 +222,8 @@ struct Net {
 struct Conn {
   Endpoint cli, srv;
   uint16_t cport = 0, sport = 2049;
-  uint32_t cseq = 0, sseq = 0;  // next sequence number to send from each side
-  uint32_t cts = 0, sts = 0;    // TS values
+  uint32_t cseq = 0, sseq = 0;                 // next sequence number to send from each side
+  uint32_t cts = 0, sts = 0;                   // TS values
   int unacked_to_srv = 0, unacked_to_cli = 0;  // segments not yet ACKed (delayed ACK every 2)
   bool gso = false;
 };
@@ -206,7 +236,7 @@ struct Gen {
   std::vector<int> files_alive;  // indexes into nodes (regular files, possibly dead: lazily pruned)
   std::vector<std::vector<int>> tree_dirs{kNumTrees};  // directories inside each tree
   std::vector<Conn> conns;
-  std::vector<uint8_t> rec;  // the RPC record being built
+  std::vector<uint8_t> rec;   // the RPC record being built
   std::vector<uint8_t> pool;  // random bytes for WRITE/READ data
   uint32_t next_xid = 0x5a000000;
   uint64_t next_fileid = 1000;
@@ -449,7 +479,10 @@ struct Gen {
     return idx;
   }
   Op op_lookup(int dir, std::string name, int found /* -1: NOENT */) {
-    return Op{[this, dir, name](Xdr& x) { fh_of(nodes[dir], x); x.str(name); },
+    return Op{[this, dir, name](Xdr& x) {
+                fh_of(nodes[dir], x);
+                x.str(name);
+              },
               [this, dir, found](Xdr& x) {
                 if (found < 0) {
                   x.u32(NFS3ERR_NOENT);
@@ -565,7 +598,11 @@ struct Gen {
       }
       run_batch(ci, batch);
     }
-    single(ci, Op{[this, f](Xdr& x) { fh_of(nodes[f], x); x.u64(0); x.u32(0); },
+    single(ci, Op{[this, f](Xdr& x) {
+                    fh_of(nodes[f], x);
+                    x.u64(0);
+                    x.u32(0);
+                  },
                   [this, f](Xdr& x) {
                     Node& n = nodes[f];
                     x.u32(NFS3_OK);
@@ -578,7 +615,11 @@ struct Gen {
   }
   Op op_getattr(int n) {
     return Op{[this, n](Xdr& x) { fh_of(nodes[n], x); },
-              [this, n](Xdr& x) { x.u32(NFS3_OK); fattr(x, nodes[n]); }, GETATTR, "GETATTR"};
+              [this, n](Xdr& x) {
+                x.u32(NFS3_OK);
+                fattr(x, nodes[n]);
+              },
+              GETATTR, "GETATTR"};
   }
   int pick_file() {
     while (!files_alive.empty()) {
@@ -593,8 +634,16 @@ struct Gen {
   void read_file(int ci) {
     int f = pick_file();
     if (f < 0) return;
-    single(ci, Op{[this, f](Xdr& x) { fh_of(nodes[f], x); x.u32(0x1f); },
-                  [this, f](Xdr& x) { x.u32(NFS3_OK); post_op_attr(x, nodes[f]); x.u32(0x0d); }, ACCESS, "ACCESS"});
+    single(ci, Op{[this, f](Xdr& x) {
+                    fh_of(nodes[f], x);
+                    x.u32(0x1f);
+                  },
+                  [this, f](Xdr& x) {
+                    x.u32(NFS3_OK);
+                    post_op_attr(x, nodes[f]);
+                    x.u32(0x0d);
+                  },
+                  ACCESS, "ACCESS"});
     uint32_t rsize = pick_iosize();
     uint64_t size = nodes[f].size, off = 0;
     // read the whole file, or a part of a big one
@@ -645,7 +694,7 @@ struct Gen {
                       x.u64(from ? 2 + from : 0);  // cookie
                       uint8_t zero[8] = {};
                       x.fixed(from ? cv : zero, 8);
-                      x.u32(32768);  // dircount
+                      x.u32(32768);   // dircount
                       x.u32(131072);  // maxcount
                     },
                     [this, dir, from, to, &live, &cv](Xdr& x) {
@@ -674,7 +723,10 @@ struct Gen {
     int dir = nodes[f].parent;
     std::string name = nodes[f].name;
     single(ci, op_lookup(dir, name, f));
-    single(ci, Op{[this, dir, name](Xdr& x) { fh_of(nodes[dir], x); x.str(name); },
+    single(ci, Op{[this, dir, name](Xdr& x) {
+                    fh_of(nodes[dir], x);
+                    x.str(name);
+                  },
                   [this, dir, f](Xdr& x) {
                     uint64_t pre = nodes[dir].mtime_ns;
                     set_size(nodes[f], 0);
@@ -694,11 +746,19 @@ struct Gen {
       int f = rndf() < 0.2 ? int(rnd(0, nodes.size() - 1)) : pick_file();
       if (f < 0 || !nodes[f].alive) continue;
       double r = rndf();
-      if (r < 0.6 || nodes[f].parent < 0) batch.push_back(op_getattr(f));
+      if (r < 0.6 || nodes[f].parent < 0)
+        batch.push_back(op_getattr(f));
       else if (r < 0.8)
-        batch.push_back(Op{[this, f](Xdr& x) { fh_of(nodes[f], x); x.u32(0x1f); },
-                           [this, f](Xdr& x) { x.u32(NFS3_OK); post_op_attr(x, nodes[f]); x.u32(0x1f); }, ACCESS,
-                           "ACCESS"});
+        batch.push_back(Op{[this, f](Xdr& x) {
+                             fh_of(nodes[f], x);
+                             x.u32(0x1f);
+                           },
+                           [this, f](Xdr& x) {
+                             x.u32(NFS3_OK);
+                             post_op_attr(x, nodes[f]);
+                             x.u32(0x1f);
+                           },
+                           ACCESS, "ACCESS"});
       else
         batch.push_back(op_lookup(nodes[f].parent, nodes[f].name, f));
       if (batch.size() == 8) {
@@ -742,12 +802,17 @@ struct Gen {
                   [this, root](Xdr& x) {
                     x.u32(NFS3_OK);
                     post_op_attr(x, nodes[root]);
-                    x.u32(1048576); x.u32(1048576); x.u32(4096);  // rtmax rtpref rtmult
-                    x.u32(1048576); x.u32(1048576); x.u32(4096);  // wtmax wtpref wtmult
-                    x.u32(4096);                                  // dtpref
-                    x.u64(~0ull);                                 // maxfilesize
-                    x.u32(0); x.u32(1);                           // time_delta
-                    x.u32(0x1b);                                  // properties
+                    x.u32(1048576);
+                    x.u32(1048576);
+                    x.u32(4096);  // rtmax rtpref rtmult
+                    x.u32(1048576);
+                    x.u32(1048576);
+                    x.u32(4096);   // wtmax wtpref wtmult
+                    x.u32(4096);   // dtpref
+                    x.u64(~0ull);  // maxfilesize
+                    x.u32(0);
+                    x.u32(1);     // time_delta
+                    x.u32(0x1b);  // properties
                   },
                   FSINFO, "FSINFO"});
     single(ci, op_getattr(root));
@@ -818,11 +883,16 @@ struct Gen {
     while (pc.bytes() < target) {
       int ci = int(rnd(0, nclients - 1));
       double r = rndf();
-      if (r < 0.35) write_file(ci);
-      else if (r < 0.50) read_file(ci);
-      else if (r < 0.58) readdirplus(ci);
-      else if (r < 0.95) metadata_storm(ci);
-      else remove_file(ci);
+      if (r < 0.35)
+        write_file(ci);
+      else if (r < 0.50)
+        read_file(ci);
+      else if (r < 0.58)
+        readdirplus(ci);
+      else if (r < 0.95)
+        metadata_storm(ci);
+      else
+        remove_file(ci);
     }
     for (auto& c : conns) close_conn(c);
     return pc.w.close();
@@ -894,7 +964,8 @@ int main(int argc, char** argv) {
   std::string pol = stem + ".policy.yaml";
   if (FILE* f = std::fopen(pol.c_str(), "w")) {
     std::fprintf(f,
-                 "# Policy for %s (made by nfsf_gen_capture --size-mb %" PRIu64 " --seed %" PRIu64 ").\n"
+                 "# Policy for %s (made by nfsf_gen_capture --size-mb %" PRIu64 " --seed %" PRIu64
+                 ").\n"
                  "# Tree \"beta\" crosses its limit part-way through the capture.\n"
                  "export: /export\n"
                  "server: 10.0.0.2\n"
@@ -909,7 +980,8 @@ int main(int argc, char** argv) {
   // what replay should report
   std::string tr = stem + ".truth.json";
   if (FILE* f = std::fopen(tr.c_str(), "w")) {
-    std::fprintf(f, "{\n  \"capture_bytes\": %" PRIu64 ",\n  \"packets\": %" PRIu64 ",\n", g->pc.bytes(), g->pc.packets());
+    std::fprintf(f, "{\n  \"capture_bytes\": %" PRIu64 ",\n  \"packets\": %" PRIu64 ",\n", g->pc.bytes(),
+                 g->pc.packets());
     std::fprintf(f, "  \"rpc_calls\": %" PRIu64 ",\n  \"rpc_replies\": %" PRIu64 ",\n  \"calls\": {", g->rpc_calls,
                  g->rpc_replies);
     bool first = true;

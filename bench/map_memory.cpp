@@ -44,10 +44,17 @@ int main(int argc, char** argv) {
   struct Row {
     const char* name;
     int fd;
-  } rows[] = {{"handles", m.handles_fd}, {"trees", m.trees_fd},     {"counters", m.counters_fd},
-              {"flows", m.flows_fd},     {"poisoned", m.poisoned_fd}, {"want_xids", m.want_xids_fd},
-              {"rpc_ports", m.rpc_ports_fd}, {"events", m.events_fd}, {"pending_dirop", m.pending_dirop_fd},
-              {"split_heads", m.split_heads_fd}, {"split_tmpl", m.split_tmpl_fd}};
+  } rows[] = {{"handles", m.handles_fd},
+              {"trees", m.trees_fd},
+              {"counters", m.counters_fd},
+              {"flows", m.flows_fd},
+              {"poisoned", m.poisoned_fd},
+              {"want_xids", m.want_xids_fd},
+              {"rpc_ports", m.rpc_ports_fd},
+              {"events", m.events_fd},
+              {"pending_dirop", m.pending_dirop_fd},
+              {"split_heads", m.split_heads_fd},
+              {"split_tmpl", m.split_tmpl_fd}};
   auto print = [&](const char* when) {
     long long total = 0;
     std::printf("%s:\n", when);

@@ -41,8 +41,10 @@ int main(int argc, char** argv) {
   bool use_mmap = false;
   const char* path = nullptr;
   for (int i = 1; i < argc; i++) {
-    if (std::strcmp(argv[i], "--mmap") == 0) use_mmap = true;
-    else if (!path && argv[i][0] != '-') path = argv[i];
+    if (std::strcmp(argv[i], "--mmap") == 0)
+      use_mmap = true;
+    else if (!path && argv[i][0] != '-')
+      path = argv[i];
     else {
       std::fprintf(stderr, "usage: nfsf_rawread [--mmap] FILE\n");
       return 2;
@@ -52,7 +54,7 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "usage: nfsf_rawread [--mmap] FILE\n");
     return 2;
   }
-  struct stat st{};
+  struct stat st {};
   if (stat(path, &st) != 0) {
     std::perror(path);
     return 1;
@@ -109,7 +111,8 @@ int main(int argc, char** argv) {
     close(fd);
   }
   double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-  std::printf("mode=%s packets=%" PRIu64 " bytes=%" PRIu64 " file_bytes=%lld seconds=%.4f mb_per_s=%.1f sum=%" PRIu64 "\n",
+  std::printf("mode=%s packets=%" PRIu64 " bytes=%" PRIu64 " file_bytes=%lld seconds=%.4f mb_per_s=%.1f sum=%" PRIu64
+              "\n",
               use_mmap ? "mmap" : "libpcap", packets, bytes, static_cast<long long>(st.st_size), secs,
               secs > 0 ? double(st.st_size) / 1e6 / secs : 0.0, sum);
   return 0;

@@ -12,8 +12,10 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   bool call = data[1] & 1;
   ByteView body(data + 2, size - 2);
   NfsFields f;
-  if (call) decode_call(prog, 3, proc, body, f);
-  else decode_reply(prog, 3, proc, body, f);
+  if (call)
+    decode_call(prog, 3, proc, body, f);
+  else
+    decode_reply(prog, 3, proc, body, f);
   RpcHeader h;
   parse_rpc_header(body, h);
   return 0;

@@ -5,7 +5,8 @@
 using namespace nfsfence;
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
-  static const int kLinks[] = {kLinkEthernet, kLinkRaw, kLinkLinuxSll, kLinkLinuxSll2, kLinkIpv4, kLinkIpv6, kLinkNull, 12};
+  static const int kLinks[] = {kLinkEthernet, kLinkRaw,  kLinkLinuxSll, kLinkLinuxSll2,
+                               kLinkIpv4,     kLinkIpv6, kLinkNull,     12};
   if (size < 1) return 0;
   int link = kLinks[data[0] % (sizeof kLinks / sizeof kLinks[0])];
   size_t pos = 1;

@@ -10,8 +10,8 @@ using namespace nfsfence;
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   static const Policy policy = [] {
-    auto p = parse_policy("export: /e\ntrees:\n  - {name: a, path: a, limit: 1M}\n  - {name: b, path: a/b, limit: 2M}\n",
-                          "fuzz");
+    auto p = parse_policy(
+        "export: /e\ntrees:\n  - {name: a, path: a, limit: 1M}\n  - {name: b, path: a/b, limit: 2M}\n", "fuzz");
     if (!p) __builtin_trap();
     return *p;
   }();

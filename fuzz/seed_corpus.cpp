@@ -25,17 +25,23 @@ void write_seed(const std::string& dir, const Bytes& b) {
 }
 uint8_t link_selector(int link) {
   switch (link) {
-    case kLinkEthernet: return 0;
-    case kLinkRaw: return 1;
-    case kLinkLinuxSll: return 2;
-    case kLinkLinuxSll2: return 3;
-    default: return 0;
+    case kLinkEthernet:
+      return 0;
+    case kLinkRaw:
+      return 1;
+    case kLinkLinuxSll:
+      return 2;
+    case kLinkLinuxSll2:
+      return 3;
+    default:
+      return 0;
   }
 }
 void nfs3_seed(const std::string& out, ByteView msg) {
   RpcHeader h;
   if (parse_rpc_header(msg, h) != RpcParse::Ok || h.body_offset > msg.size()) return;
-  Bytes b{uint8_t(h.type == MsgType::Call ? (h.proc & 0x1f) | (h.prog == kProgMount ? 0x80 : 0) : 0), uint8_t(h.type == MsgType::Call)};
+  Bytes b{uint8_t(h.type == MsgType::Call ? (h.proc & 0x1f) | (h.prog == kProgMount ? 0x80 : 0) : 0),
+          uint8_t(h.type == MsgType::Call)};
   b.insert(b.end(), msg.begin() + long(h.body_offset), msg.end());
   write_seed(out + "/nfs3", b);
 }

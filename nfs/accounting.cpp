@@ -35,8 +35,13 @@ std::optional<Endpoint> server_address(const std::optional<std::string>& server)
 }  // namespace
 
 Accounting::Accounting(const Policy& policy, size_t max_handles, Events events)
-    : policy_(policy), server_(server_address(policy.server)), cache_(tree_paths(policy), max_handles), events_(std::move(events)), trees_(policy.trees.size()),
-      sums_(policy.trees.size() + 2), is_dirty_(policy.trees.size()) {
+    : policy_(policy),
+      server_(server_address(policy.server)),
+      cache_(tree_paths(policy), max_handles),
+      events_(std::move(events)),
+      trees_(policy.trees.size()),
+      sums_(policy.trees.size() + 2),
+      is_dirty_(policy.trees.size()) {
   cache_.set_tree_hook([this](HandleCache::Id, HandleCache::Node& n, int) { tree_changed(n); });
   if (policy.root_fh) cache_.set_root(view(*policy.root_fh));
   settle();
@@ -203,14 +208,25 @@ void Accounting::apply(const RpcMessage& m) {
   }
   if (m.prog != kProgNfs || m.vers != 3) return;
   switch (*m.proc) {
-    case NFS3_GETATTR: case NFS3_SETATTR: case NFS3_READ: case NFS3_WRITE: case NFS3_COMMIT:
-    case NFS3_ACCESS: case NFS3_READLINK:
+    case NFS3_GETATTR:
+    case NFS3_SETATTR:
+    case NFS3_READ:
+    case NFS3_WRITE:
+    case NFS3_COMMIT:
+    case NFS3_ACCESS:
+    case NFS3_READLINK:
       if (r.attr && c.fh) update_attr(view(*c.fh), *r.attr);
       break;
-    case NFS3_LOOKUP: case NFS3_CREATE: case NFS3_MKDIR: case NFS3_SYMLINK: case NFS3_MKNOD:
+    case NFS3_LOOKUP:
+    case NFS3_CREATE:
+    case NFS3_MKDIR:
+    case NFS3_SYMLINK:
+    case NFS3_MKNOD:
       if (!ok) break;
-      if (r.obj_fh && c.dir_fh && c.name) link(view(*c.dir_fh), *c.name, view(*r.obj_fh), r.attr);
-      else if (*m.proc != NFS3_LOOKUP) stats_.create_without_fh++;
+      if (r.obj_fh && c.dir_fh && c.name)
+        link(view(*c.dir_fh), *c.name, view(*r.obj_fh), r.attr);
+      else if (*m.proc != NFS3_LOOKUP)
+        stats_.create_without_fh++;
       break;
     case NFS3_LINK:
       if (ok && c.fh && c.to_dir_fh && c.to_name) link(view(*c.to_dir_fh), *c.to_name, view(*c.fh), r.attr);
@@ -220,7 +236,8 @@ void Accounting::apply(const RpcMessage& m) {
       for (auto& e : r.entries)
         if (e.fh) link(view(*c.fh), e.name, view(*e.fh), e.attr);
       break;
-    case NFS3_REMOVE: case NFS3_RMDIR:
+    case NFS3_REMOVE:
+    case NFS3_RMDIR:
       if (ok && c.dir_fh && c.name) {
         stats_.removes++;
         HandleCache::Id id = cache_.unlink(view(*c.dir_fh), *c.name);

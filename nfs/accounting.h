@@ -95,7 +95,7 @@ class Accounting {
   Events events_;
   std::vector<TreeState> trees_;
   std::vector<Sum> sums_;
-  std::vector<int> dirty_;        // trees whose usage changed since the last settle()
+  std::vector<int> dirty_;  // trees whose usage changed since the last settle()
   std::vector<bool> is_dirty_;
   Timestamp now_;
   AccountingStats stats_;

@@ -197,12 +197,14 @@ class Decompressor {
         z_.avail_in = uInt(r);
       }
       if (member_done_) {
-        if (z_.next_in[0] != 0x1f) return fail(name_ + ": gzip decompression failed: data after the end of the gzip stream");
+        if (z_.next_in[0] != 0x1f)
+          return fail(name_ + ": gzip decompression failed: data after the end of the gzip stream");
         inflateReset(&z_);
         member_done_ = false;
       }
       int rc = inflate(&z_, Z_NO_FLUSH);
-      if (rc == Z_STREAM_END) member_done_ = true;
+      if (rc == Z_STREAM_END)
+        member_done_ = true;
       else if (rc != Z_OK && rc != Z_BUF_ERROR)
         return fail(name_ + ": gzip decompression failed: " + (z_.msg ? z_.msg : "zlib error " + std::to_string(rc)));
     }
@@ -212,7 +214,8 @@ class Decompressor {
   bool cut_message() const {
     const char* m = archive_error_string(a_);
     std::string msg = m ? m : "";
-    return !raw_error_ && (msg.find("runcat") != std::string::npos || msg.find("No progress is possible") != std::string::npos);
+    return !raw_error_ &&
+           (msg.find("runcat") != std::string::npos || msg.find("No progress is possible") != std::string::npos);
   }
   ssize_t fail(std::string msg) {
     error_ = std::move(msg);
@@ -392,11 +395,19 @@ std::unique_ptr<CaptureReader> try_mmap_pcap(const std::string& path, int fd, co
   std::memcpy(&magic, hdr, 4);
   bool swapped = false, nanos = false;
   switch (magic) {
-    case 0xa1b2c3d4: break;
-    case 0xa1b23c4d: nanos = true; break;
-    case 0xd4c3b2a1: swapped = true; break;
-    case 0x4d3cb2a1: swapped = nanos = true; break;
-    default: return nullptr;
+    case 0xa1b2c3d4:
+      break;
+    case 0xa1b23c4d:
+      nanos = true;
+      break;
+    case 0xd4c3b2a1:
+      swapped = true;
+      break;
+    case 0x4d3cb2a1:
+      swapped = nanos = true;
+      break;
+    default:
+      return nullptr;
   }
   auto u16 = [&](size_t at) {
     uint16_t v;
@@ -421,7 +432,7 @@ Expected<std::unique_ptr<CaptureReader>> CaptureReader::open(const std::string& 
   const std::string name = is_stdin ? std::string("standard input") : path;
   int fd = is_stdin ? STDIN_FILENO : ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
   if (fd < 0) return make_error(path + ": " + std::strerror(errno));
-  struct stat st{};
+  struct stat st {};
   if (fstat(fd, &st) != 0 || S_ISDIR(st.st_mode)) {
     int e = S_ISDIR(st.st_mode) ? EISDIR : errno;
     if (!is_stdin) ::close(fd);

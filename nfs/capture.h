@@ -10,13 +10,13 @@ namespace nfsfence {
 
 // DLT values we decode (others are counted as unsupported link types).
 enum LinkType : int {
-  kLinkEthernet = 1,      // DLT_EN10MB (802.1Q / QinQ tags are skipped)
-  kLinkRaw = 101,         // LINKTYPE_RAW (IPv4 or IPv6 by version nibble); also DLT_RAW 12/14
-  kLinkLinuxSll = 113,    // Linux cooked capture v1
-  kLinkLinuxSll2 = 276,   // Linux cooked capture v2
+  kLinkEthernet = 1,     // DLT_EN10MB (802.1Q / QinQ tags are skipped)
+  kLinkRaw = 101,        // LINKTYPE_RAW (IPv4 or IPv6 by version nibble); also DLT_RAW 12/14
+  kLinkLinuxSll = 113,   // Linux cooked capture v1
+  kLinkLinuxSll2 = 276,  // Linux cooked capture v2
   kLinkIpv4 = 228,
   kLinkIpv6 = 229,
-  kLinkNull = 0,          // BSD loopback
+  kLinkNull = 0,  // BSD loopback
 };
 
 struct RawPacket {

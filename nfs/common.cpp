@@ -47,8 +47,8 @@ size_t FlowKeyHash::operator()(const FlowKey& k) const noexcept {
   h = mix64(h ^ load64(k.src.addr.data() + 8));
   h = mix64(h ^ load64(k.dst.addr.data()));
   h = mix64(h ^ load64(k.dst.addr.data() + 8));
-  uint64_t tail = (uint64_t(k.src.port) << 32) | (uint64_t(k.dst.port) << 16) |
-                  (uint64_t(k.transport) << 8) | (uint64_t(k.src.v6) << 1) | uint64_t(k.dst.v6);
+  uint64_t tail = (uint64_t(k.src.port) << 32) | (uint64_t(k.dst.port) << 16) | (uint64_t(k.transport) << 8) |
+                  (uint64_t(k.src.v6) << 1) | uint64_t(k.dst.v6);
   return size_t(mix64(h ^ tail));
 }
 

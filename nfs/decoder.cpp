@@ -23,8 +23,8 @@ struct PendingCall {
   Timestamp ts;
   std::shared_ptr<const NfsFields> fields;
   bool answered = false;
-  uint64_t seqno;  // insertion number, to detect stale FIFO entries
-  size_t cost = 0; // bytes charged to the memory budget
+  uint64_t seqno;   // insertion number, to detect stale FIFO entries
+  size_t cost = 0;  // bytes charged to the memory budget
 };
 
 // A reply whose call is probably still behind a hole in the other direction's stream, or
@@ -102,8 +102,7 @@ struct Decoder::Impl {
   RecordStats finished_records{};  // stats of flows already closed
   FlowEntry* last_flow = nullptr;
 
-  Impl(Sink s, DecoderLimits l)
-      : sink(std::move(s)), limits(l), net([this](const L4Packet& p) { on_l4(p); }) {}
+  Impl(Sink s, DecoderLimits l) : sink(std::move(s)), limits(l), net([this](const L4Packet& p) { on_l4(p); }) {}
 
   size_t memory() const { return flow_bytes + pending_bytes + held_bytes; }
 

@@ -63,13 +63,13 @@ class HandleCache {
   };
 
   struct Stats {
-    uint64_t handles = 0;         // live nodes
-    uint64_t full_drops = 0;      // new handles not cached because the cache was full (each attempt)
-    uint64_t relinks = 0;         // a name re-pointed to a different handle
-    uint64_t cycles_refused = 0;  // links refused: the child is an ancestor of the new parent
+    uint64_t handles = 0;           // live nodes
+    uint64_t full_drops = 0;        // new handles not cached because the cache was full (each attempt)
+    uint64_t relinks = 0;           // a name re-pointed to a different handle
+    uint64_t cycles_refused = 0;    // links refused: the child is an ancestor of the new parent
     uint64_t too_deep_refused = 0;  // links refused: the new parent's chain exceeds kMaxDepth
-    uint64_t subtree_walks = 0;   // a node with children changed placement: its subtree was walked
-    uint64_t nodes_resolved = 0;  // placements recomputed (each relinked node, each node a walk visited)
+    uint64_t subtree_walks = 0;     // a node with children changed placement: its subtree was walked
+    uint64_t nodes_resolved = 0;    // placements recomputed (each relinked node, each node a walk visited)
   };
 
   // A link (or rename) is refused when the chain from the new parent up to its topmost

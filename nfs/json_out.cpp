@@ -10,10 +10,14 @@ using nlohmann::json;
 
 const char* decode_result_name(DecodeResult r) {
   switch (r) {
-    case DecodeResult::Ok: return "ok";
-    case DecodeResult::Truncated: return "truncated";
-    case DecodeResult::Malformed: return "malformed";
-    case DecodeResult::Unsupported: return "unsupported";
+    case DecodeResult::Ok:
+      return "ok";
+    case DecodeResult::Truncated:
+      return "truncated";
+    case DecodeResult::Malformed:
+      return "malformed";
+    case DecodeResult::Unsupported:
+      return "unsupported";
   }
   return "?";
 }
@@ -89,16 +93,20 @@ std::string message_text(const RpcMessage& m) {
            m.ts.seconds(), m.flow.src.str().c_str(), m.flow.dst.str().c_str(), transport_name(m.flow.transport), m.xid);
   s += buf;
   const char* prog = m.prog == kProgNfs ? "NFS" : m.prog == kProgMount ? "MOUNT" : nullptr;
-  if (!m.proc) s += "reply (call not seen)";
+  if (!m.proc)
+    s += "reply (call not seen)";
   else {
-    if (prog) s += std::string(prog) + "v" + std::to_string(m.vers);
-    else s += "prog " + std::to_string(m.prog) + "v" + std::to_string(m.vers);
+    if (prog)
+      s += std::string(prog) + "v" + std::to_string(m.vers);
+    else
+      s += "prog " + std::to_string(m.prog) + "v" + std::to_string(m.vers);
     s += " ";
     s += m.proc_name ? m.proc_name : ("proc " + std::to_string(*m.proc)).c_str();
     s += m.type == MsgType::Call ? " call" : " reply";
   }
   if (m.type == MsgType::Reply && (m.reply_stat || m.accept_stat))
-    s += " rpc_error(reply_stat=" + std::to_string(m.reply_stat) + " accept_stat=" + std::to_string(m.accept_stat) + ")";
+    s +=
+        " rpc_error(reply_stat=" + std::to_string(m.reply_stat) + " accept_stat=" + std::to_string(m.accept_stat) + ")";
   if (m.is_nfs3_or_mount3()) {
     each_field(m.fields, [&](const char* k, const json& v) {
       if (std::string_view(k) == "entries") {
@@ -106,7 +114,8 @@ std::string message_text(const RpcMessage& m) {
         return;
       }
       std::string val = v.is_string() ? printable(v.get<std::string>()) : v.dump();
-      if ((std::string_view(k).ends_with("fh")) && val.size() > 24) val = val.substr(0, 16) + "…" + val.substr(val.size() - 8);
+      if ((std::string_view(k).ends_with("fh")) && val.size() > 24)
+        val = val.substr(0, 16) + "…" + val.substr(val.size() - 8);
       s += std::string(" ") + k + "=" + val;
     });
     if (m.decode != DecodeResult::Ok) s += std::string(" [") + decode_result_name(m.decode) + "]";

@@ -56,15 +56,15 @@ struct FragKey {
 
 struct FragEntry {
   FragKey key;
-  Bytes buf;                  // datagram payload (after the IP header), grown as needed
-  std::vector<Range> wire;    // ranges covered on the wire
-  std::vector<Range> capd;    // ranges whose bytes were captured
-  uint32_t total = 0;         // payload length, known once the last fragment is seen
+  Bytes buf;                // datagram payload (after the IP header), grown as needed
+  std::vector<Range> wire;  // ranges covered on the wire
+  std::vector<Range> capd;  // ranges whose bytes were captured
+  uint32_t total = 0;       // payload length, known once the last fragment is seen
   bool have_last = false;
-  uint64_t first_frame = 0;   // frame of the offset-0 fragment (or first seen until then)
+  uint64_t first_frame = 0;  // frame of the offset-0 fragment (or first seen until then)
   bool have_first = false;
   Timestamp started;
-  uint64_t order = 0;         // insertion order, for oldest-first eviction
+  uint64_t order = 0;  // insertion order, for oldest-first eviction
 };
 
 }  // namespace

@@ -114,9 +114,9 @@ class Owned {
   Fn fn_;
 };
 
-#define NFSF_TRY(expr)                                                    \
-  do {                                                                    \
-    if (DecodeResult r_ = (expr); r_ != DecodeResult::Ok) return r_;      \
+#define NFSF_TRY(expr)                                               \
+  do {                                                               \
+    if (DecodeResult r_ = (expr); r_ != DecodeResult::Ok) return r_; \
   } while (0)
 
 // ---------------------------------------------------------------- enumerations
@@ -126,9 +126,27 @@ class Owned {
 // nfsstat3 values defined by RFC 1813.
 bool valid_nfsstat3(uint32_t s) {
   switch (s) {
-    case 0: case 1: case 2: case 5: case 6: case 13: case 17: case 18: case 19: case 20:
-    case 21: case 22: case 27: case 28: case 30: case 31: case 63: case 66: case 69:
-    case 70: case 71:
+    case 0:
+    case 1:
+    case 2:
+    case 5:
+    case 6:
+    case 13:
+    case 17:
+    case 18:
+    case 19:
+    case 20:
+    case 21:
+    case 22:
+    case 27:
+    case 28:
+    case 30:
+    case 31:
+    case 63:
+    case 66:
+    case 69:
+    case 70:
+    case 71:
       return true;
     default:
       return s >= 10001 && s <= 10008;
@@ -139,7 +157,16 @@ namespace {
 
 bool valid_mountstat3(uint32_t s) {
   switch (s) {
-    case 0: case 1: case 2: case 5: case 13: case 20: case 22: case 63: case 10004: case 10006:
+    case 0:
+    case 1:
+    case 2:
+    case 5:
+    case 13:
+    case 20:
+    case 22:
+    case 63:
+    case 10004:
+    case 10006:
       return true;
     default:
       return false;
@@ -567,11 +594,10 @@ bool is_mount3(uint32_t prog, uint32_t vers) { return prog == kProgMount && vers
 // ---------------------------------------------------------------- public
 
 const char* nfs3_proc_name(uint32_t proc) {
-  static constexpr const char* kNames[] = {
-      "NULL",    "GETATTR", "SETATTR", "LOOKUP", "ACCESS", "READLINK", "READ",
-      "WRITE",   "CREATE",  "MKDIR",   "SYMLINK", "MKNOD", "REMOVE",   "RMDIR",
-      "RENAME",  "LINK",    "READDIR", "READDIRPLUS", "FSSTAT", "FSINFO", "PATHCONF",
-      "COMMIT"};
+  static constexpr const char* kNames[] = {"NULL",   "GETATTR", "SETATTR",  "LOOKUP", "ACCESS",  "READLINK",
+                                           "READ",   "WRITE",   "CREATE",   "MKDIR",  "SYMLINK", "MKNOD",
+                                           "REMOVE", "RMDIR",   "RENAME",   "LINK",   "READDIR", "READDIRPLUS",
+                                           "FSSTAT", "FSINFO",  "PATHCONF", "COMMIT"};
   return proc < std::size(kNames) ? kNames[proc] : nullptr;
 }
 

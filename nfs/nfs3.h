@@ -15,14 +15,35 @@
 namespace nfsfence {
 
 enum Nfs3Proc : uint32_t {
-  NFS3_NULL = 0, NFS3_GETATTR = 1, NFS3_SETATTR = 2, NFS3_LOOKUP = 3, NFS3_ACCESS = 4,
-  NFS3_READLINK = 5, NFS3_READ = 6, NFS3_WRITE = 7, NFS3_CREATE = 8, NFS3_MKDIR = 9,
-  NFS3_SYMLINK = 10, NFS3_MKNOD = 11, NFS3_REMOVE = 12, NFS3_RMDIR = 13, NFS3_RENAME = 14,
-  NFS3_LINK = 15, NFS3_READDIR = 16, NFS3_READDIRPLUS = 17, NFS3_FSSTAT = 18,
-  NFS3_FSINFO = 19, NFS3_PATHCONF = 20, NFS3_COMMIT = 21,
+  NFS3_NULL = 0,
+  NFS3_GETATTR = 1,
+  NFS3_SETATTR = 2,
+  NFS3_LOOKUP = 3,
+  NFS3_ACCESS = 4,
+  NFS3_READLINK = 5,
+  NFS3_READ = 6,
+  NFS3_WRITE = 7,
+  NFS3_CREATE = 8,
+  NFS3_MKDIR = 9,
+  NFS3_SYMLINK = 10,
+  NFS3_MKNOD = 11,
+  NFS3_REMOVE = 12,
+  NFS3_RMDIR = 13,
+  NFS3_RENAME = 14,
+  NFS3_LINK = 15,
+  NFS3_READDIR = 16,
+  NFS3_READDIRPLUS = 17,
+  NFS3_FSSTAT = 18,
+  NFS3_FSINFO = 19,
+  NFS3_PATHCONF = 20,
+  NFS3_COMMIT = 21,
 };
 enum Mount3Proc : uint32_t {
-  MOUNT3_NULL = 0, MOUNT3_MNT = 1, MOUNT3_DUMP = 2, MOUNT3_UMNT = 3, MOUNT3_UMNTALL = 4,
+  MOUNT3_NULL = 0,
+  MOUNT3_MNT = 1,
+  MOUNT3_DUMP = 2,
+  MOUNT3_UMNT = 3,
+  MOUNT3_UMNTALL = 4,
   MOUNT3_EXPORT = 5,
 };
 
@@ -56,20 +77,20 @@ struct DirEntryPlus {  // one READDIRPLUS entry
 // procedure does not have stay empty.
 struct NfsFields {
   // Call arguments
-  std::optional<Bytes> fh;        // the object the call is about (GETATTR, READ, WRITE, ...)
-  std::optional<Bytes> dir_fh;    // directory of a name (LOOKUP, CREATE, REMOVE, RENAME from)
+  std::optional<Bytes> fh;      // the object the call is about (GETATTR, READ, WRITE, ...)
+  std::optional<Bytes> dir_fh;  // directory of a name (LOOKUP, CREATE, REMOVE, RENAME from)
   std::optional<std::string> name;
-  std::optional<Bytes> to_dir_fh; // RENAME to-dir, LINK: the directory of the new name
+  std::optional<Bytes> to_dir_fh;  // RENAME to-dir, LINK: the directory of the new name
   std::optional<std::string> to_name;
   std::optional<uint64_t> offset;
-  std::optional<uint32_t> count;  // READ/WRITE/COMMIT count, READDIR(PLUS) dircount
-  std::optional<uint32_t> stable; // WRITE stable_how
+  std::optional<uint32_t> count;    // READ/WRITE/COMMIT count, READDIR(PLUS) dircount
+  std::optional<uint32_t> stable;   // WRITE stable_how
   std::optional<std::string> path;  // MOUNT MNT/UMNT dirpath, SYMLINK target
   // Reply results
-  std::optional<uint32_t> status;   // nfsstat3 / mountstat3
-  std::optional<Bytes> obj_fh;      // LOOKUP/CREATE/MKDIR/SYMLINK/MKNOD result handle, MNT root handle
-  std::optional<Attr> attr;         // post-op attributes of the object (obj_attributes / file_wcc.after / GETATTR)
-  std::optional<Attr> dir_attr;     // post-op attributes of the directory, when present
+  std::optional<uint32_t> status;     // nfsstat3 / mountstat3
+  std::optional<Bytes> obj_fh;        // LOOKUP/CREATE/MKDIR/SYMLINK/MKNOD result handle, MNT root handle
+  std::optional<Attr> attr;           // post-op attributes of the object (obj_attributes / file_wcc.after / GETATTR)
+  std::optional<Attr> dir_attr;       // post-op attributes of the directory, when present
   std::optional<uint32_t> res_count;  // READ/WRITE reply count
   std::optional<bool> eof;            // READ/READDIR reply
   std::vector<DirEntryPlus> entries;  // READDIRPLUS

@@ -48,7 +48,8 @@ std::string clean(std::string_view s) {
 
 std::string quote(std::string_view s) { return "'" + clean(s) + "'"; }
 
-[[noreturn]] void fail(const std::string& origin, const YAML::Node& at, const std::string& key, const std::string& what) {
+[[noreturn]] void fail(const std::string& origin, const YAML::Node& at, const std::string& key,
+                       const std::string& what) {
   std::ostringstream os;
   os << origin;
   if (at.IsDefined() && at.Mark().line >= 0) os << ":" << at.Mark().line + 1;
@@ -59,7 +60,8 @@ std::string quote(std::string_view s) { return "'" + clean(s) + "'"; }
 std::vector<std::string> split_path(const std::string& origin, const YAML::Node& at, const std::string& key,
                                     const std::string& p) {
   std::vector<std::string> out;
-  if (!p.empty() && p[0] == '/') fail(origin, at, key, quote(p) + " must be relative to the export root (no leading '/')");
+  if (!p.empty() && p[0] == '/')
+    fail(origin, at, key, quote(p) + " must be relative to the export root (no leading '/')");
   std::string cur;
   std::istringstream is(p);
   while (std::getline(is, cur, '/')) {
@@ -94,7 +96,8 @@ Keys check_keys(const std::string& origin, const YAML::Node& map, const std::str
       fail(origin, kn, key, "unknown key (expected one of: " + list + ")");
     }
     auto [first, fresh] = seen.emplace(k, kn);
-    if (!fresh) fail(origin, kn, key, "given twice (first at line " + std::to_string(first->second.Mark().line + 1) + ")");
+    if (!fresh)
+      fail(origin, kn, key, "given twice (first at line " + std::to_string(first->second.Mark().line + 1) + ")");
   }
   return seen;
 }
@@ -117,7 +120,8 @@ void check_name(const std::string& origin, const YAML::Node& at, const std::stri
     size_t n = utf8_char(name, i, cp);
     char what[96];
     if (n == 0) {
-      snprintf(what, sizeof what, "is not valid UTF-8 (byte 0x%02x at offset %zu)", static_cast<unsigned char>(name[i]), i);
+      snprintf(what, sizeof what, "is not valid UTF-8 (byte 0x%02x at offset %zu)", static_cast<unsigned char>(name[i]),
+               i);
       fail(origin, at, key, what);
     }
     if (is_control(cp)) {
@@ -135,7 +139,8 @@ void check_server(const std::string& origin, const YAML::Node& at, const std::st
   bool nul = s.find('\0') != std::string::npos;
   if (!nul && (inet_pton(AF_INET, s.c_str(), &addr) == 1 || inet_pton(AF_INET6, s.c_str(), &addr) == 1)) return;
   const std::string only =
-      "; give only the address or host name, e.g. 10.99.0.2 (a port is not part of server: ports come from the traffic)";
+      "; give only the address or host name, e.g. 10.99.0.2 (a port is not part of server: ports come from the "
+      "traffic)";
   size_t colons = std::count(s.begin(), s.end(), ':');
   if (s.find("://") != std::string::npos) fail(origin, at, "server", quote(s) + " is a URL" + only);
   if (!s.empty() && s[0] == '[') fail(origin, at, "server", quote(s) + " is in brackets" + only);
@@ -158,7 +163,9 @@ void check_server(const std::string& origin, const YAML::Node& at, const std::st
   }
   ok = ok && label > 0;
   if (ok && digits_only) fail(origin, at, "server", quote(s) + " is not a valid IPv4 address");
-  if (!ok) fail(origin, at, "server", quote(s) + " is not an IPv4 or IPv6 address or a host name (letters, digits, '-' and '.')");
+  if (!ok)
+    fail(origin, at, "server",
+         quote(s) + " is not an IPv4 or IPv6 address or a host name (letters, digits, '-' and '.')");
 }
 
 // The marks where the documents of `text` start (each at its `---` if it has one), at most
@@ -209,10 +216,19 @@ Expected<uint64_t> parse_size(std::string_view s) {
   std::string_view unit = s.substr(i);
   if (unit.size() > 1 && unit.front() == ' ') unit.remove_prefix(1);
   if (unit.size() > 1 && (unit.back() == 'B' || unit.back() == 'b')) unit.remove_suffix(1);
-  static const std::pair<std::string_view, uint64_t> units[] = {
-      {"", 1},           {"B", 1},          {"K", 1000},       {"k", 1000},       {"M", 1000000},
-      {"G", 1000000000}, {"T", 1000000000000}, {"P", 1000000000000000}, {"Ki", 1ull << 10}, {"Mi", 1ull << 20},
-      {"Gi", 1ull << 30}, {"Ti", 1ull << 40}, {"Pi", 1ull << 50}};
+  static const std::pair<std::string_view, uint64_t> units[] = {{"", 1},
+                                                                {"B", 1},
+                                                                {"K", 1000},
+                                                                {"k", 1000},
+                                                                {"M", 1000000},
+                                                                {"G", 1000000000},
+                                                                {"T", 1000000000000},
+                                                                {"P", 1000000000000000},
+                                                                {"Ki", 1ull << 10},
+                                                                {"Mi", 1ull << 20},
+                                                                {"Gi", 1ull << 30},
+                                                                {"Ti", 1ull << 40},
+                                                                {"Pi", 1ull << 50}};
   uint64_t mult = 0;
   for (auto& [u, m] : units)
     if (unit == u) mult = m;
@@ -236,9 +252,12 @@ std::string format_size(uint64_t b) {
     u++;
   }
   char buf[32];
-  if (u == 0) snprintf(buf, sizeof buf, "%llu", static_cast<unsigned long long>(b));
-  else if (v == std::floor(v)) snprintf(buf, sizeof buf, "%.0f%s", v, units[u]);
-  else snprintf(buf, sizeof buf, "%.2f%s", v, units[u]);
+  if (u == 0)
+    snprintf(buf, sizeof buf, "%llu", static_cast<unsigned long long>(b));
+  else if (v == std::floor(v))
+    snprintf(buf, sizeof buf, "%.0f%s", v, units[u]);
+  else
+    snprintf(buf, sizeof buf, "%.2f%s", v, units[u]);
   return buf;
 }
 
@@ -252,14 +271,16 @@ Expected<Policy> parse_policy(const std::string& text, const std::string& origin
     if (n >= 2 && starts[n - 1].pos == starts[n - 2].pos)  // no progress: the parser is stuck on bad input
       return make_error(origin + ":" + std::to_string(starts[n - 1].line + 1) + ": not valid YAML");
     if (n >= 2)
-      return make_error(origin + ":" + std::to_string(starts[1].line + 1) + ": a policy is one YAML document; found a second one");
+      return make_error(origin + ":" + std::to_string(starts[1].line + 1) +
+                        ": a policy is one YAML document; found a second one");
     const YAML::Node root = starts.empty() ? YAML::Node() : YAML::Load(text);
     if (!root.IsDefined() || root.IsNull())
       return make_error(origin + ": policy: is empty (expected a YAML mapping with keys export, trees, ...)");
     if (!root.IsMap()) fail(origin, root, "policy", "must be a YAML mapping with keys export, trees, ...");
     Keys keys = check_keys(origin, root, "", {"export", "server", "accounting", "root_fh", "trees"});
     Policy p;
-    if (!root["export"]) fail(origin, root, "export", "missing (the export path as the client mounts it, e.g. /srv/nfs)");
+    if (!root["export"])
+      fail(origin, root, "export", "missing (the export path as the client mounts it, e.g. /srv/nfs)");
     p.export_path = scalar(origin, root, keys, "export", "export");
     if (p.export_path.empty() || p.export_path[0] != '/')
       fail(origin, root["export"], "export", quote(p.export_path) + " must be an absolute path");
@@ -270,9 +291,12 @@ Expected<Policy> parse_policy(const std::string& text, const std::string& origin
     }
     if (root["accounting"]) {
       std::string a = scalar(origin, root, keys, "accounting", "accounting");
-      if (a == "used") p.accounting = AccountingMode::Used;
-      else if (a == "size") p.accounting = AccountingMode::Size;
-      else fail(origin, root["accounting"], "accounting", quote(a) + " is not one of: used, size");
+      if (a == "used")
+        p.accounting = AccountingMode::Used;
+      else if (a == "size")
+        p.accounting = AccountingMode::Size;
+      else
+        fail(origin, root["accounting"], "accounting", quote(a) + " is not one of: used, size");
     }
     if (root["root_fh"]) {
       auto fh = from_hex(scalar(origin, root, keys, "root_fh", "root_fh"));
@@ -306,8 +330,10 @@ Expected<Policy> parse_policy(const std::string& text, const std::string& origin
         if (*soft > tp.limit) fail(origin, t["soft_limit"], key + ".soft_limit", "is larger than limit");
         tp.soft_limit = *soft;
       }
-      if (!names.insert(tp.name).second) fail(origin, t["name"], key + ".name", quote(tp.name) + " is used by another tree");
-      if (!paths.insert(tp.path).second) fail(origin, t["path"], key + ".path", quote(tp.path) + " is used by another tree");
+      if (!names.insert(tp.name).second)
+        fail(origin, t["name"], key + ".name", quote(tp.name) + " is used by another tree");
+      if (!paths.insert(tp.path).second)
+        fail(origin, t["path"], key + ".path", quote(tp.path) + " is used by another tree");
       p.trees.push_back(std::move(tp));
     }
     return p;

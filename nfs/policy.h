@@ -23,8 +23,8 @@ enum class AccountingMode { Used, Size };
 
 struct TreePolicy {
   std::string name;
-  std::string path;                       // normalised, relative, no leading/trailing '/'
-  std::vector<std::string> components;    // path split on '/'
+  std::string path;                     // normalised, relative, no leading/trailing '/'
+  std::vector<std::string> components;  // path split on '/'
   uint64_t limit = 0;
   std::optional<uint64_t> soft_limit;
 };

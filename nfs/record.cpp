@@ -39,10 +39,10 @@ namespace {
 
 inline int32_t sdiff(uint32_t a, uint32_t b) { return int32_t(a - b); }
 
-constexpr size_t kMaxNeeded = 4u << 20;      // cap on what a policy can make us keep
-constexpr size_t kShrinkAbove = 64u << 10;   // give back big record buffers after use
-constexpr size_t kMinCheck = 16;             // bytes plausible_record_start needs
-constexpr uint32_t kMaxAuthBytes = 400;      // RFC 5531 opaque_auth body limit
+constexpr size_t kMaxNeeded = 4u << 20;     // cap on what a policy can make us keep
+constexpr size_t kShrinkAbove = 64u << 10;  // give back big record buffers after use
+constexpr size_t kMinCheck = 16;            // bytes plausible_record_start needs
+constexpr uint32_t kMaxAuthBytes = 400;     // RFC 5531 opaque_auth body limit
 constexpr int32_t kSynNear = 1 << 20;
 
 enum class State : uint8_t { Hunt, Mark, Data };

@@ -15,22 +15,22 @@
 namespace nfsfence {
 
 struct RecordHead {
-  uint64_t frame = 0;      // frame of the segment holding the record's first byte
-  Timestamp ts;            // its timestamp
-  ByteView data;           // the first bytes of the record (fragment marks removed)
-  uint64_t record_len = 0; // total record length (sum of fragment lengths), when known
-  bool complete = false;   // data holds the whole record
+  uint64_t frame = 0;       // frame of the segment holding the record's first byte
+  Timestamp ts;             // its timestamp
+  ByteView data;            // the first bytes of the record (fragment marks removed)
+  uint64_t record_len = 0;  // total record length (sum of fragment lengths), when known
+  bool complete = false;    // data holds the whole record
 };
 
 struct RecordStats {
   uint64_t segments = 0;
   uint64_t records = 0;
-  uint64_t retransmitted = 0;    // segments wholly before the stream position
-  uint64_t overlapping = 0;      // segments partly before the stream position (front trimmed)
-  uint64_t out_of_order = 0;     // segments buffered ahead of the stream position
-  uint64_t gaps = 0;             // stream holes given up on
-  uint64_t resyncs = 0;          // times a plausible RPC header was searched for
-  uint64_t bad_record_marks = 0; // implausible marks (zero length, > max record)
+  uint64_t retransmitted = 0;      // segments wholly before the stream position
+  uint64_t overlapping = 0;        // segments partly before the stream position (front trimmed)
+  uint64_t out_of_order = 0;       // segments buffered ahead of the stream position
+  uint64_t gaps = 0;               // stream holes given up on
+  uint64_t resyncs = 0;            // times a plausible RPC header was searched for
+  uint64_t bad_record_marks = 0;   // implausible marks (zero length, > max record)
   uint64_t truncated_records = 0;  // records whose needed prefix had holes
 };
 

@@ -9,8 +9,7 @@ inline int32_t sdiff(uint32_t a, uint32_t b) { return int32_t(a - b); }
 
 }  // namespace
 
-bool ReorderQueue::insert(uint32_t pos, uint32_t seq, ByteView payload, uint32_t wire, uint64_t frame,
-                          Timestamp ts) {
+bool ReorderQueue::insert(uint32_t pos, uint32_t seq, ByteView payload, uint32_t wire, uint64_t frame, Timestamp ts) {
   int32_t rel = sdiff(seq, pos);
   auto it = std::lower_bound(q_.begin(), q_.end(), rel,
                              [&](const HeldSegment& s, int32_t r) { return sdiff(s.seq, pos) < r; });

@@ -28,7 +28,9 @@ void Replayer::on_message(const RpcMessage& m) {
   }
   server_.matched++;
   if (m.type == MsgType::Call && m.proc) {
-    const char* group = m.prog == kProgNfs && m.vers == 3 ? "NFS3" : m.prog == kProgMount && m.vers == 3 ? "MOUNT3" : nullptr;
+    const char* group = m.prog == kProgNfs && m.vers == 3     ? "NFS3"
+                        : m.prog == kProgMount && m.vers == 3 ? "MOUNT3"
+                                                              : nullptr;
     if (group)
       by_procedure_[group][m.proc_name ? m.proc_name : "proc" + std::to_string(*m.proc)]++;
     else
@@ -163,8 +165,9 @@ std::string Replayer::text_report(const Decoder& d, uint64_t capture_bytes, doub
            printable(*pol.server) + "' were skipped\n";
   }
   if (server_.matched && !j["handle_cache"]["export_root_known"].get<bool>())
-    out += "warning: the export root handle was never learned (no MNT of the policy's export in the capture and no "
-           "root_fh in the policy): every handle is unknown\n";
+    out +=
+        "warning: the export root handle was never learned (no MNT of the policy's export in the capture and no "
+        "root_fh in the policy): every handle is unknown\n";
   snprintf(buf, sizeof buf, "%-16s %-20s %10s %10s %10s %8s %8s %10s %8s  %s\n", "tree", "path", "limit", "usage",
            "peak", "writes", "refused", "refused_B", "reads", "exceeded_at");
   out += buf;

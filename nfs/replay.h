@@ -14,9 +14,9 @@ namespace nfsfence {
 class Decoder;
 
 struct TreeCounters {
-  uint64_t writes = 0, write_bytes = 0;        // every WRITE call to the tree
+  uint64_t writes = 0, write_bytes = 0;            // every WRITE call to the tree
   uint64_t refused_writes = 0, refused_bytes = 0;  // the subset enforcement refuses
-  uint64_t reads = 0, read_bytes = 0;          // READ calls (never refused)
+  uint64_t reads = 0, read_bytes = 0;              // READ calls (never refused)
 };
 
 struct ReplayOptions {

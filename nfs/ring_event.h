@@ -10,10 +10,10 @@
 namespace nfsfence {
 
 struct RingEvent {
-  uint32_t type = 0;   // enum nfsf_event_type
-  uint32_t flags = 0;  // enum nfsf_event_flags
+  uint32_t type = 0;     // enum nfsf_event_type
+  uint32_t flags = 0;    // enum nfsf_event_flags
   uint64_t mono_ns = 0;  // when the program made it (CLOCK_MONOTONIC, bpf_ktime_get_ns)
-  L4Packet pkt;        // payload points into the event
+  L4Packet pkt;          // payload points into the event
 };
 
 // How long events waited between the program and the agent: exact percentiles over the

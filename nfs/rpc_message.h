@@ -23,15 +23,13 @@ struct RpcMessage {
   std::optional<uint32_t> proc;  // replies: from the matched call, empty if unmatched
   const char* proc_name = nullptr;
   uint32_t reply_stat = 0, accept_stat = 0;  // replies
-  uint64_t msg_len = 0;  // RPC message length (record length / datagram length)
+  uint64_t msg_len = 0;                      // RPC message length (record length / datagram length)
   DecodeResult decode = DecodeResult::Ok;
   NfsFields fields;
   // Replies: the matched call's fields (LOOKUP's dir_fh and name, ...), empty if unmatched.
   std::shared_ptr<const NfsFields> call;
   std::optional<Timestamp> call_ts;
-  bool is_nfs3_or_mount3() const {
-    return (prog == kProgNfs && vers == 3) || (prog == kProgMount && vers == 3);
-  }
+  bool is_nfs3_or_mount3() const { return (prog == kProgNfs && vers == 3) || (prog == kProgMount && vers == 3); }
 };
 
 }  // namespace nfsfence

@@ -9,12 +9,18 @@ namespace {
 
 std::string nfs_status_name(uint32_t s) {
   switch (s) {
-    case 2: return "NFS3ERR_NOENT";
-    case 13: return "NFS3ERR_ACCES";
-    case 20: return "NFS3ERR_NOTDIR";
-    case 70: return "NFS3ERR_STALE";
-    case 10001: return "NFS3ERR_BADHANDLE";
-    default: return "status " + std::to_string(s);
+    case 2:
+      return "NFS3ERR_NOENT";
+    case 13:
+      return "NFS3ERR_ACCES";
+    case 20:
+      return "NFS3ERR_NOTDIR";
+    case 70:
+      return "NFS3ERR_STALE";
+    case 10001:
+      return "NFS3ERR_BADHANDLE";
+    default:
+      return "status " + std::to_string(s);
   }
 }
 

@@ -11,9 +11,9 @@
 namespace nfsfence {
 
 struct WalkOptions {
-  std::string server;        // host or address
+  std::string server;  // host or address
   uint16_t nfs_port = 2049;
-  uint16_t mount_port = 0;   // 0: ask the portmapper
+  uint16_t mount_port = 0;  // 0: ask the portmapper
   std::chrono::milliseconds timeout{5000};
   uint32_t dircount = 8192, maxcount = 65536;  // READDIRPLUS sizes
 };

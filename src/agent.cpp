@@ -37,7 +37,9 @@ namespace {
 
 // The state file's (and `status`'s) view of how long reply events waited for the agent.
 json lag_json(const EventLag::Summary& s) {
-  return json{{"replies", s.n}, {"p50_us", double(s.p50_ns) / 1e3}, {"p99_us", double(s.p99_ns) / 1e3},
+  return json{{"replies", s.n},
+              {"p50_us", double(s.p50_ns) / 1e3},
+              {"p99_us", double(s.p99_ns) / 1e3},
               {"max_us", double(s.max_ns) / 1e3}};
 }
 
@@ -52,12 +54,12 @@ class Agent {
         maps_(maps),
         mirror_(maps, policy),
         acct_(policy_, opt.max_handles,
-              {[this](int t, bool over, Timestamp) { on_limit(t, over); },
-               [this](int t, Timestamp) { on_soft(t); }}),
+              {[this](int t, bool over, Timestamp) { on_limit(t, over); }, [this](int t, Timestamp) { on_soft(t); }}),
         dec_([this](const RpcMessage& m) { on_message(m); }),
         state_(state_file_of(opt.state_dir, opt.iface)) {
     acct_.cache().track_changes(true);
-    struct timespec rt {}, mono {};
+    struct timespec rt {
+    }, mono{};
     clock_gettime(CLOCK_REALTIME, &rt);
     clock_gettime(CLOCK_MONOTONIC, &mono);
     mono_to_real_ns_ = (int64_t(rt.tv_sec) - mono.tv_sec) * 1000000000LL + (rt.tv_nsec - mono.tv_nsec);
@@ -201,23 +203,29 @@ struct Pins {
 
 // What must hold before anything is loaded; the interface's index, or why not.
 Expected<unsigned> check_tc_attach(const AttachOptions& opt, const Policy& policy) {
-  if (opt.iface.empty()) return make_error("--mode tc needs the NFS client's interface: nfsfence attach IFACE --policy FILE");
+  if (opt.iface.empty())
+    return make_error("--mode tc needs the NFS client's interface: nfsfence attach IFACE --policy FILE");
   unsigned ifindex = if_nametoindex(opt.iface.c_str());
   if (!ifindex)
-    return make_error("interface '" + opt.iface + "' does not exist (ip link shows the interfaces of this network namespace)");
+    return make_error("interface '" + opt.iface +
+                      "' does not exist (ip link shows the interfaces of this network namespace)");
   if (opt.server.empty() && !policy.server)
-    return make_error(opt.policy_path + ": the agent needs the server's address: add `server:` to the policy or give --server");
+    return make_error(opt.policy_path +
+                      ": the agent needs the server's address: add `server:` to the policy or give --server");
   for (const NfsMount& m : nfs_mounts_of(opt.server.empty() ? *policy.server : opt.server, policy.export_path))
-    if (auto why = tc_blind_reason(m); !why.empty()) log("warning: " + why + " (--mode lsm refuses writes at the file level)");
+    if (auto why = tc_blind_reason(m); !why.empty())
+      log("warning: " + why + " (--mode lsm refuses writes at the file level)");
   if (::geteuid() != 0)
-    return make_error("attach needs root (CAP_BPF, CAP_NET_ADMIN and CAP_SYS_ADMIN to load, attach and pin): run it with sudo");
+    return make_error(
+        "attach needs root (CAP_BPF, CAP_NET_ADMIN and CAP_SYS_ADMIN to load, attach and pin): run it with sudo");
   if (auto e = ensure_bpffs(opt.pin_root); !e.empty()) return make_error(e);
   return ifindex;
 }
 
 // Loads the programs (adopting pinned maps) and attaches them to the interface; on a
 // failure the pins a fresh load made are removed again.
-Expected<std::unique_ptr<bpf::TcProgram>> load_and_attach(const AttachOptions& opt, unsigned ifindex, const Pins& pins) {
+Expected<std::unique_ptr<bpf::TcProgram>> load_and_attach(const AttachOptions& opt, unsigned ifindex,
+                                                          const Pins& pins) {
   bpf::LoadOptions lo;
   lo.action = opt.action;
   lo.pin_dir = pins.dir;
@@ -229,17 +237,19 @@ Expected<std::unique_ptr<bpf::TcProgram>> load_and_attach(const AttachOptions& o
     const bpf::BpfError& e = prog.error();
     pins.undo();
     if (e.err == EPERM || e.err == EACCES)
-      return make_error("loading the BPF programs was refused (" + e.message() + "): run as root on a kernel with BPF enabled");
+      return make_error("loading the BPF programs was refused (" + e.message() +
+                        "): run as root on a kernel with BPF enabled");
     if (pins.adopting && e.err == EINVAL)
-      return make_error("the maps pinned under " + pins.dir + " do not fit this build (" + e.message() + "): nfsfence detach " +
-                        opt.iface + " first");
+      return make_error("the maps pinned under " + pins.dir + " do not fit this build (" + e.message() +
+                        "): nfsfence detach " + opt.iface + " first");
     return make_error("loading the BPF programs failed: " + e.message() + libbpf_note());
   }
   if (auto r = (*prog)->attach(int(ifindex)); !r) {
     pins.undo();
-    return make_error("attaching to " + opt.iface + " failed: " + r.error().message() +
-                      (r.error().err == EOPNOTSUPP || r.error().err == ENOENT ? " (does this kernel have clsact / cls_bpf?)" : "") +
-                      libbpf_note());
+    return make_error(
+        "attaching to " + opt.iface + " failed: " + r.error().message() +
+        (r.error().err == EOPNOTSUPP || r.error().err == ENOENT ? " (does this kernel have clsact / cls_bpf?)" : "") +
+        libbpf_note());
   }
   return std::move(*prog);
 }
@@ -251,8 +261,8 @@ std::string ready_line(const AttachOptions& opt, const Policy& policy, const Age
   std::string trees;
   for (size_t i = 0; i < policy.trees.size(); i++) {
     const TreeState& s = agent.accounting().trees()[i];
-    trees += (i ? ", " : "") + policy.trees[i].name + " " + format_size(s.usage) + "/" + format_size(policy.trees[i].limit) +
-             (s.over ? " OVER" : "");
+    trees += (i ? ", " : "") + policy.trees[i].name + " " + format_size(s.usage) + "/" +
+             format_size(policy.trees[i].limit) + (s.over ? " OVER" : "");
   }
   return "ready: " + opt.iface + " action=" + action_name(opt.action) + "; walked " + std::to_string(walked.handles) +
          " handles in " + std::to_string(walked.directories) + " directories in " + std::to_string(secs).substr(0, 5) +
@@ -292,8 +302,8 @@ int run_attach_tc(const AttachOptions& opt, const Policy& policy, const std::ato
   fs::create_directories(pins.dir, ec);
   fs::create_directories(opt.state_dir, ec);
   if (auto pid = running_agent(state_file_of(opt.state_dir, opt.iface))) {
-    log("an agent (pid " + std::to_string(*pid) + ") already runs on " + opt.iface + "; stop it first (kill it, or nfsfence detach " +
-        opt.iface + ")");
+    log("an agent (pid " + std::to_string(*pid) + ") already runs on " + opt.iface +
+        "; stop it first (kill it, or nfsfence detach " + opt.iface + ")");
     return 1;
   }
   auto prog = load_and_attach(opt, *ifindex, pins);
@@ -336,7 +346,8 @@ int run_attach_tc(const AttachOptions& opt, const Policy& policy, const std::ato
   rb.reset();
   agent.write_state();
   log("exiting: the programs stay attached to " + opt.iface +
-      " and keep enforcing the last state; `nfsfence attach` adopts them, `nfsfence detach " + opt.iface + "` removes them");
+      " and keep enforcing the last state; `nfsfence attach` adopts them, `nfsfence detach " + opt.iface +
+      "` removes them");
   return 0;
 }
 

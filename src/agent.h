@@ -16,8 +16,8 @@ enum class Mode { Tc, Lsm, Auto };
 
 struct AttachOptions {
   Mode mode = Mode::Tc;
-  std::string iface;      // tc: required; lsm: empty
-  std::string mount;      // lsm: the local NFS mount of the export (empty: found in /proc/self/mountinfo)
+  std::string iface;         // tc: required; lsm: empty
+  std::string mount;         // lsm: the local NFS mount of the export (empty: found in /proc/self/mountinfo)
   unsigned rescan_secs = 5;  // lsm: how often trees the hooks marked are scanned again
   std::string policy_path;
   nfsf_action action = NFSF_ACTION_REWRITE;

@@ -31,7 +31,8 @@ std::string ensure_bpffs(const std::string& pin_root) {
   auto self_ns = fs::read_symlink("/proc/self/ns/mnt", ec);
   auto init_ns = fs::read_symlink("/proc/1/ns/mnt", ec);
   if (ec || self_ns != init_ns)
-    return base.string() + " is not a BPF filesystem in this mount namespace (ip netns exec remounts /sys): "
+    return base.string() +
+           " is not a BPF filesystem in this mount namespace (ip netns exec remounts /sys): "
            "mount one that every process sees (mount -t bpf bpf /run/nfsfence-bpf) and give --pin-dir "
            "/run/nfsfence-bpf/nfsfence to attach, status and detach";
   if (::mount("bpf", base.c_str(), "bpf", 0, nullptr) != 0)

@@ -16,9 +16,7 @@
 
 namespace nfsfence::bpf {
 
-std::string BpfError::message() const {
-  return what + ": " + std::strerror(err) + " (" + where + ")";
-}
+std::string BpfError::message() const { return what + ": " + std::strerror(err) + " (" + where + ")"; }
 
 namespace detail {
 
@@ -28,7 +26,8 @@ Result<void> set_pin_paths(bpf_object* obj, const std::string& dir) {
     const char* name = bpf_map__name(m);
     if (!name || name[0] == '.' || std::strchr(name, '.')) continue;  // .rodata and friends
     std::string path = dir + "/" + name;
-    if (int rc = bpf_map__set_pin_path(m, path.c_str()); rc) return NFSF_ERR(-rc, "bpf_map__set_pin_path(" + path + ")");
+    if (int rc = bpf_map__set_pin_path(m, path.c_str()); rc)
+      return NFSF_ERR(-rc, "bpf_map__set_pin_path(" + path + ")");
   }
   return {};
 }
@@ -66,12 +65,19 @@ namespace {
 
 // MapSet's maps by name (the same in the TC and the XDP object).
 std::array<detail::MapSlot, 12> slots_of(MapSet& m) {
-  return {{{"handles", &m.handles_fd}, {"trees", &m.trees_fd}, {"counters", &m.counters_fd}, {"flows", &m.flows_fd},
-           {"poisoned", &m.poisoned_fd}, {"want_xids", &m.want_xids_fd}, {"rpc_ports", &m.rpc_ports_fd},
+  return {{{"handles", &m.handles_fd},
+           {"trees", &m.trees_fd},
+           {"counters", &m.counters_fd},
+           {"flows", &m.flows_fd},
+           {"poisoned", &m.poisoned_fd},
+           {"want_xids", &m.want_xids_fd},
+           {"rpc_ports", &m.rpc_ports_fd},
            {"events", &m.events_fd},
            // Maps pinned by an older agent may lack these.
-           {"tree_room", &m.tree_room_fd, true}, {"pending_dirop", &m.pending_dirop_fd, true},
-           {"split_heads", &m.split_heads_fd, true}, {"split_tmpl", &m.split_tmpl_fd, true}}};
+           {"tree_room", &m.tree_room_fd, true},
+           {"pending_dirop", &m.pending_dirop_fd, true},
+           {"split_heads", &m.split_heads_fd, true},
+           {"split_tmpl", &m.split_tmpl_fd, true}}};
 }
 
 template <typename Skel>
@@ -232,13 +238,13 @@ namespace {
 // bpftool names a skeleton's functions after its object.
 template <typename Skel>
 struct SkelApi;
-#define NFSF_SKEL_API(S)                             \
-  template <>                                        \
-  struct SkelApi<S> {                                \
-    static constexpr const char* name = #S;          \
-    static S* open() { return S##__open(); }         \
-    static int load(S* s) { return S##__load(s); }   \
-    static void destroy(S* s) { S##__destroy(s); }   \
+#define NFSF_SKEL_API(S)                           \
+  template <>                                      \
+  struct SkelApi<S> {                              \
+    static constexpr const char* name = #S;        \
+    static S* open() { return S##__open(); }       \
+    static int load(S* s) { return S##__load(s); } \
+    static void destroy(S* s) { S##__destroy(s); } \
   };
 NFSF_SKEL_API(nfsfence_tc)
 NFSF_SKEL_API(nfsfence_xdp)
@@ -310,7 +316,8 @@ Result<void> TcProgram::attach(int ifindex) {
 }
 
 void TcProgram::detach() {
-  for (auto [where, flag] : {std::pair{BPF_TC_EGRESS, &attached_egress_}, std::pair{BPF_TC_INGRESS, &attached_ingress_}}) {
+  for (auto [where, flag] :
+       {std::pair{BPF_TC_EGRESS, &attached_egress_}, std::pair{BPF_TC_INGRESS, &attached_ingress_}}) {
     if (!*flag) continue;
     detach_filter(ifindex_, where);
     *flag = false;
@@ -323,8 +330,10 @@ Result<bool> TcProgram::detach_ifindex(int ifindex) {
   bool found = false;
   for (auto where : {BPF_TC_EGRESS, BPF_TC_INGRESS}) {
     int rc = detach_filter(ifindex, where);
-    if (rc == 0) found = true;
-    else if (rc != -ENOENT && rc != -EINVAL) return NFSF_ERR(err_of(rc), "bpf_tc_detach");
+    if (rc == 0)
+      found = true;
+    else if (rc != -ENOENT && rc != -EINVAL)
+      return NFSF_ERR(err_of(rc), "bpf_tc_detach");
   }
   return found;
 }

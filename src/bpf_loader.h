@@ -25,9 +25,9 @@ struct nfsfence_xdp;
 namespace nfsfence::bpf {
 
 struct BpfError {
-  int err = 0;          // positive errno
-  std::string what;     // "bpf_map_update_elem(handles)"
-  std::string where;    // "src/bpf_loader.cpp:123"
+  int err = 0;                  // positive errno
+  std::string what;             // "bpf_map_update_elem(handles)"
+  std::string where;            // "src/bpf_loader.cpp:123"
   std::string message() const;  // "what: strerror (where)"
 };
 // Errors are values: Result<T> holds a T or a BpfError; `return Fail{err};` fails.
@@ -39,7 +39,7 @@ struct LoadOptions {
   nfsf_action action = NFSF_ACTION_REWRITE;
   bool emit_events = true;
   uint16_t nfs_port = NFSF_NFS_PORT;
-  uint64_t wake_ns = NFSF_WAKE_NS;  // reply events wake the agent at most this often (0: every one)
+  uint64_t wake_ns = NFSF_WAKE_NS;            // reply events wake the agent at most this often (0: every one)
   uint32_t events_bytes = NFSF_EVENTS_BYTES;  // ring buffer size, power of 2 >= page size
   uint32_t max_handles = NFSF_MAX_HANDLES;
   std::string pin_dir;  // pin (or adopt already pinned) maps here; empty: no pinning
@@ -113,9 +113,9 @@ class MapSet {
   // The maps an agent pinned under `dir` (for status, detach, tests); closed with the result.
   static Result<Pinned<MapSet>> open_pinned(const std::string& dir);
 
-  int handles_fd = -1, trees_fd = -1, counters_fd = -1, flows_fd = -1, poisoned_fd = -1,
-      want_xids_fd = -1, rpc_ports_fd = -1, events_fd = -1, pending_dirop_fd = -1,
-      split_heads_fd = -1, split_tmpl_fd = -1, tree_room_fd = -1;  // split_*: measured by nfsf_map_memory only
+  int handles_fd = -1, trees_fd = -1, counters_fd = -1, flows_fd = -1, poisoned_fd = -1, want_xids_fd = -1,
+      rpc_ports_fd = -1, events_fd = -1, pending_dirop_fd = -1, split_heads_fd = -1, split_tmpl_fd = -1,
+      tree_room_fd = -1;  // split_*: measured by nfsf_map_memory only
 };
 
 // One bpftool skeleton (nfsfence_tc, nfsfence_xdp), owned: load() opens it, configures it

@@ -14,8 +14,10 @@ struct bpf_object;
 
 namespace nfsfence::bpf::detail {
 
-#define NFSF_ERR(e, what) \
-  ::nfsfence::bpf::Fail{::nfsfence::bpf::BpfError{(e) < 0 ? -(e) : (e), (what), std::string(__FILE__ ":") + std::to_string(__LINE__)}}
+#define NFSF_ERR(e, what)                                                                                            \
+  ::nfsfence::bpf::Fail {                                                                                            \
+    ::nfsfence::bpf::BpfError { (e) < 0 ? -(e) : (e), (what), std::string(__FILE__ ":") + std::to_string(__LINE__) } \
+  }
 
 // libbpf 1.x returns -errno and also sets errno.
 inline int err_of(int rc) { return rc < 0 ? -rc : (errno ? errno : EINVAL); }

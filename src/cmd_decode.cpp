@@ -11,16 +11,16 @@ int cmd_decode(const std::vector<std::string>& args) {
   po::options_description opts("options");
   std::string capture, format;
   bool stats = false, nfs_only = false, allow_truncated = false;
-  opts.add_options()
-      ("capture", po::value(&capture)->required(),
-       "pcap or pcapng file, pipe or - (standard input); gzip, bzip2, xz, zstd, lz4 compression is detected")
-      ("format,f", po::value(&format)->default_value("text"),
-       "text: one line per message, for people\n"
-       "jsonl: one JSON object per message (schema: docs/decode-schema.md)")
-      ("nfs-only", po::bool_switch(&nfs_only), "print only NFSv3 and MOUNT v3 messages (other RPC is still counted)")
-      ("stats", po::bool_switch(&stats), "print the packet, RPC and error counters (JSON) to stderr at the end")
-      ("allow-truncated", po::bool_switch(&allow_truncated),
-       "a capture cut inside its last packet (a tcpdump that was killed) is a warning, exit 0; without it exit 1");
+  opts.add_options()(
+      "capture", po::value(&capture)->required(),
+      "pcap or pcapng file, pipe or - (standard input); gzip, bzip2, xz, zstd, lz4 compression is detected")(
+      "format,f", po::value(&format)->default_value("text"),
+      "text: one line per message, for people\n"
+      "jsonl: one JSON object per message (schema: docs/decode-schema.md)")(
+      "nfs-only", po::bool_switch(&nfs_only), "print only NFSv3 and MOUNT v3 messages (other RPC is still counted)")(
+      "stats", po::bool_switch(&stats), "print the packet, RPC and error counters (JSON) to stderr at the end")(
+      "allow-truncated", po::bool_switch(&allow_truncated),
+      "a capture cut inside its last packet (a tcpdump that was killed) is a warning, exit 0; without it exit 1");
   DecoderLimits limits;
   Size memory{limits.memory_bytes};
   Number<uint32_t> idle{uint32_t(limits.idle_seconds)};
@@ -56,18 +56,21 @@ int cmd_decode(const std::vector<std::string>& args) {
   bool jsonl = format == "jsonl";
   limits.memory_bytes = memory.value;
   limits.idle_seconds = idle.value;
-  Decoder dec([&](const RpcMessage& m) {
-    if (nfs_only && !(m.proc && m.is_nfs3_or_mount3())) return;
-    std::string line = jsonl ? message_json(m).dump(-1, ' ', false, nlohmann::json::error_handler_t::replace)
-                             : message_text(m);
-    line += '\n';
-    std::fwrite(line.data(), 1, line.size(), stdout);
-  }, limits);
+  Decoder dec(
+      [&](const RpcMessage& m) {
+        if (nfs_only && !(m.proc && m.is_nfs3_or_mount3())) return;
+        std::string line =
+            jsonl ? message_json(m).dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) : message_text(m);
+        line += '\n';
+        std::fwrite(line.data(), 1, line.size(), stdout);
+      },
+      limits);
   RawPacket pkt;
   while ((*reader)->next(pkt)) dec.feed(pkt);
   dec.finish();
   std::fflush(stdout);
-  if (stats) std::fprintf(stderr, "%s\n", stats_json(dec).dump(2, ' ', false, nlohmann::json::error_handler_t::replace).c_str());
+  if (stats)
+    std::fprintf(stderr, "%s\n", stats_json(dec).dump(2, ' ', false, nlohmann::json::error_handler_t::replace).c_str());
   const CaptureReader& r = **reader;
   return capture_end_status(r.error(), r.truncated() ? r.truncation_detail() : std::string(), allow_truncated);
 }

@@ -20,31 +20,33 @@ int cmd_attach(const std::vector<std::string>& args) {
   std::string action, mode;
   Number<unsigned, 1, 3600> rescan{5};
   Number<unsigned, 0, 1000000> wakeup{NFSF_WAKE_NS / 1000};
-  opts.add_options()
-      ("iface", po::value(&o.iface), "the NFS client's interface (egress: calls, ingress: replies); --mode tc needs it")
-      ("mode,m", po::value(&mode)->default_value("tc"),
-       "tc: TC programs on IFACE read the NFS traffic and refuse WRITEs to full trees\n"
-       "lsm: eBPF LSM hooks refuse writes to files under full trees on the local mount (sec=krb5p, "
-       "xprtsec=tls; needs a kernel with BPF LSM), no IFACE\n"
-       "auto: lsm where the mount's traffic is unreadable to TC (krb5i/krb5p/TLS) or no IFACE is given, "
-       "else tc; prints what it picked and why")
-      ("mount", po::value(&o.mount), "lsm: the export's local NFS mount (default: found in /proc/self/mountinfo)")
-      ("rescan", po::value(&rescan)->default_value(rescan),
-       "lsm: seconds between rescans of the trees the hooks marked (all trees every 12 rescans)")
-      ("policy,p", po::value(&o.policy_path)->required(), "quota policy (YAML; see docs/policy.md); needs `server:` or --server")
-      ("action,a", po::value(&action)->default_value("rewrite"),
-       "rewrite: poison the WRITE's file handle so the server refuses it, and rewrite the reply to "
-       "NFS3ERR_DQUOT: the client sees EDQUOT, TCP stays intact\n"
-       "drop: drop the packet (UDP: the client retries and times out; TCP: the connection stalls, reads included)")
-      ("server", po::value(&o.server), "NFS server address (default: the policy's `server:`)")
-      ("nfs-port", po::value(&o.nfs_port)->default_value(2049), "NFS port on the server")
-      ("mount-port", po::value(&o.mount_port)->default_value(0), "MOUNT v3 port (0: ask the server's portmapper)")
-      ("wakeup-us", po::value(&wakeup)->default_value(wakeup),
-       "tc: the kernel wakes the agent for reply events at most this often (microseconds; 0: at every reply). "
-       "Fewer wakeups cost less per reply (a wakeup is ~5 us); the agent sees a reply at most about this much later")
-      ("max-handles", po::value(&o.max_handles)->default_value(NFSF_MAX_HANDLES), "size of the handle map (kernel memory: see docs/architecture.md)")
-      ("pin-dir", po::value(&o.pin_root)->default_value("/sys/fs/bpf/nfsfence"), kPinHelp)
-      ("state-dir", po::value(&o.state_dir)->default_value("/run/nfsfence"), kStateHelp);
+  opts.add_options()("iface", po::value(&o.iface),
+                     "the NFS client's interface (egress: calls, ingress: replies); --mode tc needs it")(
+      "mode,m", po::value(&mode)->default_value("tc"),
+      "tc: TC programs on IFACE read the NFS traffic and refuse WRITEs to full trees\n"
+      "lsm: eBPF LSM hooks refuse writes to files under full trees on the local mount (sec=krb5p, "
+      "xprtsec=tls; needs a kernel with BPF LSM), no IFACE\n"
+      "auto: lsm where the mount's traffic is unreadable to TC (krb5i/krb5p/TLS) or no IFACE is given, "
+      "else tc; prints what it picked and why")(
+      "mount", po::value(&o.mount), "lsm: the export's local NFS mount (default: found in /proc/self/mountinfo)")(
+      "rescan", po::value(&rescan)->default_value(rescan),
+      "lsm: seconds between rescans of the trees the hooks marked (all trees every 12 rescans)")(
+      "policy,p", po::value(&o.policy_path)->required(),
+      "quota policy (YAML; see docs/policy.md); needs `server:` or --server")(
+      "action,a", po::value(&action)->default_value("rewrite"),
+      "rewrite: poison the WRITE's file handle so the server refuses it, and rewrite the reply to "
+      "NFS3ERR_DQUOT: the client sees EDQUOT, TCP stays intact\n"
+      "drop: drop the packet (UDP: the client retries and times out; TCP: the connection stalls, reads included)")(
+      "server", po::value(&o.server), "NFS server address (default: the policy's `server:`)")(
+      "nfs-port", po::value(&o.nfs_port)->default_value(2049), "NFS port on the server")(
+      "mount-port", po::value(&o.mount_port)->default_value(0), "MOUNT v3 port (0: ask the server's portmapper)")(
+      "wakeup-us", po::value(&wakeup)->default_value(wakeup),
+      "tc: the kernel wakes the agent for reply events at most this often (microseconds; 0: at every reply). "
+      "Fewer wakeups cost less per reply (a wakeup is ~5 us); the agent sees a reply at most about this much later")(
+      "max-handles", po::value(&o.max_handles)->default_value(NFSF_MAX_HANDLES),
+      "size of the handle map (kernel memory: see docs/architecture.md)")(
+      "pin-dir", po::value(&o.pin_root)->default_value("/sys/fs/bpf/nfsfence"), kPinHelp)(
+      "state-dir", po::value(&o.state_dir)->default_value("/run/nfsfence"), kStateHelp);
   po::positional_options_description pos;
   pos.add("iface", 1);
   po::variables_map vm;
@@ -61,15 +63,19 @@ int cmd_attach(const std::vector<std::string>& args) {
       "examples:\n"
       "  sudo nfsfence attach eth0 --policy /etc/nfsfence/policy.yaml\n"
       "  sudo nfsfence attach eth0 -p policy.yaml --action drop --server 10.0.0.5 --mount-port 20048\n"
-      "  sudo nfsfence attach --mode lsm -p policy.yaml            # hooks on the local mount; status/detach name it `lsm`\n"
+      "  sudo nfsfence attach --mode lsm -p policy.yaml            # hooks on the local mount; status/detach name it "
+      "`lsm`\n"
       "  sudo nfsfence attach eth0 --mode auto -p policy.yaml\n\n"
       "With --mode lsm the hooks (file_permission, mmap_file, file_mprotect, inode_setattr, ...) refuse with\n"
       "EDQUOT at write() itself; usage comes from a statx scan of each tree and the growth the hooks see\n"
       "(see docs/architecture.md, \"The LSM fallback\").\n";
   if (auto rc = parse_options(args, synopsis, epilog, opts, pos, vm)) return *rc;
-  if (mode == "tc") o.mode = agent::Mode::Tc;
-  else if (mode == "lsm") o.mode = agent::Mode::Lsm;
-  else if (mode == "auto") o.mode = agent::Mode::Auto;
+  if (mode == "tc")
+    o.mode = agent::Mode::Tc;
+  else if (mode == "lsm")
+    o.mode = agent::Mode::Lsm;
+  else if (mode == "auto")
+    o.mode = agent::Mode::Auto;
   else {
     error("--mode: '" + mode + "' is not one of: tc, lsm, auto");
     return kExitUsage;
@@ -96,8 +102,10 @@ int cmd_attach(const std::vector<std::string>& args) {
   }
   o.rescan_secs = rescan.value;
   o.wakeup_us = wakeup.value;
-  if (action == "rewrite") o.action = NFSF_ACTION_REWRITE;
-  else if (action == "drop") o.action = NFSF_ACTION_DROP;
+  if (action == "rewrite")
+    o.action = NFSF_ACTION_REWRITE;
+  else if (action == "drop")
+    o.action = NFSF_ACTION_DROP;
   else {
     error("--action: '" + action + "' is not one of: rewrite, drop");
     return kExitUsage;
@@ -112,10 +120,9 @@ int cmd_attach(const std::vector<std::string>& args) {
 int cmd_detach(const std::vector<std::string>& args) {
   po::options_description opts("options");
   std::string iface, pin, state;
-  opts.add_options()
-      ("iface", po::value(&iface)->required(), "interface to detach from, or `lsm` for the LSM hooks")
-      ("pin-dir", po::value(&pin)->default_value("/sys/fs/bpf/nfsfence"), kPinHelp)
-      ("state-dir", po::value(&state)->default_value("/run/nfsfence"), kStateHelp);
+  opts.add_options()("iface", po::value(&iface)->required(), "interface to detach from, or `lsm` for the LSM hooks")(
+      "pin-dir", po::value(&pin)->default_value("/sys/fs/bpf/nfsfence"), kPinHelp)(
+      "state-dir", po::value(&state)->default_value("/run/nfsfence"), kStateHelp);
   po::positional_options_description pos;
   pos.add("iface", 1);
   po::variables_map vm;
@@ -130,11 +137,11 @@ int cmd_detach(const std::vector<std::string>& args) {
 int cmd_status(const std::vector<std::string>& args) {
   po::options_description opts("options");
   std::string iface, pin, state, format;
-  opts.add_options()
-      ("iface", po::value(&iface), "interface, or `lsm` (default: every attached interface and the LSM hooks)")
-      ("format,f", po::value(&format)->default_value("text"), "text or json")
-      ("pin-dir", po::value(&pin)->default_value("/sys/fs/bpf/nfsfence"), kPinHelp)
-      ("state-dir", po::value(&state)->default_value("/run/nfsfence"), kStateHelp);
+  opts.add_options()("iface", po::value(&iface),
+                     "interface, or `lsm` (default: every attached interface and the LSM hooks)")(
+      "format,f", po::value(&format)->default_value("text"), "text or json")(
+      "pin-dir", po::value(&pin)->default_value("/sys/fs/bpf/nfsfence"), kPinHelp)(
+      "state-dir", po::value(&state)->default_value("/run/nfsfence"), kStateHelp);
   po::positional_options_description pos;
   pos.add("iface", 1);
   po::variables_map vm;

@@ -11,15 +11,15 @@ int cmd_replay(const std::vector<std::string>& args) {
   std::string capture, policy_path, format;
   Number<size_t, 1, UINT32_MAX - 1> max_handles{1u << 20};
   bool allow_truncated = false;
-  opts.add_options()
-      ("capture", po::value(&capture)->required(),
-       "pcap or pcapng file, pipe or - (standard input); gzip, bzip2, xz, zstd, lz4 compression is detected")
-      ("policy,p", po::value(&policy_path)->required(), "quota policy (YAML; see docs/policy.md)")
-      ("format,f", po::value(&format)->default_value("text"), "text (a table for people) or json")
-      ("max-handles", po::value(&max_handles)->default_value(max_handles),
-       "bound of the file-handle cache (about 350 bytes each); handles past it are counted as cache drops")
-      ("allow-truncated", po::bool_switch(&allow_truncated),
-       "a capture cut inside its last packet is a warning, exit 0; without it the report is printed, exit 1");
+  opts.add_options()(
+      "capture", po::value(&capture)->required(),
+      "pcap or pcapng file, pipe or - (standard input); gzip, bzip2, xz, zstd, lz4 compression is detected")(
+      "policy,p", po::value(&policy_path)->required(), "quota policy (YAML; see docs/policy.md)")(
+      "format,f", po::value(&format)->default_value("text"), "text (a table for people) or json")(
+      "max-handles", po::value(&max_handles)->default_value(max_handles),
+      "bound of the file-handle cache (about 350 bytes each); handles past it are counted as cache drops")(
+      "allow-truncated", po::bool_switch(&allow_truncated),
+      "a capture cut inside its last packet is a warning, exit 0; without it the report is printed, exit 1");
   ReplayOptions ro;
   Size memory{ro.limits.memory_bytes};
   Number<uint32_t> idle{uint32_t(ro.limits.idle_seconds)};
@@ -64,8 +64,10 @@ int cmd_replay(const std::vector<std::string>& args) {
     return kExitError;
   }
   // Names (the capture's path, tree names) need not be valid UTF-8: never throw on them.
-  if (format == "json") std::printf("%s\n", result->dump(2, ' ', false, nlohmann::json::error_handler_t::replace).c_str());
-  else std::fputs(text.c_str(), stdout);
+  if (format == "json")
+    std::printf("%s\n", result->dump(2, ' ', false, nlohmann::json::error_handler_t::replace).c_str());
+  else
+    std::fputs(text.c_str(), stdout);
   auto str = [&](const char* k) { return (*result)[k].is_string() ? (*result)[k].get<std::string>() : std::string(); };
   return capture_end_status(str("capture_error"), str("capture_truncation"), allow_truncated);
 }

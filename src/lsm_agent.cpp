@@ -129,13 +129,17 @@ Expected<std::pair<Mode, std::string>> choose_mode(const AttachOptions& opt, con
     return std::pair{Mode::Lsm, "lsm: " + blind};
   }
   if (!opt.iface.empty())
-    return std::pair{Mode::Tc, "tc: TC reads the NFS traffic on " + opt.iface +
-                                   (mounts.empty() ? std::string(" (no local mount of the export to check)")
-                                                   : " (" + mounts[0].dir + " uses sec=" +
-                                                         (option(mounts[0].options, "sec").empty() ? "sys" : option(mounts[0].options, "sec")) +
-                                                         ", no TLS)")};
-  if (auto why = bpf::lsm_unavailable()) return make_error("mode auto without an interface needs the LSM hooks, but " + *why);
-  if (mounts.empty()) return make_error("mode auto: no interface given and no local NFS mount of " + server + ":" + policy.export_path);
+    return std::pair{
+        Mode::Tc, "tc: TC reads the NFS traffic on " + opt.iface +
+                      (mounts.empty()
+                           ? std::string(" (no local mount of the export to check)")
+                           : " (" + mounts[0].dir + " uses sec=" +
+                                 (option(mounts[0].options, "sec").empty() ? "sys" : option(mounts[0].options, "sec")) +
+                                 ", no TLS)")};
+  if (auto why = bpf::lsm_unavailable())
+    return make_error("mode auto without an interface needs the LSM hooks, but " + *why);
+  if (mounts.empty())
+    return make_error("mode auto: no interface given and no local NFS mount of " + server + ":" + policy.export_path);
   return std::pair{Mode::Lsm, std::string("lsm: no interface given; the kernel runs BPF LSM programs")};
 }
 
@@ -144,10 +148,15 @@ namespace {
 class LsmAgent {
  public:
   LsmAgent(const AttachOptions& opt, const Policy& policy, const bpf::LsmMaps& maps,
-           std::vector<std::vector<TreeRoot>> roots,
-           std::string mount)
-      : opt_(opt), policy_(policy), maps_(maps), roots_(std::move(roots)), mount_(std::move(mount)),
-        usage_(policy.trees.size()), files_(policy.trees.size()), over_(policy.trees.size()),
+           std::vector<std::vector<TreeRoot>> roots, std::string mount)
+      : opt_(opt),
+        policy_(policy),
+        maps_(maps),
+        roots_(std::move(roots)),
+        mount_(std::move(mount)),
+        usage_(policy.trees.size()),
+        files_(policy.trees.size()),
+        over_(policy.trees.size()),
         state_(state_file_of(opt.state_dir, kLsmName)) {}
 
   // Sums the regular files below the tree's root (each inode once; each superblock's root,
@@ -178,7 +187,8 @@ class LsmAgent {
           continue;
         }
         struct statx st {};
-        if (::statx(AT_FDCWD, it->path().c_str(), kFlags, STATX_TYPE | STATX_INO | STATX_SIZE | STATX_BLOCKS, &st) != 0) {
+        if (::statx(AT_FDCWD, it->path().c_str(), kFlags, STATX_TYPE | STATX_INO | STATX_SIZE | STATX_BLOCKS, &st) !=
+            0) {
           s.errors++;
           continue;
         }
@@ -285,9 +295,9 @@ class LsmAgent {
                            {"files", files_[i]},
                            {"over", bool(over_[i])}});
     }
-    json j{{"pid", ::getpid()},  {"iface", kLsmName},        {"mode", "lsm"}, {"action", "lsm"},
-           {"mount", mount_},    {"policy", opt_.policy_path}, {"trees", trees}, {"scans", scans_},
-           {"updated", std::time(nullptr)}};
+    json j{{"pid", ::getpid()}, {"iface", kLsmName}, {"mode", "lsm"},
+           {"action", "lsm"},   {"mount", mount_},   {"policy", opt_.policy_path},
+           {"trees", trees},    {"scans", scans_},   {"updated", std::time(nullptr)}};
     state_.write(j);
   }
 
@@ -324,9 +334,9 @@ int run_attach_lsm(const AttachOptions& opt, const Policy& policy, const std::at
       return 1;
     }
   }
-  const std::string& mount = mount_dirs[0];  // named in the state file
+  const std::string& mount = mount_dirs[0];                       // named in the state file
   std::vector<std::vector<TreeRoot>> roots(policy.trees.size());  // per tree, per superblock
-  std::vector<std::pair<nfsf_lsm_ino, uint32_t>> all_roots;  // every mount's roots -> tree id
+  std::vector<std::pair<nfsf_lsm_ino, uint32_t>> all_roots;       // every mount's roots -> tree id
   std::unordered_set<uint32_t> devs;
   for (const std::string& md : mount_dirs) {
     struct stat mst {};
@@ -354,7 +364,8 @@ int run_attach_lsm(const AttachOptions& opt, const Policy& policy, const std::at
     }
   }
   if (::geteuid() != 0) {
-    log("attach needs root (CAP_BPF, CAP_MAC_ADMIN and CAP_SYS_ADMIN to load and attach LSM programs): run it with sudo");
+    log("attach needs root (CAP_BPF, CAP_MAC_ADMIN and CAP_SYS_ADMIN to load and attach LSM programs): run it with "
+        "sudo");
     return 1;
   }
   if (auto why = bpf::lsm_unavailable()) {
@@ -369,7 +380,8 @@ int run_attach_lsm(const AttachOptions& opt, const Policy& policy, const std::at
   std::error_code ec;
   bool adopting = fs::exists(pin_dir + "/lsm_trees", ec);
   if (auto pid = running_agent(state_file_of(opt.state_dir, kLsmName))) {
-    log("an LSM agent (pid " + std::to_string(*pid) + ") already runs; stop it first (kill it, or nfsfence detach lsm)");
+    log("an LSM agent (pid " + std::to_string(*pid) +
+        ") already runs; stop it first (kill it, or nfsfence detach lsm)");
     return 1;
   }
   fs::create_directories(pin_dir, ec);
@@ -388,8 +400,14 @@ int run_attach_lsm(const AttachOptions& opt, const Policy& policy, const std::at
   // Tree roots and superblock first, usage from a scan, then the hooks.
   (void)maps.clear_roots();
   for (auto& [key, id] : all_roots) {
-    if (auto r = maps.add_dev(key.dev); !r) { log("error: " + r.error().message()); return 1; }
-    if (auto r = maps.set_root(key, id); !r) { log("error: " + r.error().message()); return 1; }
+    if (auto r = maps.add_dev(key.dev); !r) {
+      log("error: " + r.error().message());
+      return 1;
+    }
+    if (auto r = maps.set_root(key, id); !r) {
+      log("error: " + r.error().message());
+      return 1;
+    }
   }
   LsmAgent agent(opt, policy, maps, roots, mount);
   auto t0 = std::chrono::steady_clock::now();
@@ -404,7 +422,8 @@ int run_attach_lsm(const AttachOptions& opt, const Policy& policy, const std::at
   agent.write_state();
   std::string trees, hooks;
   for (size_t i = 0; i < policy.trees.size(); i++)
-    trees += (i ? ", " : "") + policy.trees[i].name + " " + format_size(agent.usage()[i]) + "/" + format_size(policy.trees[i].limit);
+    trees += (i ? ", " : "") + policy.trees[i].name + " " + format_size(agent.usage()[i]) + "/" +
+             format_size(policy.trees[i].limit);
   for (const std::string& h : (*prog)->hooks()) hooks += (hooks.empty() ? "" : " ") + h;
   if (adopting) log("adopted the LSM maps pinned under " + pin_dir + ": enforcement continued without a gap");
   std::string on;

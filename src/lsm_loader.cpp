@@ -25,8 +25,12 @@ namespace {
 
 // LsmMaps' maps by name. lsm_cache (inode storage) is only used by a running agent.
 std::array<detail::MapSlot, 6> slots_of(LsmMaps& m) {
-  return {{{"lsm_devs", &m.devs_fd}, {"lsm_roots", &m.roots_fd}, {"lsm_trees", &m.trees_fd}, {"lsm_gen", &m.gen_fd},
-           {"lsm_counters", &m.counters_fd}, {"lsm_cache", &m.cache_fd, true}}};
+  return {{{"lsm_devs", &m.devs_fd},
+           {"lsm_roots", &m.roots_fd},
+           {"lsm_trees", &m.trees_fd},
+           {"lsm_gen", &m.gen_fd},
+           {"lsm_counters", &m.counters_fd},
+           {"lsm_cache", &m.cache_fd, true}}};
 }
 
 // 1 when the running kernel's inode_setattr hook takes (idmap, dentry, attr): from the
@@ -86,17 +90,20 @@ std::optional<std::string> lsm_unavailable() {
 
 Result<nfsf_lsm_tree> LsmMaps::tree(uint32_t id) const {
   nfsf_lsm_tree t{};
-  if (int rc = bpf_map_lookup_elem(trees_fd, &id, &t); rc) return NFSF_ERR(err_of(rc), "bpf_map_lookup_elem(lsm_trees)");
+  if (int rc = bpf_map_lookup_elem(trees_fd, &id, &t); rc)
+    return NFSF_ERR(err_of(rc), "bpf_map_lookup_elem(lsm_trees)");
   return t;
 }
 
 Result<void> LsmMaps::set_tree(uint32_t id, const nfsf_lsm_tree& t) const {
-  if (int rc = bpf_map_update_elem(trees_fd, &id, &t, BPF_ANY); rc) return NFSF_ERR(err_of(rc), "bpf_map_update_elem(lsm_trees)");
+  if (int rc = bpf_map_update_elem(trees_fd, &id, &t, BPF_ANY); rc)
+    return NFSF_ERR(err_of(rc), "bpf_map_update_elem(lsm_trees)");
   return {};
 }
 
 Result<void> LsmMaps::set_root(const nfsf_lsm_ino& root, uint32_t tree) const {
-  if (int rc = bpf_map_update_elem(roots_fd, &root, &tree, BPF_ANY); rc) return NFSF_ERR(err_of(rc), "bpf_map_update_elem(lsm_roots)");
+  if (int rc = bpf_map_update_elem(roots_fd, &root, &tree, BPF_ANY); rc)
+    return NFSF_ERR(err_of(rc), "bpf_map_update_elem(lsm_roots)");
   return {};
 }
 
@@ -113,7 +120,8 @@ Result<void> LsmMaps::clear_roots() const {
 
 Result<void> LsmMaps::add_dev(uint32_t dev) const {
   uint32_t one = 1;
-  if (int rc = bpf_map_update_elem(devs_fd, &dev, &one, BPF_ANY); rc) return NFSF_ERR(err_of(rc), "bpf_map_update_elem(lsm_devs)");
+  if (int rc = bpf_map_update_elem(devs_fd, &dev, &one, BPF_ANY); rc)
+    return NFSF_ERR(err_of(rc), "bpf_map_update_elem(lsm_devs)");
   return {};
 }
 
@@ -131,7 +139,8 @@ Result<void> LsmMaps::bump_gen() const {
   uint64_t g = 0;
   if (int rc = bpf_map_lookup_elem(gen_fd, &zero, &g); rc) return NFSF_ERR(err_of(rc), "bpf_map_lookup_elem(lsm_gen)");
   g++;
-  if (int rc = bpf_map_update_elem(gen_fd, &zero, &g, BPF_ANY); rc) return NFSF_ERR(err_of(rc), "bpf_map_update_elem(lsm_gen)");
+  if (int rc = bpf_map_update_elem(gen_fd, &zero, &g, BPF_ANY); rc)
+    return NFSF_ERR(err_of(rc), "bpf_map_update_elem(lsm_gen)");
   return {};
 }
 

@@ -36,7 +36,7 @@ class MapMirror {
   // sync_rooms, also when usage did not change (a rewrite in place used up room).
   void write_answered(int tree);
 
-  void set_over(int tree, bool over);  // tree: 0-based
+  void set_over(int tree, bool over);              // tree: 0-based
   uint64_t mirrored() const { return mirrored_; }  // handles in the map
 
  private:

@@ -111,8 +111,9 @@ TEST_F(Cli, TruncatedCaptureFailsUnlessAllowed) {
   std::string rec("\x00\x00\x00\x00\x00\x00\x00\x00\x3c\x00\x00\x00\x3c\x00\x00\x00", 16);
   fs::path p = write("trunc.pcap", pcap_header() + rec + std::string(10, 'x'));
   one_line_error(run("decode " + p.string()), 1,
-                 p.string() + ": packet 1: the file ends inside its packet data (everything before it was processed; "
-                              "--allow-truncated accepts such captures)");
+                 p.string() +
+                     ": packet 1: the file ends inside its packet data (everything before it was processed; "
+                     "--allow-truncated accepts such captures)");
   Outcome r = run("decode --allow-truncated " + p.string());
   EXPECT_EQ(r.code, 0) << r.err;
   EXPECT_EQ(r.err, "nfsfence: warning: " + p.string() +

@@ -79,9 +79,12 @@ TEST(Common, PrintableEscapesWhatActsOnATerminal) {
   EXPECT_EQ(printable(std::string("nul\0end", 7)), "nul\\x00end");
   EXPECT_EQ(printable("\x1b[2J\x07\x7f"), "\\x1b[2J\\x07\\x7f");
   EXPECT_EQ(printable("caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x98\x80"), "caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x98\x80");
-  EXPECT_EQ(printable("\xc2\x9b" "31m"), "\\xc2\\x9b" "31m");              // C1 CSI
-  EXPECT_EQ(printable("abc\xe2\x80\xaetxt"), "abc\\xe2\\x80\\xaetxt");     // U+202E right-to-left override
-  EXPECT_EQ(printable("x\xe2\x80\xa8y"), "x\\xe2\\x80\\xa8y");             // U+2028 line separator
+  EXPECT_EQ(printable("\xc2\x9b"
+                      "31m"),
+            "\\xc2\\x9b"
+            "31m");                                                                    // C1 CSI
+  EXPECT_EQ(printable("abc\xe2\x80\xaetxt"), "abc\\xe2\\x80\\xaetxt");                 // U+202E right-to-left override
+  EXPECT_EQ(printable("x\xe2\x80\xa8y"), "x\\xe2\\x80\\xa8y");                         // U+2028 line separator
   EXPECT_EQ(printable("\xff\xc0\xaf\xed\xa0\x80"), "\\xff\\xc0\\xaf\\xed\\xa0\\x80");  // invalid, overlong, surrogate
   EXPECT_EQ(printable("cut\xe2\x82"), "cut\\xe2\\x82");
   uint32_t cp = 0;

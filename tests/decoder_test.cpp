@@ -53,8 +53,8 @@ Bytes write_call(uint32_t xid, uint32_t count) {
 
 Bytes write_reply(uint32_t xid, uint64_t size) {
   XdrWriter x;
-  x.reply_header(xid).u32(0).u32(0);   // NFS3_OK, wcc before: absent
-  fattr(x.u32(1), 1, size, size);  // wcc after
+  x.reply_header(xid).u32(0).u32(0);             // NFS3_OK, wcc before: absent
+  fattr(x.u32(1), 1, size, size);                // wcc after
   x.u32(512).u32(0).u64(0x1122334455667788ull);  // count, committed, verf
   return x.record();
 }

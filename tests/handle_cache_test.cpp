@@ -135,8 +135,8 @@ TEST(Accounting, UsageFollowsPostOpAttributesAndLimits) {
   Policy p = make_policy();
   std::vector<std::pair<int, bool>> flips;
   int soft = 0;
-  Accounting acct(p, 1000, {[&](int t, bool over, Timestamp) { flips.emplace_back(t, over); },
-                            [&](int, Timestamp) { soft++; }});
+  Accounting acct(p, 1000,
+                  {[&](int t, bool over, Timestamp) { flips.emplace_back(t, over); }, [&](int, Timestamp) { soft++; }});
   Msgs m;
   build_tree(acct, m);
   acct.on_message(m.create(NFS3_CREATE, kA, "f1", fh(10), NF3REG));
@@ -147,7 +147,7 @@ TEST(Accounting, UsageFollowsPostOpAttributesAndLimits) {
   acct.on_message(m.create(NFS3_CREATE, kA, "f2", fh(11), NF3REG));
   acct.on_message(m.write(fh(11), 100, 100));
   EXPECT_EQ(acct.trees()[0].usage, 612u);
-  EXPECT_EQ(soft, 1);  // crossed 600
+  EXPECT_EQ(soft, 1);                          // crossed 600
   acct.on_message(m.write(fh(10), 900, 900));  // 900 + 100 = 1000 = limit: over
   EXPECT_EQ(acct.trees()[0].usage, 1000u);
   EXPECT_TRUE(acct.trees()[0].over);
@@ -500,8 +500,10 @@ TEST(HandleCache, TouchedListsOnlyWhatChangedTree) {
   build_tree(acct, m);
   const Bytes d = fh(30);
   acct.on_message(m.create(NFS3_MKDIR, kA, "d", d, NF3DIR));
-  for (uint8_t i = 0; i < 5; i++) acct.on_message(m.create(NFS3_CREATE, d, "f" + std::to_string(i), fh(31 + i), NF3REG, 1));
-  for (uint8_t i = 0; i < 20; i++) acct.on_message(m.create(NFS3_CREATE, kA, "g" + std::to_string(i), fh(50 + i), NF3REG, 1));
+  for (uint8_t i = 0; i < 5; i++)
+    acct.on_message(m.create(NFS3_CREATE, d, "f" + std::to_string(i), fh(31 + i), NF3REG, 1));
+  for (uint8_t i = 0; i < 20; i++)
+    acct.on_message(m.create(NFS3_CREATE, kA, "g" + std::to_string(i), fh(50 + i), NF3REG, 1));
   HandleCache& c = acct.cache();
   c.clear_touched();
   acct.on_message(m.rename(kA, "d", kA, "e"));  // same tree: nothing to mirror
@@ -593,7 +595,8 @@ TEST(HandleCache, RandomOpsMatchFullResolution) {
     acct.on_message(m.mnt("/export", kRoot));
     for (int op = 0; op < 3000; op++) {
       switch (pick(9)) {
-        case 0: case 1:
+        case 0:
+        case 1:
           acct.on_message(m.create(pick(3) ? NFS3_MKDIR : NFS3_CREATE, handle(), name(), handle(),
                                    pick(3) ? NF3DIR : NF3REG, pick(1000)));
           break;
@@ -603,7 +606,8 @@ TEST(HandleCache, RandomOpsMatchFullResolution) {
         case 3:
           acct.on_message(m.remove(handle(), name()));
           break;
-        case 4: case 5:
+        case 4:
+        case 5:
           acct.on_message(m.rename(handle(), name(), handle(), name()));
           break;
         case 6:
@@ -631,8 +635,8 @@ TEST(HandleCache, RandomOpsMatchFullResolution) {
           ok = false;
           std::string chain;
           for (HandleCache::Id k = id; k != HandleCache::kNone && chain.size() < 200; k = c.node(k).parent)
-            chain += std::to_string(int((*c.node(k).fh)[0])) + "(" + c.node(k).name + ",t" + std::to_string(c.node(k).tree) +
-                     (c.node(k).has_children() ? ",dir" : "") + ") ";
+            chain += std::to_string(int((*c.node(k).fh)[0])) + "(" + c.node(k).name + ",t" +
+                     std::to_string(c.node(k).tree) + (c.node(k).has_children() ? ",dir" : "") + ") ";
           ADD_FAILURE() << "handle " << int((*n.fh)[0]) << " tree " << n.tree << " want " << want << " root "
                         << int((*c.node(c.root()).fh)[0]) << " chain " << chain;
         }
@@ -647,7 +651,9 @@ TEST(HandleCache, RandomOpsMatchFullResolution) {
         }
         for (HandleCache::Id k = n.first_child; k != HandleCache::kNone; k = c.node(k).next_sibling) {
           EXPECT_EQ(c.node(k).parent, id);
-          if (c.node(k).next_sibling != HandleCache::kNone) { EXPECT_EQ(c.node(c.node(k).next_sibling).prev_sibling, k); }
+          if (c.node(k).next_sibling != HandleCache::kNone) {
+            EXPECT_EQ(c.node(c.node(k).next_sibling).prev_sibling, k);
+          }
         }
         if (n.charged_file) {
           EXPECT_EQ(n.charged_tree, n.tree);

@@ -191,7 +191,9 @@ uint32_t load_le32(const uint8_t* p) {
   return v;  // the test machine is little-endian, as write_pcap's files
 }
 
-bool have(const char* tool) { return std::system(("command -v " + std::string(tool) + " >/dev/null 2>&1").c_str()) == 0; }
+bool have(const char* tool) {
+  return std::system(("command -v " + std::string(tool) + " >/dev/null 2>&1").c_str()) == 0;
+}
 
 std::string sh_quote(const std::string& s) {
   std::string q = "'";
@@ -305,7 +307,8 @@ std::string policy_file(const std::string& name, const std::string& body) {
   return write_file(name, ByteView(reinterpret_cast<const uint8_t*>(text.data()), text.size()));
 }
 
-const std::string kTwoTrees = "trees:\n  - {name: vol-a, path: a, limit: 1Gi}\n  - {name: vol-b, path: b, limit: 1Gi}\n";
+const std::string kTwoTrees =
+    "trees:\n  - {name: vol-a, path: a, limit: 1Gi}\n  - {name: vol-b, path: b, limit: 1Gi}\n";
 
 // A capture of ~n KB: metadata traffic that decodes to many lines (for pipes, compression).
 std::string metadata_capture(const std::string& name, uint32_t files) {
@@ -380,9 +383,11 @@ TEST(Hostile, GzipIsCheckedWhole) {
   std::string cp = write_file("crc.pcap.gz", crc);
   one_line_error(run({"decode", cp}), cp, cp + ": gzip decompression failed: incorrect data check");
   // Two members: the capture cut in two, each half gzipped, concatenated.
-  std::string h1 = write_file("h1", ByteView(p.data(), 4000)), h2 = write_file("h2", ByteView(p.data() + 4000, p.size() - 4000));
+  std::string h1 = write_file("h1", ByteView(p.data(), 4000)),
+              h2 = write_file("h2", ByteView(p.data() + 4000, p.size() - 4000));
   std::string two = temp_dir() + "/two.pcap.gz";
-  ASSERT_EQ(std::system(("(gzip -c " + sh_quote(h1) + "; gzip -c " + sh_quote(h2) + ") > " + sh_quote(two)).c_str()), 0);
+  ASSERT_EQ(std::system(("(gzip -c " + sh_quote(h1) + "; gzip -c " + sh_quote(h2) + ") > " + sh_quote(two)).c_str()),
+            0);
   Child t = run({"decode", two});
   EXPECT_EQ(t.code, 0) << t.err;
   EXPECT_EQ(t.out, ref.out);
@@ -638,7 +643,7 @@ TEST(Hostile, HeldRepliesMatchCallsFlushedAtTheEnd) {
   Child d = run({"decode", cap, "--stats"});
   bounded(d, "hole at the end");
   json s = stats_of(d);
-  EXPECT_EQ(s["info"]["replies_reordered"].get<uint64_t>(), 1u) << s.dump();      // reply 2
+  EXPECT_EQ(s["info"]["replies_reordered"].get<uint64_t>(), 1u) << s.dump();       // reply 2
   EXPECT_EQ(s["info"]["held_replies_unmatched"].get<uint64_t>(), 1u) << s.dump();  // reply 1: its call was lost
   EXPECT_EQ(s["errors"]["unmatched_replies"].get<uint64_t>(), 1u) << s.dump();
 }
@@ -658,7 +663,8 @@ TEST(Hostile, PipesAndStandardInput) {
   EXPECT_EQ(dev.code, 0) << dev.err;
   EXPECT_EQ(dev.out, ref.out);
   std::string out = temp_dir() + "/c5-pipe.out";
-  std::string cmd = "cat " + sh_quote(plain + ".bz2") + " | timeout 30 " + sh_quote(bin()) + " decode - > " + sh_quote(out);
+  std::string cmd =
+      "cat " + sh_quote(plain + ".bz2") + " | timeout 30 " + sh_quote(bin()) + " decode - > " + sh_quote(out);
   EXPECT_EQ(std::system(cmd.c_str()), 0);
   EXPECT_EQ(slurp(out), ref.out);
   // A plain capture through a real pipe (not a redirected file, which is mapped).
@@ -668,7 +674,8 @@ TEST(Hostile, PipesAndStandardInput) {
   std::string fifo = temp_dir() + "/c5.fifo";
   ASSERT_EQ(mkfifo(fifo.c_str(), 0600), 0);
   // timeout: if nfsfence never opened the FIFO, the writer must not block the test.
-  std::thread writer([&] { std::system(("timeout 30 cat " + sh_quote(plain + ".bz2") + " > " + sh_quote(fifo)).c_str()); });
+  std::thread writer(
+      [&] { std::system(("timeout 30 cat " + sh_quote(plain + ".bz2") + " > " + sh_quote(fifo)).c_str()); });
   Child ff = run({"decode", fifo});
   writer.join();
   bounded(ff, "fifo");
@@ -834,8 +841,8 @@ TEST(Hostile, ReplyBeforeItsDelayedCallStillMatches) {
   c.reply(a2);
   c.frame(true, kAck | kPsh, r1, s1);  // the retransmission fills the hole
   c.cseq = s2 + uint32_t(r2.size());
-  lookup(c, 2, "f", 10, 1, 5000);       // a file in vol-a: accounted only if "a" was learned
-  lookup(c, 3, "g", 11, 1, 7000);       // a file in vol-b
+  lookup(c, 2, "f", 10, 1, 5000);  // a file in vol-a: accounted only if "a" was learned
+  lookup(c, 3, "g", 11, 1, 7000);  // a file in vol-b
   std::string cap = write_pcap("c10-ooo.pcap", kLinkEthernet, fr);
   Child d = run({"decode", cap, "--stats"});
   json s = stats_of(d);

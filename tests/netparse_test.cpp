@@ -146,7 +146,7 @@ TEST_F(NetParse, BsdNullLoopback) {
   Bytes v6 = ipv6("::1", "::1", 6, tcp(700, 2049, 1, kAck, kPayload));
   feed(null_loop(2, v4, true), kLinkNull);
   feed(null_loop(2, v4, false), kLinkNull);
-  feed(null_loop(30, v6, true), kLinkNull);  // macOS AF_INET6
+  feed(null_loop(30, v6, true), kLinkNull);   // macOS AF_INET6
   feed(null_loop(24, v6, false), kLinkNull);  // NetBSD/OpenBSD, big-endian host
   feed(null_loop(10, v6, true), kLinkNull);   // Linux AF_INET6
   feed(null_loop(7, v4, true), kLinkNull);
@@ -188,7 +188,8 @@ TEST_F(NetParse, Ipv6ExtensionHeaderPastTheEnd) {
 }
 
 TEST_F(NetParse, Ipv6AtomicFragmentAndFragments) {
-  feed(ethernet(0x86DD, ipv6("fe80::1", "fe80::2", 44, concat({ipv6_frag_header(17, 0, false, 9), udp(1, 2, kPayload)}))));
+  feed(ethernet(0x86DD,
+                ipv6("fe80::1", "fe80::2", 44, concat({ipv6_frag_header(17, 0, false, 9), udp(1, 2, kPayload)}))));
   ASSERT_EQ(got.size(), 1u);
   EXPECT_EQ(got[0].payload, kPayload);
 
@@ -231,11 +232,11 @@ TEST_F(NetParse, BadIpv4Headers) {
 }
 
 TEST_F(NetParse, BadTcpAndUdpHeaders) {
-  feed(ethernet(0x0800, ipv4("10.0.0.1", "10.0.0.2", 6, tcp(1, 2, 3, kAck, kPayload, 0, 4))));    // doff 4
-  feed(ethernet(0x0800, ipv4("10.0.0.1", "10.0.0.2", 6, tcp(1, 2, 3, kAck, kPayload, 0, 15))));   // doff past end
+  feed(ethernet(0x0800, ipv4("10.0.0.1", "10.0.0.2", 6, tcp(1, 2, 3, kAck, kPayload, 0, 4))));   // doff 4
+  feed(ethernet(0x0800, ipv4("10.0.0.1", "10.0.0.2", 6, tcp(1, 2, 3, kAck, kPayload, 0, 15))));  // doff past end
   feed(ethernet(0x0800, ipv4("10.0.0.1", "10.0.0.2", 17, udp(1, 2, kPayload, 7))));              // len < 8
   feed(ethernet(0x0800, ipv4("10.0.0.1", "10.0.0.2", 17, udp(1, 2, kPayload, 200))));            // len past IP
-  feed(ethernet(0x0800, ipv4("10.0.0.1", "10.0.0.2", 6, Bytes(10, 0))));                          // 10-byte "TCP"
+  feed(ethernet(0x0800, ipv4("10.0.0.1", "10.0.0.2", 6, Bytes(10, 0))));                         // 10-byte "TCP"
   EXPECT_EQ(st().malformed, 5u);
   Bytes cut = eth_tcp4("10.0.0.1", 1, "10.0.0.2", 2, 3, kAck, kPayload);
   cut.resize(14 + 20 + 15);

@@ -317,8 +317,7 @@ TEST(Nfs3Call, RenameAndLink) {
   expect_truncated_prefixes(kNfs, NFS3_RENAME, true, b);
   // Cut inside the second name: the first half is kept.
   NfsFields part;
-  EXPECT_EQ(decode_call(kNfs, 3, NFS3_RENAME, ByteView(b.data(), b.size() - 2), part),
-            DecodeResult::Truncated);
+  EXPECT_EQ(decode_call(kNfs, 3, NFS3_RENAME, ByteView(b.data(), b.size() - 2), part), DecodeResult::Truncated);
   EXPECT_EQ(part.dir_fh, kFh1);
   EXPECT_EQ(part.name, "a");
   EXPECT_EQ(part.to_dir_fh, kFh2);
@@ -365,7 +364,9 @@ TEST(Nfs3Call, ReadWriteCommit) {
     NfsFields p;
     DecodeResult res = decode_call(kNfs, 3, NFS3_WRITE, ByteView(b.data(), n), p);
     EXPECT_EQ(res, n >= head ? DecodeResult::Ok : DecodeResult::Truncated) << n;
-    if (n >= 68) { EXPECT_EQ(p.fh, kFh3); }
+    if (n >= 68) {
+      EXPECT_EQ(p.fh, kFh3);
+    }
   }
 }
 
@@ -445,8 +446,7 @@ TEST(Nfs3Reply, Lookup) {
   expect_truncated_prefixes(kNfs, NFS3_LOOKUP, false, b);
   // A cut after the object attributes keeps handle and attributes.
   NfsFields part;
-  EXPECT_EQ(decode_reply(kNfs, 3, NFS3_LOOKUP, ByteView(b.data(), b.size() - 10), part),
-            DecodeResult::Truncated);
+  EXPECT_EQ(decode_reply(kNfs, 3, NFS3_LOOKUP, ByteView(b.data(), b.size() - 10), part), DecodeResult::Truncated);
   EXPECT_EQ(part.status, 0u);
   EXPECT_EQ(part.obj_fh, kFh2);
   expect_attr(part.attr, kFileAttr);
@@ -519,7 +519,9 @@ TEST(Nfs3Reply, ReadPrefixIsEnough) {
     EXPECT_EQ(decode_reply(kNfs, 3, NFS3_READ, ByteView(b.data(), n), p),
               n >= fixed ? DecodeResult::Ok : DecodeResult::Truncated)
         << n;
-    if (n >= fixed) { EXPECT_EQ(p.res_count, 5000u); }
+    if (n >= fixed) {
+      EXPECT_EQ(p.res_count, 5000u);
+    }
   }
   READ3res bad{};
   bad.status = NFS3ERR_IO;
@@ -589,18 +591,18 @@ TEST(Nfs3Reply, CreateLike) {
     expect_attr(f.dir_attr, kDirAttr);
     expect_truncated_prefixes(kNfs, proc, false, fail_bytes);
   };
-#define NFSF_CREATE_LIKE(PROC, RES, U, FN)                               \
-  {                                                                       \
-    RES ok{}, nofh{}, fail{};                                             \
-    ok.status = NFS3_OK;                                                  \
-    ok.U.resok.obj = pfh(kFh2);                                           \
-    ok.U.resok.obj_attributes = pattr(kFileAttr);                         \
-    ok.U.resok.dir_wcc = wcc(&kDirAttr);                                  \
-    nofh.status = NFS3_OK;                                                \
-    nofh.U.resok.dir_wcc = wcc(&kDirAttr);                                \
-    fail.status = NFS3ERR_EXIST;                                          \
-    fail.U.resfail.dir_wcc = wcc(&kDirAttr);                              \
-    check(PROC, enc(FN, ok), enc(FN, nofh), enc(FN, fail));               \
+#define NFSF_CREATE_LIKE(PROC, RES, U, FN)                  \
+  {                                                         \
+    RES ok{}, nofh{}, fail{};                               \
+    ok.status = NFS3_OK;                                    \
+    ok.U.resok.obj = pfh(kFh2);                             \
+    ok.U.resok.obj_attributes = pattr(kFileAttr);           \
+    ok.U.resok.dir_wcc = wcc(&kDirAttr);                    \
+    nofh.status = NFS3_OK;                                  \
+    nofh.U.resok.dir_wcc = wcc(&kDirAttr);                  \
+    fail.status = NFS3ERR_EXIST;                            \
+    fail.U.resfail.dir_wcc = wcc(&kDirAttr);                \
+    check(PROC, enc(FN, ok), enc(FN, nofh), enc(FN, fail)); \
   }
   NFSF_CREATE_LIKE(NFS3_CREATE, CREATE3res, CREATE3res_u, xdr_CREATE3res)
   NFSF_CREATE_LIKE(NFS3_MKDIR, MKDIR3res, MKDIR3res_u, xdr_MKDIR3res)
@@ -743,8 +745,7 @@ TEST(Nfs3Reply, Readdirplus) {
   expect_truncated_prefixes(kNfs, NFS3_READDIRPLUS, false, b);
   // Cut in the last entry: the first two are kept.
   NfsFields part;
-  EXPECT_EQ(decode_reply(kNfs, 3, NFS3_READDIRPLUS, ByteView(b.data(), b.size() - 20), part),
-            DecodeResult::Truncated);
+  EXPECT_EQ(decode_reply(kNfs, 3, NFS3_READDIRPLUS, ByteView(b.data(), b.size() - 20), part), DecodeResult::Truncated);
   EXPECT_EQ(part.entries.size(), 2u);
 
   READDIRPLUS3res bad{};
@@ -902,11 +903,9 @@ TEST(Nfs3Garbage, FhLength65) {
   // LOOKUP reply handle, MNT reply handle.
   EXPECT_EQ(decode_reply(kNfs, 3, NFS3_LOOKUP, Enc().u32(0).opaque(fh65).u32(0).u32(0).bytes(), f),
             DecodeResult::Malformed);
-  EXPECT_EQ(decode_reply(kMount, 3, MOUNT3_MNT, Enc().u32(0).opaque(fh65).u32(0).bytes(), f),
-            DecodeResult::Malformed);
+  EXPECT_EQ(decode_reply(kMount, 3, MOUNT3_MNT, Enc().u32(0).opaque(fh65).u32(0).bytes(), f), DecodeResult::Malformed);
   // post_op_fh3 handle in CREATE.
-  EXPECT_EQ(decode_reply(kNfs, 3, NFS3_CREATE, Enc().u32(0).u32(1).opaque(fh65).bytes(), f),
-            DecodeResult::Malformed);
+  EXPECT_EQ(decode_reply(kNfs, 3, NFS3_CREATE, Enc().u32(0).u32(1).opaque(fh65).bytes(), f), DecodeResult::Malformed);
 }
 
 TEST(Nfs3Garbage, BadDiscriminantsAndEnums) {
@@ -936,8 +935,8 @@ TEST(Nfs3Garbage, BadDiscriminantsAndEnums) {
     EXPECT_EQ(R(NFS3_LOOKUP, lk), DecodeResult::Malformed) << t;
   }
   // READ eof = 7, attributes_follow = 3, status undefined.
-  for (const Bytes& b : {Enc().u32(0).u32(0).u32(10).u32(7).u32(10).bytes(), Enc().u32(0).u32(3).bytes(),
-                         Enc().u32(4).u32(0).bytes()})
+  for (const Bytes& b :
+       {Enc().u32(0).u32(0).u32(10).u32(7).u32(10).bytes(), Enc().u32(0).u32(3).bytes(), Enc().u32(4).u32(0).bytes()})
     EXPECT_EQ(R(NFS3_READ, b), DecodeResult::Malformed);
   // WRITE reply committed = 3.
   EXPECT_EQ(R(NFS3_WRITE, Enc().u32(0).u32(0).u32(0).u32(10).u32(3).u64(0).bytes()), DecodeResult::Malformed);

@@ -123,9 +123,7 @@ fs::path source_dir() {
   if (here.is_absolute()) return env_or("NFSF_SOURCE_DIR", here.parent_path().parent_path().string());
   return env_or("NFSF_SOURCE_DIR", ".");
 }
-fs::path shared_dir() {
-  return env_or("NFSF_SHARED_PCAPS", (source_dir() / ".." / "shared" / "pcaps").string());
-}
+fs::path shared_dir() { return env_or("NFSF_SHARED_PCAPS", (source_dir() / ".." / "shared" / "pcaps").string()); }
 fs::path repo_pcaps_dir() { return source_dir() / "pcaps"; }
 // The build tree: $NFSF_BUILD_DIR, else the parent of the directory holding this test
 // binary (BUILD/tests/unit_tests). The fallbacks matter: ctest may not pass every variable
@@ -290,11 +288,16 @@ std::string xml_unescape(std::string_view s) {
       continue;
     }
     std::string_view ent = s.substr(i + 1, semi - i - 1);
-    if (ent == "quot") out += '"';
-    else if (ent == "amp") out += '&';
-    else if (ent == "lt") out += '<';
-    else if (ent == "gt") out += '>';
-    else if (ent == "apos") out += '\'';
+    if (ent == "quot")
+      out += '"';
+    else if (ent == "amp")
+      out += '&';
+    else if (ent == "lt")
+      out += '<';
+    else if (ent == "gt")
+      out += '>';
+    else if (ent == "apos")
+      out += '\'';
     else if (!ent.empty() && ent[0] == '#') {
       unsigned long cp = ent.size() > 1 && (ent[1] == 'x' || ent[1] == 'X')
                              ? std::strtoul(std::string(ent.substr(2)).c_str(), nullptr, 16)
@@ -437,11 +440,27 @@ void extract_program_fields(const PdmlPacket& p, int pn, Rec& r) {
   // NFSv3
   if (!r.reply) {
     switch (proc) {
-      case 1: case 2: case 4: case 5: case 6: case 7: case 16: case 17: case 18: case 19:
-      case 20: case 21:
+      case 1:
+      case 2:
+      case 4:
+      case 5:
+      case 6:
+      case 7:
+      case 16:
+      case 17:
+      case 18:
+      case 19:
+      case 20:
+      case 21:
         set_fh("fh", 0);
         break;
-      case 3: case 8: case 9: case 10: case 11: case 12: case 13:
+      case 3:
+      case 8:
+      case 9:
+      case 10:
+      case 11:
+      case 12:
+      case 13:
         set_fh("dir_fh", 0);
         set_name("name", 0);
         break;
@@ -704,7 +723,8 @@ OursResult run_ours(const fs::path& bin, const fs::path& file, const fs::path& e
     try {
       j = nlohmann::json::parse(s);
     } catch (const std::exception& e) {
-      if (res.parse_errors.size() < 5) res.parse_errors.push_back(std::string(e.what()) + ": " + std::string(s.substr(0, 200)));
+      if (res.parse_errors.size() < 5)
+        res.parse_errors.push_back(std::string(e.what()) + ": " + std::string(s.substr(0, 200)));
       continue;
     }
     if (!j.is_object()) continue;
@@ -763,9 +783,9 @@ struct Diff {
   std::string text;
 };
 
-const std::vector<std::string> kFields = {"proc", "proc_name", "fh", "dir_fh", "name", "to_dir_fh", "to_name", "offset",
-                                          "count", "stable", "path", "status", "obj_fh", "res_count",
-                                          "entries"};
+const std::vector<std::string> kFields = {"proc",      "proc_name", "fh",     "dir_fh",    "name",
+                                          "to_dir_fh", "to_name",   "offset", "count",     "stable",
+                                          "path",      "status",    "obj_fh", "res_count", "entries"};
 
 std::optional<std::string> get_field(const Rec& r, const std::string& name) {
   if (name == "proc") return r.proc ? std::optional<std::string>(std::to_string(*r.proc)) : std::nullopt;
@@ -784,9 +804,9 @@ std::vector<Diff> compare_pair(const Rec& t, const Rec& o) {
   for (const auto& name : kFields) {
     auto tv = get_field(t, name), ov = get_field(o, name);
     if (tv == ov) continue;
-    std::string text = frames(t, o) + ": " + t.key() + " " + t.what() + ": " + name + " tshark=" +
-                       (tv ? show_field(name, *tv) : "<absent>") + " nfsfence=" +
-                       (ov ? show_field(name, *ov) : "<absent>");
+    std::string text = frames(t, o) + ": " + t.key() + " " + t.what() + ": " + name +
+                       " tshark=" + (tv ? show_field(name, *tv) : "<absent>") +
+                       " nfsfence=" + (ov ? show_field(name, *ov) : "<absent>");
     if (!t.note.empty()) text += " [" + t.note + "]";
     if (!o.note.empty()) text += " [" + o.note + "]";
     d.push_back({"field:" + name, text});
@@ -798,7 +818,8 @@ std::vector<Diff> compare_pair(const Rec& t, const Rec& o) {
                                       (it == t.oneway.end() ? "<absent>" : it->second) + " nfsfence=" + ov});
   }
   if (o.frame > t.frame)
-    d.push_back({"frame_order", frames(t, o) + ": " + t.key() + ": nfsfence's start frame is after tshark's end frame"});
+    d.push_back(
+        {"frame_order", frames(t, o) + ": " + t.key() + ": nfsfence's start frame is after tshark's end frame"});
   return d;
 }
 
@@ -845,17 +866,18 @@ Comparison compare(const std::vector<Rec>& ts, const std::vector<Rec>& ours) {
         for (auto& d : compare_pair(ts[a[i]], ours[b[j]])) ordered.push_back({ts[a[i]].frame, std::move(d)});
       } else {
         const Rec& t = ts[a[i]];
-        ordered.push_back({t.frame, {"only_tshark", "tshark frame " + std::to_string(t.frame) + ": " + t.key() + " " +
-                                                        t.what() + (t.note.empty() ? "" : " [" + t.note + "]") +
-                                                        ": not reported by nfsfence"}});
+        ordered.push_back(
+            {t.frame,
+             {"only_tshark", "tshark frame " + std::to_string(t.frame) + ": " + t.key() + " " + t.what() +
+                                 (t.note.empty() ? "" : " [" + t.note + "]") + ": not reported by nfsfence"}});
       }
     }
     for (size_t jj = 0; jj < b.size(); ++jj) {
       if (ub[jj]) continue;
       const Rec& o = ours[b[jj]];
-      ordered.push_back({o.frame, {"only_ours", "nfsfence frame " + std::to_string(o.frame) + ": " + o.key() + " " +
-                                                    o.what() + (o.note.empty() ? "" : " [" + o.note + "]") +
-                                                    ": not reported by tshark"}});
+      ordered.push_back({o.frame,
+                         {"only_ours", "nfsfence frame " + std::to_string(o.frame) + ": " + o.key() + " " + o.what() +
+                                           (o.note.empty() ? "" : " [" + o.note + "]") + ": not reported by tshark"}});
     }
   }
   std::stable_sort(ordered.begin(), ordered.end(), [](auto& x, auto& y) { return x.first < y.first; });
@@ -998,9 +1020,9 @@ void run_oracle(const Capture& c, const char* absent_msg, const fs::path& absent
     return v;
   }();
   std::ostringstream summary;
-  summary << c.id << "\n  " << tshark_version << "\n  tshark: " << ts.cmdline << "\n  nfsfence: " << ours.cmdline << "\n  NFSv3+MOUNTv3 calls/replies: tshark "
-          << cmp.t_calls << "/" << cmp.t_replies << ", nfsfence " << cmp.o_calls << "/" << cmp.o_replies
-          << "; matched " << cmp.matched << "\n";
+  summary << c.id << "\n  " << tshark_version << "\n  tshark: " << ts.cmdline << "\n  nfsfence: " << ours.cmdline
+          << "\n  NFSv3+MOUNTv3 calls/replies: tshark " << cmp.t_calls << "/" << cmp.t_replies << ", nfsfence "
+          << cmp.o_calls << "/" << cmp.o_replies << "; matched " << cmp.matched << "\n";
   std::cout << summary.str();
 
   // Known differences for this capture.
@@ -1024,8 +1046,7 @@ void run_oracle(const Capture& c, const char* absent_msg, const fs::path& absent
       msg << "    " << t << "\n";
     }
     if (kit != known.end() && kit->second->count == list.size()) {
-      std::cout << "  explained: " << kind << " x" << list.size() << ": " << kit->second->reason << "\n"
-                << msg.str();
+      std::cout << "  explained: " << kind << " x" << list.size() << ": " << kit->second->reason << "\n" << msg.str();
       continue;
     }
     if (kit != known.end()) {
@@ -1066,7 +1087,8 @@ TEST(OracleTables, NameExistingCaptures) {
   std::set<std::string> ids;
   for (const auto& c : list_captures(shared_dir(), "shared/", true)) ids.insert(c.id);
   for (const auto& c : list_captures(repo_pcaps_dir(), "repo/", false)) ids.insert(c.id);
-  for (const auto& o : kTsharkOpts) EXPECT_TRUE(ids.count(o.capture)) << "tshark options for missing capture " << o.capture;
+  for (const auto& o : kTsharkOpts)
+    EXPECT_TRUE(ids.count(o.capture)) << "tshark options for missing capture " << o.capture;
   for (const auto& k : kKnownDiffs) {
     EXPECT_TRUE(ids.count(k.capture)) << "explained difference for missing capture " << k.capture;
     EXPECT_GT(std::strlen(k.reason), 20u) << k.capture << " " << k.kind << ": give the reason";

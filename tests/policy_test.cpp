@@ -80,15 +80,21 @@ INSTANTIATE_TEST_SUITE_P(
     ::testing::Values(
         BadPolicy{"trees: [{name: a, path: a, limit: 1M}]\n", "export: missing"},
         BadPolicy{"export: /e\n", "trees: missing"},
-        BadPolicy{"export: /e\ntrees:\n  - name: a\n    path: a\n    limit: 50Gx\n", "p.yaml:5: trees[0].limit: '50Gx' is not a size"},
+        BadPolicy{"export: /e\ntrees:\n  - name: a\n    path: a\n    limit: 50Gx\n",
+                  "p.yaml:5: trees[0].limit: '50Gx' is not a size"},
         BadPolicy{"export: /e\ntrees:\n  - name: a\n    path: /abs\n    limit: 1M\n", "p.yaml:4: trees[0].path"},
         BadPolicy{"export: /e\ntrees:\n  - name: a\n    path: ../up\n    limit: 1M\n", "'..'"},
-        BadPolicy{"export: /e\ntrees:\n  - name: a\n    path: a\n    limit: 1M\n    limt: 2M\n", "p.yaml:6: trees[0].limt: unknown key"},
+        BadPolicy{"export: /e\ntrees:\n  - name: a\n    path: a\n    limit: 1M\n    limt: 2M\n",
+                  "p.yaml:6: trees[0].limt: unknown key"},
         BadPolicy{"export: /e\nexpor: /x\ntrees: [{name: a, path: a, limit: 1M}]\n", "p.yaml:2: expor: unknown key"},
-        BadPolicy{"export: /e\ntrees: [{name: a, path: a, limit: 1M}, {name: a, path: b, limit: 1M}]\n", "is used by another tree"},
-        BadPolicy{"export: /e\ntrees: [{name: a, path: a, limit: 1M}, {name: b, path: a/, limit: 1M}]\n", "is used by another tree"},
-        BadPolicy{"export: /e\naccounting: blocks\ntrees: [{name: a, path: a, limit: 1M}]\n", "p.yaml:2: accounting: 'blocks' is not one of"},
-        BadPolicy{"export: /e\ntrees: [{name: a, path: a, limit: 1M, soft_limit: 2M}]\n", "soft_limit: is larger than limit"},
+        BadPolicy{"export: /e\ntrees: [{name: a, path: a, limit: 1M}, {name: a, path: b, limit: 1M}]\n",
+                  "is used by another tree"},
+        BadPolicy{"export: /e\ntrees: [{name: a, path: a, limit: 1M}, {name: b, path: a/, limit: 1M}]\n",
+                  "is used by another tree"},
+        BadPolicy{"export: /e\naccounting: blocks\ntrees: [{name: a, path: a, limit: 1M}]\n",
+                  "p.yaml:2: accounting: 'blocks' is not one of"},
+        BadPolicy{"export: /e\ntrees: [{name: a, path: a, limit: 1M, soft_limit: 2M}]\n",
+                  "soft_limit: is larger than limit"},
         BadPolicy{"export: /e\nroot_fh: xyz\ntrees: [{name: a, path: a, limit: 1M}]\n", "root_fh"},
         BadPolicy{"export: relative\ntrees: [{name: a, path: a, limit: 1M}]\n", "must be an absolute path"},
         BadPolicy{"export: /e\ntrees: [{name: a, path: a, limit: 1M}\n", "p.yaml:"},
@@ -122,7 +128,8 @@ TEST(PolicySize, Exact) {
 TEST(PolicySize, Errors) {
   auto msg = [](std::string_view s) { return parse_size(s).error().message; };
   const std::string use = " is not a size (use e.g. 50Gi, 500M, 1.5Ti or a number of bytes)";
-  for (const char* s : {"", "-5M", "+5M", " 5M", "5 ", ".5Ki", "5.Ki", "1.2.3M", "50Gx", "Gi", "1e9", "0x10", "5KiBB", "5ki"})
+  for (const char* s :
+       {"", "-5M", "+5M", " 5M", "5 ", ".5Ki", "5.Ki", "1.2.3M", "50Gx", "Gi", "1e9", "0x10", "5KiBB", "5ki"})
     EXPECT_EQ(msg(s), "'" + std::string(s) + "'" + use);
   EXPECT_EQ(msg("18446744073709551616"), "'18446744073709551616' is too large (over 2^64-1 bytes)");
   EXPECT_EQ(msg("99999999999999999999999999999"), "'99999999999999999999999999999' is too large (over 2^64-1 bytes)");
@@ -161,32 +168,39 @@ INSTANTIATE_TEST_SUITE_P(
                         "p.yaml:3: end of sequence flow not found"},
         DocumentedError{"UndefinedAlias", "export: /e\ntrees: [{name: *n, path: a, limit: 1M}]\n",
                         "p.yaml:2: the referenced anchor is not defined"},
-        DocumentedError{"NestedTooDeeply", "export: " + std::string(10000, '[') + std::string(10000, ']') + "\n" + kTree,
+        DocumentedError{"NestedTooDeeply",
+                        "export: " + std::string(10000, '[') + std::string(10000, ']') + "\n" + kTree,
                         "p.yaml:1: lists and mappings nested too deeply"},
         DocumentedError{"Empty", "", "p.yaml: policy: is empty (expected a YAML mapping with keys export, trees, ...)"},
         DocumentedError{"OnlyComments", "# export: /e\n\n",
                         "p.yaml: policy: is empty (expected a YAML mapping with keys export, trees, ...)"},
         DocumentedError{"SecondDocument", "export: /e\n" + kTree + "---\nexport: /x\n" + kTree,
                         "p.yaml:3: a policy is one YAML document; found a second one"},
-        DocumentedError{"ThirdDocument", "export: /e\n" + kTree + "---\nexport: /x\n" + kTree + "---\nexport: /y\n" + kTree,
+        DocumentedError{"ThirdDocument",
+                        "export: /e\n" + kTree + "---\nexport: /x\n" + kTree + "---\nexport: /y\n" + kTree,
                         "p.yaml:3: a policy is one YAML document; found a second one"},
         DocumentedError{"StrayComma", ",\n", "p.yaml:1: not valid YAML"},
         DocumentedError{"StrayCommaAfterDocument", "{export: /e, " + kTree.substr(0, kTree.size() - 1) + "}\n\n,\n",
                         "p.yaml:3: not valid YAML"},
         DocumentedError{"SecondEmptyDocument", "---\nexport: /e\n" + kTree + "...\n--- # more\n",
                         "p.yaml:5: a policy is one YAML document; found a second one"},
-        DocumentedError{"NotAMapping", "- just\n- a list\n", "p.yaml:1: policy: must be a YAML mapping with keys export, trees, ..."},
+        DocumentedError{"NotAMapping", "- just\n- a list\n",
+                        "p.yaml:1: policy: must be a YAML mapping with keys export, trees, ..."},
         // keys
-        DocumentedError{"KeyIsAList", "export: /e\n? [a]\n: 1\n", "p.yaml:2: policy: keys must be plain names (found a list)"},
+        DocumentedError{"KeyIsAList", "export: /e\n? [a]\n: 1\n",
+                        "p.yaml:2: policy: keys must be plain names (found a list)"},
         DocumentedError{"TreeKeyIsAMapping", "export: /e\ntrees:\n  - {name: a, path: a, limit: 1M, ? {x: 1} : 2}\n",
                         "p.yaml:3: trees[0]: keys must be plain names (found a mapping)"},
-        DocumentedError{"EmptyKey", "export: /e\n: 1\n", "p.yaml:2: policy: keys must be plain names (found an empty key)"},
+        DocumentedError{"EmptyKey", "export: /e\n: 1\n",
+                        "p.yaml:2: policy: keys must be plain names (found an empty key)"},
         DocumentedError{"UnknownKey", "export: /e\nexpor: /x\n" + kTree,
                         "p.yaml:2: expor: unknown key (expected one of: export, server, accounting, root_fh, trees)"},
-        DocumentedError{"UnknownTreeKey", "export: /e\ntrees:\n  - name: a\n    path: a\n    limit: 1M\n    soft_limt: 1K\n",
+        DocumentedError{"UnknownTreeKey",
+                        "export: /e\ntrees:\n  - name: a\n    path: a\n    limit: 1M\n    soft_limt: 1K\n",
                         "p.yaml:6: trees[0].soft_limt: unknown key (expected one of: name, path, limit, soft_limit)"},
-        DocumentedError{"UnknownKeyEscaped", "export: /e\n\"ex\\nport\": /x\n",
-                        "p.yaml:2: ex\\x0aport: unknown key (expected one of: export, server, accounting, root_fh, trees)"},
+        DocumentedError{
+            "UnknownKeyEscaped", "export: /e\n\"ex\\nport\": /x\n",
+            "p.yaml:2: ex\\x0aport: unknown key (expected one of: export, server, accounting, root_fh, trees)"},
         DocumentedError{"TreeKeyGivenTwice", "export: /e\ntrees:\n  - {name: a, path: a, limit: 2Mi, limit: 50Gi}\n",
                         "p.yaml:3: trees[0].limit: given twice (first at line 3)"},
         DocumentedError{"TopKeyGivenTwice", "export: /e\n" + kTree + "trees: [{name: b, path: b, limit: 1M}]\n",
@@ -200,44 +214,60 @@ INSTANTIATE_TEST_SUITE_P(
         // export, server, accounting, root_fh
         DocumentedError{"ExportMissing", kTree,
                         "p.yaml:1: export: missing (the export path as the client mounts it, e.g. /srv/nfs)"},
-        DocumentedError{"ExportRelative", "export: srv/nfs\n" + kTree, "p.yaml:1: export: 'srv/nfs' must be an absolute path"},
-        DocumentedError{"ServerWithPort", "export: /e\nserver: 10.99.0.2:2049\n" + kTree,
-                        "p.yaml:2: server: '10.99.0.2:2049' has a port; give only the address or host name, e.g. 10.99.0.2 "
-                        "(a port is not part of server: ports come from the traffic)"},
-        DocumentedError{"ServerUrl", "export: /e\nserver: nfs://10.99.0.2/e\n" + kTree,
-                        "p.yaml:2: server: 'nfs://10.99.0.2/e' is a URL; give only the address or host name, e.g. 10.99.0.2 "
-                        "(a port is not part of server: ports come from the traffic)"},
-        DocumentedError{"ServerBrackets", "export: /e\nserver: '[fe80::1]:2049'\n" + kTree,
-                        "p.yaml:2: server: '[fe80::1]:2049' is in brackets; give only the address or host name, e.g. 10.99.0.2 "
-                        "(a port is not part of server: ports come from the traffic)"},
+        DocumentedError{"ExportRelative", "export: srv/nfs\n" + kTree,
+                        "p.yaml:1: export: 'srv/nfs' must be an absolute path"},
+        DocumentedError{
+            "ServerWithPort", "export: /e\nserver: 10.99.0.2:2049\n" + kTree,
+            "p.yaml:2: server: '10.99.0.2:2049' has a port; give only the address or host name, e.g. 10.99.0.2 "
+            "(a port is not part of server: ports come from the traffic)"},
+        DocumentedError{
+            "ServerUrl", "export: /e\nserver: nfs://10.99.0.2/e\n" + kTree,
+            "p.yaml:2: server: 'nfs://10.99.0.2/e' is a URL; give only the address or host name, e.g. 10.99.0.2 "
+            "(a port is not part of server: ports come from the traffic)"},
+        DocumentedError{
+            "ServerBrackets", "export: /e\nserver: '[fe80::1]:2049'\n" + kTree,
+            "p.yaml:2: server: '[fe80::1]:2049' is in brackets; give only the address or host name, e.g. 10.99.0.2 "
+            "(a port is not part of server: ports come from the traffic)"},
         DocumentedError{"ServerBadIpv6", "export: /e\nserver: 'fe80::1::2'\n" + kTree,
                         "p.yaml:2: server: 'fe80::1::2' is not a valid IPv6 address"},
         DocumentedError{"ServerBadIpv4", "export: /e\nserver: 10.99.0.256\n" + kTree,
                         "p.yaml:2: server: '10.99.0.256' is not a valid IPv4 address"},
         DocumentedError{"ServerNotAHostName", "export: /e\nserver: nfs_server\n" + kTree,
-                        "p.yaml:2: server: 'nfs_server' is not an IPv4 or IPv6 address or a host name (letters, digits, '-' and '.')"},
+                        "p.yaml:2: server: 'nfs_server' is not an IPv4 or IPv6 address or a host name (letters, "
+                        "digits, '-' and '.')"},
         DocumentedError{"ServerNulInside", "export: /e\nserver: \"10.99.0.2\\0x\"\n" + kTree,
-                        "p.yaml:2: server: '10.99.0.2\\x00x' is not an IPv4 or IPv6 address or a host name (letters, digits, '-' and '.')"},
-        DocumentedError{"Accounting", "export: /e\naccounting: blocks\n" + kTree, "p.yaml:2: accounting: 'blocks' is not one of: used, size"},
+                        "p.yaml:2: server: '10.99.0.2\\x00x' is not an IPv4 or IPv6 address or a host name (letters, "
+                        "digits, '-' and '.')"},
+        DocumentedError{"Accounting", "export: /e\naccounting: blocks\n" + kTree,
+                        "p.yaml:2: accounting: 'blocks' is not one of: used, size"},
         DocumentedError{"RootFh", "export: /e\nroot_fh: xyz\n" + kTree,
                         "p.yaml:2: root_fh: must be 1 to 64 bytes of hex (as `nfsfence decode` prints handles)"},
         // trees
         DocumentedError{"TreesMissing", "export: /e\n", "p.yaml:1: trees: missing (a list of {name, path, limit})"},
-        DocumentedError{"TreesEmpty", "export: /e\ntrees: []\n", "p.yaml:2: trees: must be a non-empty list of {name, path, limit}"},
-        DocumentedError{"TreesNull", "export: /e\ntrees:\n", "p.yaml:2: trees: must be a non-empty list of {name, path, limit}"},
-        DocumentedError{"TreeNotAMapping", "export: /e\ntrees:\n  - vol-a\n", "p.yaml:3: trees[0]: must be a mapping with name, path, limit"},
-        DocumentedError{"TreeAliasCycle", "export: /e\ntrees: &t [*t]\n", "p.yaml:2: trees[0]: must be a mapping with name, path, limit"},
-        DocumentedError{"TreeKeyMissing", "export: /e\ntrees:\n  - {name: a, limit: 1M}\n", "p.yaml:3: trees[0].path: missing"},
-        DocumentedError{"NameEmpty", "export: /e\ntrees: [{name: '', path: a, limit: 1M}]\n", "p.yaml:2: trees[0].name: must not be empty"},
+        DocumentedError{"TreesEmpty", "export: /e\ntrees: []\n",
+                        "p.yaml:2: trees: must be a non-empty list of {name, path, limit}"},
+        DocumentedError{"TreesNull", "export: /e\ntrees:\n",
+                        "p.yaml:2: trees: must be a non-empty list of {name, path, limit}"},
+        DocumentedError{"TreeNotAMapping", "export: /e\ntrees:\n  - vol-a\n",
+                        "p.yaml:3: trees[0]: must be a mapping with name, path, limit"},
+        DocumentedError{"TreeAliasCycle", "export: /e\ntrees: &t [*t]\n",
+                        "p.yaml:2: trees[0]: must be a mapping with name, path, limit"},
+        DocumentedError{"TreeKeyMissing", "export: /e\ntrees:\n  - {name: a, limit: 1M}\n",
+                        "p.yaml:3: trees[0].path: missing"},
+        DocumentedError{"NameEmpty", "export: /e\ntrees: [{name: '', path: a, limit: 1M}]\n",
+                        "p.yaml:2: trees[0].name: must not be empty"},
         DocumentedError{"NameInvalidUtf8", "export: /e\ntrees: [{name: vol\xff, path: a, limit: 1M}]\n",
                         "p.yaml:2: trees[0].name: is not valid UTF-8 (byte 0xff at offset 3)"},
-        DocumentedError{"NameOverlongUtf8", "export: /e\ntrees: [{name: \"a\xc0\xaf" "b\", path: a, limit: 1M}]\n",
+        DocumentedError{"NameOverlongUtf8",
+                        "export: /e\ntrees: [{name: \"a\xc0\xaf"
+                        "b\", path: a, limit: 1M}]\n",
                         "p.yaml:2: trees[0].name: is not valid UTF-8 (byte 0xc0 at offset 1)"},
         DocumentedError{"NameControl", "export: /e\ntrees: [{name: \"vol\\e[31m\", path: a, limit: 1M}]\n",
                         "p.yaml:2: trees[0].name: contains a control character (U+001B at offset 3)"},
         DocumentedError{"NameC1Control", "export: /e\ntrees: [{name: \"a\\u0085\", path: a, limit: 1M}]\n",
                         "p.yaml:2: trees[0].name: contains a control character (U+0085 at offset 1)"},
-        DocumentedError{"NameUsedTwice", "export: /e\ntrees: [{name: a, path: a, limit: 1M}, {name: a, path: b, limit: 1M}]\n",
+        DocumentedError{"NameUsedTwice",
+                        "export: /e\ntrees: [{name: a, path: a, limit: 1M}, {name: a, path: b, limit: 1M}]\n",
                         "p.yaml:2: trees[1].name: 'a' is used by another tree"},
         DocumentedError{"PathAbsolute", "export: /e\ntrees:\n  - name: a\n    path: /abs\n    limit: 1M\n",
                         "p.yaml:4: trees[0].path: '/abs' must be relative to the export root (no leading '/')"},
@@ -245,24 +275,31 @@ INSTANTIATE_TEST_SUITE_P(
                         "p.yaml:2: trees[0].path: 'x/../\\x09y' must not contain '..'"},
         DocumentedError{"PathRoot", "export: /e\ntrees: [{name: a, path: ./, limit: 1M}]\n",
                         "p.yaml:2: trees[0].path: './' names the export root itself; a tree must be a subdirectory"},
-        DocumentedError{"PathUsedTwice", "export: /e\ntrees: [{name: a, path: a, limit: 1M}, {name: b, path: a/, limit: 1M}]\n",
+        DocumentedError{"PathUsedTwice",
+                        "export: /e\ntrees: [{name: a, path: a, limit: 1M}, {name: b, path: a/, limit: 1M}]\n",
                         "p.yaml:2: trees[1].path: 'a' is used by another tree"},
-        DocumentedError{"LimitNotASize", "export: /e\ntrees:\n  - name: a\n    path: a\n    limit: 50Gx\n",
-                        "p.yaml:5: trees[0].limit: '50Gx' is not a size (use e.g. 50Gi, 500M, 1.5Ti or a number of bytes)"},
-        DocumentedError{"LimitNegative", "export: /e\ntrees: [{name: a, path: a, limit: -1}]\n",
-                        "p.yaml:2: trees[0].limit: '-1' is not a size (use e.g. 50Gi, 500M, 1.5Ti or a number of bytes)"},
+        DocumentedError{
+            "LimitNotASize", "export: /e\ntrees:\n  - name: a\n    path: a\n    limit: 50Gx\n",
+            "p.yaml:5: trees[0].limit: '50Gx' is not a size (use e.g. 50Gi, 500M, 1.5Ti or a number of bytes)"},
+        DocumentedError{
+            "LimitNegative", "export: /e\ntrees: [{name: a, path: a, limit: -1}]\n",
+            "p.yaml:2: trees[0].limit: '-1' is not a size (use e.g. 50Gi, 500M, 1.5Ti or a number of bytes)"},
         DocumentedError{"LimitTooLarge", "export: /e\ntrees: [{name: a, path: a, limit: 18446744073709551616}]\n",
                         "p.yaml:2: trees[0].limit: '18446744073709551616' is too large (over 2^64-1 bytes)"},
         DocumentedError{"LimitFractionOfByte", "export: /e\ntrees: [{name: a, path: a, limit: 1.5}]\n",
                         "p.yaml:2: trees[0].limit: '1.5' is a fraction of a byte (a decimal needs a unit, e.g. 1.5Ki)"},
-        DocumentedError{"SoftLimitNotASize", "export: /e\ntrees: [{name: a, path: a, limit: 1M, soft_limit: lots}]\n",
-                        "p.yaml:2: trees[0].soft_limit: 'lots' is not a size (use e.g. 50Gi, 500M, 1.5Ti or a number of bytes)"},
-        DocumentedError{"SoftLimitLarger", "export: /e\ntrees: [{name: a, path: a, limit: 9007199254740992, soft_limit: 9007199254740993}]\n",
-                        "p.yaml:2: trees[0].soft_limit: is larger than limit"}),
+        DocumentedError{
+            "SoftLimitNotASize", "export: /e\ntrees: [{name: a, path: a, limit: 1M, soft_limit: lots}]\n",
+            "p.yaml:2: trees[0].soft_limit: 'lots' is not a size (use e.g. 50Gi, 500M, 1.5Ti or a number of bytes)"},
+        DocumentedError{
+            "SoftLimitLarger",
+            "export: /e\ntrees: [{name: a, path: a, limit: 9007199254740992, soft_limit: 9007199254740993}]\n",
+            "p.yaml:2: trees[0].soft_limit: is larger than limit"}),
     [](const ::testing::TestParamInfo<DocumentedError>& i) { return std::string(i.param.name); });
 
 TEST(Policy, AcceptsServerForms) {
-  for (const char* s : {"10.99.0.2", "fe80::1", "::ffff:10.0.0.1", "nfs-1", "nfs-1.example.com", "nfs-1.example.com."}) {
+  for (const char* s :
+       {"10.99.0.2", "fe80::1", "::ffff:10.0.0.1", "nfs-1", "nfs-1.example.com", "nfs-1.example.com."}) {
     auto p = parse_policy("export: /e\nserver: '" + std::string(s) + "'\n" + kTree, "p.yaml");
     ASSERT_TRUE(p) << s << ": " << p.error().message;
     EXPECT_EQ(*p->server, s);
@@ -270,7 +307,8 @@ TEST(Policy, AcceptsServerForms) {
 }
 
 TEST(Policy, AcceptsUtf8NamesAndExactLimits) {
-  auto p = parse_policy("export: /e\ntrees: [{name: \"équipe-\xe2\x82\xac\", path: a, limit: 9007199254740993}]\n", "p.yaml");
+  auto p = parse_policy("export: /e\ntrees: [{name: \"équipe-\xe2\x82\xac\", path: a, limit: 9007199254740993}]\n",
+                        "p.yaml");
   ASSERT_TRUE(p) << p.error().message;
   EXPECT_EQ(p->trees[0].name, "équipe-€");
   EXPECT_EQ(p->trees[0].limit, 9007199254740993ull);
@@ -322,7 +360,8 @@ TEST(PolicyLoad, ReadFails) {
 TEST(PolicyLoad, TooLarge) {
   auto p = load_policy("/dev/zero");
   ASSERT_FALSE(p);
-  EXPECT_EQ(p.error().message, "/dev/zero: cannot read policy file: larger than 16 MiB (a policy is a small text file)");
+  EXPECT_EQ(p.error().message,
+            "/dev/zero: cannot read policy file: larger than 16 MiB (a policy is a small text file)");
 }
 
 TEST(PolicyLoad, Unreadable) {

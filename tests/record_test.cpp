@@ -136,7 +136,8 @@ TEST_F(Record, ThreeFragmentRecord) {
   syn(0);
   Bytes m = call_msg(4, 400);
   ByteView v(m);
-  Bytes s = concat({record(v.subspan(0, 100), false), record(v.subspan(100, 200), false), record(v.subspan(300), true)});
+  Bytes s =
+      concat({record(v.subspan(0, 100), false), record(v.subspan(100, 200), false), record(v.subspan(300), true)});
   seg(1, s);
   ASSERT_EQ(got.size(), 1u);
   EXPECT_EQ(got[0].data, m);
@@ -158,7 +159,7 @@ TEST_F(Record, MultiFragmentRecordWithSmallPolicy) {
   send(1, s, 300);
   ASSERT_EQ(got.size(), 2u);
   ASSERT_EQ(asked_len.size(), 1u);
-  EXPECT_EQ(asked_len[0], 1000u);  // asked with the first fragment's length
+  EXPECT_EQ(asked_len[0], 1000u);          // asked with the first fragment's length
   EXPECT_EQ(got[0].record_len, m.size());  // delivered once the last mark was seen
   EXPECT_FALSE(got[0].complete);
   ASSERT_GE(got[0].data.size(), 64u);

@@ -16,7 +16,7 @@ TEST(ReorderQueue, HeldInSequenceOrderAsCopies) {
   ASSERT_TRUE(q.insert(1000, 1300, a, 100, 7, Timestamp{7, 0}));
   ASSERT_TRUE(q.insert(1000, 1100, b, 100, 5, Timestamp{5, 0}));
   ASSERT_TRUE(q.insert(1000, 1200, c, 150, 6, Timestamp{6, 0}));  // snaplen: 150 on the wire
-  a.assign(a.size(), 0xff);  // the caller's buffer is gone: the queue holds copies
+  a.assign(a.size(), 0xff);                                       // the caller's buffer is gone: the queue holds copies
   EXPECT_EQ(q.size(), 3u);
   EXPECT_EQ(q.bytes(), 300u);
   EXPECT_EQ(q.front().seq, 1100u);

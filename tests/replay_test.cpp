@@ -67,12 +67,11 @@ TEST_P(LabReplay, UsageEqualsServerDisk) {
   }
 }
 
-INSTANTIATE_TEST_SUITE_P(Pcaps, LabReplay, ::testing::ValuesIn(lab_captures()),
-                         [](const auto& info) {
-                           std::string n = info.param;
-                           std::replace(n.begin(), n.end(), '-', '_');
-                           return n;
-                         });
+INSTANTIATE_TEST_SUITE_P(Pcaps, LabReplay, ::testing::ValuesIn(lab_captures()), [](const auto& info) {
+  std::string n = info.param;
+  std::replace(n.begin(), n.end(), '-', '_');
+  return n;
+});
 
 // The README's demo: vol-a crosses its 2 MiB limit during the WRITEs of vol-a/f5, and the
 // WRITE calls sent after the reply that showed it are refused; READs never are.

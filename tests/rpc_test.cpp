@@ -207,7 +207,9 @@ TEST(Rpc, RandomGarbageNeverCrashes) {
     }
     RpcHeader h;
     RpcParse r = parse_rpc_header(b, h);
-    if (r == RpcParse::Ok) { EXPECT_LE(h.body_offset, b.size()); }
+    if (r == RpcParse::Ok) {
+      EXPECT_LE(h.body_offset, b.size());
+    }
   }
 }
 

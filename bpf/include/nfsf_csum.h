@@ -35,8 +35,7 @@ static __always_inline __u32 csum_diff_at(__s64 diff, int odd)
 }
 
 #ifdef NFSF_CTX_XDP
-static __always_inline int ctx_l4_csum_apply(struct xdp_md *ctx, __u32 csum_off, __u32 diff,
-					     int is_udp)
+static __always_inline int ctx_l4_csum_apply(struct xdp_md *ctx, __u32 csum_off, __u32 diff, int is_udp)
 {
 	__u16 sum;
 	__u32 s;
@@ -52,8 +51,7 @@ static __always_inline int ctx_l4_csum_apply(struct xdp_md *ctx, __u32 csum_off,
 	return ctx_store(ctx, csum_off, &sum, 2);
 }
 #else
-static __always_inline int ctx_l4_csum_apply(struct __sk_buff *ctx, __u32 csum_off, __u32 diff,
-					     int is_udp)
+static __always_inline int ctx_l4_csum_apply(struct __sk_buff *ctx, __u32 csum_off, __u32 diff, int is_udp)
 {
 	return (int)bpf_l4_csum_replace(ctx, csum_off, 0, diff, is_udp ? BPF_F_MARK_MANGLED_0 : 0);
 }

@@ -24,8 +24,8 @@ static long dgram_calls(__u32 i, void *arg)
 {
 	struct nfsf_walk *w = arg;
 
-	handle_head(w, w->pkt.pay_off, 0, w->pkt.pay_end,
-		    w->pkt.pay_end - w->pkt.pay_off, 0, 0, NFSF_SIDE_CALLS);
+	handle_head(w, w->pkt.pay_off, 0, w->pkt.pay_end, w->pkt.pay_end - w->pkt.pay_off, 0, 0,
+		    NFSF_SIDE_CALLS);
 	return 1;
 }
 
@@ -33,15 +33,14 @@ static long dgram_replies(__u32 i, void *arg)
 {
 	struct nfsf_walk *w = arg;
 
-	handle_head(w, w->pkt.pay_off, 0, w->pkt.pay_end,
-		    w->pkt.pay_end - w->pkt.pay_off, 0, 0, NFSF_SIDE_REPLIES);
+	handle_head(w, w->pkt.pay_off, 0, w->pkt.pay_end, w->pkt.pay_end - w->pkt.pay_off, 0, 0,
+		    NFSF_SIDE_REPLIES);
 	return 1;
 }
 
 /* The entry point's body: returns NFSF_VERDICT_PASS or NFSF_VERDICT_DROP. carried: this is
  * a carry program, tail-called for an skb that completes a cut head (nfsf_split.h). */
-static __always_inline int nfsf_handle(struct nfsf_ctx *ctx, const int side, __u32 evflags,
-				       const int carried)
+static __always_inline int nfsf_handle(struct nfsf_ctx *ctx, const int side, __u32 evflags, const int carried)
 {
 	struct nfsf_walk w = {};
 	int ret;

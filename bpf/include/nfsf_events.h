@@ -48,8 +48,8 @@ static __always_inline struct nfsf_event *event_reserve(void)
 
 /* Everything of an event but its data; len bytes of data, of a record of wire_len bytes
  * whose byte 0 is at TCP seq (0 for UDP). */
-static __always_inline void event_fill(struct nfsf_walk *w, struct nfsf_event *ev, __u32 len,
-				       __u32 seq, __u32 wire_len, __u32 flags)
+static __always_inline void event_fill(struct nfsf_walk *w, struct nfsf_event *ev, __u32 len, __u32 seq,
+				       __u32 wire_len, __u32 flags)
 {
 	ev->type = is_tcp(w) ? NFSF_EV_STREAM : NFSF_EV_DGRAM;
 	ev->len = len;
@@ -66,8 +66,7 @@ static __always_inline void event_fill(struct nfsf_walk *w, struct nfsf_event *e
 }
 
 /* [off, off + len) of the packet (clipped to the payload and NFSF_EVENT_DATA_MAX). */
-static __always_inline void emit(struct nfsf_walk *w, __u32 off, __u32 len, __u32 wire_len,
-				 __u32 flags)
+static __always_inline void emit(struct nfsf_walk *w, __u32 off, __u32 len, __u32 wire_len, __u32 flags)
 {
 	struct nfsf_pkt *pkt = &w->pkt;
 	struct nfsf_event *ev;
@@ -167,7 +166,7 @@ static long chunk_one(__u32 i, void *arg)
 /* Stream [off, to) in NFSF_EVENT_DATA_MAX chunks (follow-on bytes of a long reply). */
 static __always_inline void emit_chunks(struct nfsf_walk *w, __u32 off, __u32 to)
 {
-	struct nfsf_chunks c = { .w = w, .off = off, .to = min_u32(to, w->pkt.pay_end) };
+	struct nfsf_chunks c = {.w = w, .off = off, .to = min_u32(to, w->pkt.pay_end)};
 
 	if (off < c.to)
 		bpf_loop(NFSF_MAX_CHUNKS, chunk_one, &c, 0);

@@ -25,18 +25,18 @@ enum nfsf_head_ret {
 };
 
 struct nfsf_head {
-	struct nfsf_src src;   /* what the parser reads (nfsf_rpc.h) */
-	__u32 m;               /* head offset of the RPC message: 4 after a TCP mark, 0 for UDP */
-	__u32 wire_len;        /* the record on the wire: 4 + fragment (TCP), the datagram (UDP) */
-	__u32 seq;             /* TCP seq of head offset 0 */
-	__u32 base;            /* skb offset of head offset lo */
-	__u32 lo;              /* head bytes that went out in earlier skbs (0 unless carried) */
-	__u32 end;             /* skb offset past the record's bytes in this skb */
+	struct nfsf_src src; /* what the parser reads (nfsf_rpc.h) */
+	__u32 m;	     /* head offset of the RPC message: 4 after a TCP mark, 0 for UDP */
+	__u32 wire_len;	     /* the record on the wire: 4 + fragment (TCP), the datagram (UDP) */
+	__u32 seq;	     /* TCP seq of head offset 0 */
+	__u32 base;	     /* skb offset of head offset lo */
+	__u32 lo;	     /* head bytes that went out in earlier skbs (0 unless carried) */
+	__u32 end;	     /* skb offset past the record's bytes in this skb */
 };
 
 /* The head inside this skb at off (TCP: its mark; UDP: the payload) up to end. */
-static __always_inline void head_at(struct nfsf_walk *w, struct nfsf_head *h, __u32 off, __u32 m,
-				    __u32 end, __u32 wire_len, __u32 seq)
+static __always_inline void head_at(struct nfsf_walk *w, struct nfsf_head *h, __u32 off, __u32 m, __u32 end,
+				    __u32 wire_len, __u32 seq)
 {
 	h->src.ctx = w->ctx;
 	h->src.sp = NULL;
@@ -202,7 +202,7 @@ static __always_inline int head_reply(struct nfsf_walk *w, struct nfsf_head *h, 
 	}
 	if (r.res + 4 > h->lo && !again)
 		count(NFSF_C_ERR_HEAD_SPLIT); /* the status word itself was cut */
-	return NFSF_HEAD_DONE; /* else it was in the earlier skb and rewritten there */
+	return NFSF_HEAD_DONE;		      /* else it was in the earlier skb and rewritten there */
 }
 
 /* A head inside this skb (the record walk, the retransmission ring, UDP): off is the skb

@@ -33,8 +33,8 @@ static __always_inline void want_reply(struct nfsf_walk *w, struct nfsf_call *ca
 
 /* A dir-op call (is_dirop): remember its XID when its directory handle is in a tree.
  * fh: scratch space of the caller's (stack budget). */
-static __always_inline void note_dirop(struct nfsf_walk *w, struct nfsf_call *call,
-				       const struct nfsf_src *s, const int buf, struct nfsf_fh_key *fh)
+static __always_inline void note_dirop(struct nfsf_walk *w, struct nfsf_call *call, const struct nfsf_src *s,
+				       const int buf, struct nfsf_fh_key *fh)
 {
 #ifndef NFSF_CTX_XDP
 	struct nfsf_xid_key xk = {};

@@ -10,7 +10,7 @@
 const volatile __u32 nfsf_action = NFSF_ACTION_REWRITE;
 const volatile __u32 nfsf_emit_events = 1;
 const volatile __u16 nfsf_nfs_port = NFSF_NFS_PORT; /* host byte order */
-const volatile __u64 nfsf_wake_ns = NFSF_WAKE_NS; /* 0: every reply event wakes the agent */
+const volatile __u64 nfsf_wake_ns = NFSF_WAKE_NS;   /* 0: every reply event wakes the agent */
 
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
@@ -75,17 +75,18 @@ struct {
 
 /* The tail-call array; each object defines it (its values name that object's programs):
  * the carry programs have their own verifier budget, which the main programs are close to. */
-#define NFSF_PROGS_MAP(ctx_type, carry_calls, carry_replies)                                    \
+#define NFSF_PROGS_MAP(ctx_type, carry_calls, carry_replies)                                     \
 	struct {                                                                                 \
 		__uint(type, BPF_MAP_TYPE_PROG_ARRAY);                                           \
 		__uint(max_entries, NFSF_PROG_SLOTS);                                            \
-		__uint(key_size, sizeof(__u32)); /* no BTF key type: the kernel refuses BTF  */  \
+		__uint(key_size, sizeof(__u32));  /* no BTF key type: the kernel refuses BTF  */ \
 		__array(values, int(ctx_type *)); /* on a prog array (libbpf warns, retries) */  \
 	} progs SEC(".maps") = {                                                                 \
-		.values = {                                                                      \
-			[NFSF_SLOT_CARRY_CALLS] = (void *)&carry_calls,                          \
-			[NFSF_SLOT_CARRY_REPLIES] = (void *)&carry_replies,                      \
-		},                                                                               \
+		.values =                                                                        \
+			{                                                                        \
+				[NFSF_SLOT_CARRY_CALLS] = (void *)&carry_calls,                  \
+				[NFSF_SLOT_CARRY_REPLIES] = (void *)&carry_replies,              \
+			},                                                                       \
 	}
 
 /* A zeroed nfsf_split: what a new split_heads entry is created from (too big for the stack). */

@@ -49,11 +49,11 @@ static __always_inline int load_at(struct nfsf_ctx *ctx, __u32 off, __u32 end, v
 /* What the L2-L4 parse hands to the RPC layer. */
 struct nfsf_pkt {
 	struct nfsf_flow_key flow;
-	__u32 pay_off;  /* offset of the L4 payload */
-	__u32 pay_end;  /* offset just past the L4 payload */
+	__u32 pay_off; /* offset of the L4 payload */
+	__u32 pay_end; /* offset just past the L4 payload */
 	__u32 l4_off;
 	__u32 csum_off; /* offset of the TCP/UDP checksum field */
-	__u32 seq;      /* TCP: host order */
+	__u32 seq;	/* TCP: host order */
 	__u8 tcp_flags;
 	__u8 pad[3];
 };
@@ -79,7 +79,7 @@ struct nfsf_ip6_opt {
  */
 __noinline int parse_l2_l4(struct nfsf_ctx *ctx, struct nfsf_pkt *pkt)
 {
-	struct nfsf_cursor c = { .off = 0, .end = 0 };
+	struct nfsf_cursor c = {.off = 0, .end = 0};
 	struct ethhdr eth;
 	__u16 proto;
 	__u8 l4proto;
@@ -135,8 +135,7 @@ __noinline int parse_l2_l4(struct nfsf_ctx *ctx, struct nfsf_pkt *pkt)
 		 * (adjacent, as in the flow key) straight into the key */
 		__u32 fixed[2], plen;
 
-		if (cur_pull(ctx, &c, fixed, sizeof(fixed)) ||
-		    cur_pull(ctx, &c, pkt->flow.saddr, 32))
+		if (cur_pull(ctx, &c, fixed, sizeof(fixed)) || cur_pull(ctx, &c, pkt->flow.saddr, 32))
 			return -NFSF_C_ERR_SHORT;
 		if ((((__u8 *)fixed)[0] >> 4) != 6)
 			return -NFSF_C_ERR_BAD_IP;

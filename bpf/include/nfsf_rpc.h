@@ -20,8 +20,8 @@
 #define RPC_CALL 0
 #define RPC_REPLY 1
 #define RPC_VERS 2
-#define RPC_AUTH_MAX 400      /* RFC 5531: opaque_auth body <= 400 bytes */
-#define RPC_REC_MIN 24        /* xid + mtype + reply_stat + ... */
+#define RPC_AUTH_MAX 400       /* RFC 5531: opaque_auth body <= 400 bytes */
+#define RPC_REC_MIN 24	       /* xid + mtype + reply_stat + ... */
 #define RPC_REC_MAX (1u << 24) /* sanity bound on one fragment (Linux: ~1 MB + header) */
 #define NFS_PROG 100003
 #define NFS_V3 3
@@ -51,12 +51,13 @@ static __always_inline __u32 xdr_pad(__u32 n)
 struct nfsf_src {
 	struct nfsf_ctx *ctx;  /* the packet (buf = 0) */
 	struct nfsf_split *sp; /* the head buffer (buf = 1) */
-	__u32 pos;             /* packet: skb offset of head offset 0 */
-	__u32 total;           /* head bytes the source holds */
+	__u32 pos;	       /* packet: skb offset of head offset 0 */
+	__u32 total;	       /* head bytes the source holds */
 };
 
 /* n (constant) bytes at head offset off. */
-static __always_inline int src_load(const struct nfsf_src *s, const int buf, __u32 off, void *to, const __u32 n)
+static __always_inline int src_load(const struct nfsf_src *s, const int buf, __u32 off, void *to,
+				    const __u32 n)
 {
 	if (!buf)
 		return load_at(s->ctx, s->pos + off, s->pos + s->total, to, n);
@@ -85,7 +86,8 @@ static __noinline int buf_read_fh(struct nfsf_split *sp, __u32 off, __u8 *to, __
 }
 
 /* The len (1..64, checked by the caller) handle bytes at head offset off. */
-static __always_inline int src_read_fh(const struct nfsf_src *s, const int buf, __u32 off, __u8 *to, __u32 len)
+static __always_inline int src_read_fh(const struct nfsf_src *s, const int buf, __u32 off, __u8 *to,
+				       __u32 len)
 {
 	if (off + len > s->total)
 		return -NFSF_C_ERR_SHORT;
@@ -93,7 +95,8 @@ static __always_inline int src_read_fh(const struct nfsf_src *s, const int buf, 
 		return buf_read_fh(s->sp, off, to, len) ? -NFSF_C_ERR_SHORT : 0;
 	/* NOTE: clang merges the caller's two range checks into one unsigned compare and the
 	 * verifier then sees len in [0, 64]; recompute it in a form it can bound to [1, 64]. */
-	return ctx_load(s->ctx, s->pos + off, to, ((len - 1) & (NFSF_FH_MAX - 1)) + 1) ? -NFSF_C_ERR_SHORT : 0;
+	return ctx_load(s->ctx, s->pos + off, to, ((len - 1) & (NFSF_FH_MAX - 1)) + 1) ? -NFSF_C_ERR_SHORT
+										       : 0;
 }
 
 struct nfsf_call {
@@ -165,8 +168,8 @@ static __always_inline int parse_fh(const struct nfsf_src *s, const int buf, __u
 
 struct nfsf_write {
 	struct nfsf_fh_key fh;
-	__u32 fh_off;   /* head offset of the handle bytes (later: the skb offset to refuse at) */
-	__u32 count;    /* WRITE3args.count */
+	__u32 fh_off;	/* head offset of the handle bytes (later: the skb offset to refuse at) */
+	__u32 count;	/* WRITE3args.count */
 	__u32 head_end; /* head offset just past the data length word */
 };
 
@@ -189,14 +192,13 @@ static __always_inline int parse_write(const struct nfsf_src *s, const int buf, 
 }
 
 struct nfsf_reply {
-	__u32 xid;      /* wire order */
+	__u32 xid;	/* wire order */
 	__u32 accepted; /* reply_stat == MSG_ACCEPTED && accept_stat == SUCCESS */
-	__u32 res;      /* head offset of the procedure results (nfsstat3 for NFS) */
+	__u32 res;	/* head offset of the procedure results (nfsstat3 for NFS) */
 };
 
 /* The reply header at head offset m: xid, mtype, reply_stat, verf, accept_stat. */
-static __always_inline int parse_reply(const struct nfsf_src *s, const int buf, __u32 m,
-				       struct nfsf_reply *r)
+static __always_inline int parse_reply(const struct nfsf_src *s, const int buf, __u32 m, struct nfsf_reply *r)
 {
 	__u32 h[3], a[2], st, off, len;
 
@@ -238,8 +240,8 @@ static __always_inline int plausible_head(struct nfsf_ctx *ctx, __u32 off, __u32
 		return 0;
 	if (replies)
 		return h[2] == bpf_htonl(RPC_REPLY) && bpf_ntohl(h[3]) <= 1;
-	return h[2] == bpf_htonl(RPC_CALL) && h[3] == bpf_htonl(RPC_VERS) &&
-	       h[4] == bpf_htonl(NFS_PROG) && h[5] == bpf_htonl(NFS_V3) && bpf_ntohl(h[6]) <= 21;
+	return h[2] == bpf_htonl(RPC_CALL) && h[3] == bpf_htonl(RPC_VERS) && h[4] == bpf_htonl(NFS_PROG) &&
+	       h[5] == bpf_htonl(NFS_V3) && bpf_ntohl(h[6]) <= 21;
 }
 
 #endif /* NFSF_RPC_H */

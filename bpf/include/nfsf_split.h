@@ -43,8 +43,8 @@
 #define NFSF_SPLIT_KEEP (64u << 20) /* how far a refused split is remembered (seq bytes) */
 
 /* Save [off, end) of this skb, the start of the record at mseq. Walk callback context. */
-static __always_inline void save_split(struct nfsf_walk *w, __u32 off, __u32 end, __u32 wire_len,
-				       __u32 mseq, __u32 flags, __u32 fresh)
+static __always_inline void save_split(struct nfsf_walk *w, __u32 off, __u32 end, __u32 wire_len, __u32 mseq,
+				       __u32 flags, __u32 fresh)
 {
 	struct nfsf_split *sp, *t;
 	__u32 zero = 0, n = end - off;
@@ -190,7 +190,8 @@ static __always_inline void split_check(struct nfsf_walk *w, const int side, con
 		fs->flags &= ~(NFSF_FS_SPLIT | NFSF_FS_SPLIT_DONE);
 		return;
 	}
-	bpf_tail_call(w->ctx, &progs, side == NFSF_SIDE_CALLS ? NFSF_SLOT_CARRY_CALLS : NFSF_SLOT_CARRY_REPLIES);
+	bpf_tail_call(w->ctx, &progs,
+		      side == NFSF_SIDE_CALLS ? NFSF_SLOT_CARRY_CALLS : NFSF_SLOT_CARRY_REPLIES);
 	count(NFSF_C_ERR_HEAD_SPLIT); /* no carry program in the slot: the head passes unjudged */
 	fs->flags &= ~(NFSF_FS_SPLIT | NFSF_FS_SPLIT_DONE);
 }

@@ -52,8 +52,8 @@ static __always_inline void remember_poisoned(struct nfsf_walk *w, struct nfsf_c
 }
 
 /* Overwrite the handle with NFSF_FH_POISON bytes, fix the L4 checksum, remember the XID. */
-static __always_inline int poison_write(struct nfsf_walk *w, struct nfsf_call *call,
-					struct nfsf_write *wr, __u32 tree)
+static __always_inline int poison_write(struct nfsf_walk *w, struct nfsf_call *call, struct nfsf_write *wr,
+					__u32 tree)
 {
 	struct nfsf_pkt *pkt = &w->pkt;
 	__u32 len = wr->fh.len;
@@ -86,8 +86,7 @@ static __always_inline int poison_write(struct nfsf_walk *w, struct nfsf_call *c
 	 * Same [1, 64] re-bounding of len as in head_read_fh(). */
 	if (ctx_store(w->ctx, wr->fh_off, wr->fh.data, ((len - 1) & (NFSF_FH_MAX - 1)) + 1))
 		return -NFSF_C_ERR_STORE;
-	if (ctx_l4_csum_apply(w->ctx, pkt->csum_off,
-			      csum_diff_at(diff, (wr->fh_off - pkt->l4_off) & 1),
+	if (ctx_l4_csum_apply(w->ctx, pkt->csum_off, csum_diff_at(diff, (wr->fh_off - pkt->l4_off) & 1),
 			      pkt->flow.proto == NFSF_IPPROTO_UDP))
 		return -NFSF_C_ERR_STORE;
 	remember_poisoned(w, call, tree);
@@ -98,11 +97,11 @@ static __always_inline int poison_write(struct nfsf_walk *w, struct nfsf_call *c
  * WRITE's offset or count, when its handle went out in an earlier skb (nfsf_heads.h). The
  * server refuses such a WRITE (ganesha: NFS3ERR_INVAL for either, nothing written;
  * tests/lab/poison_probe.py). */
-static __always_inline int poison_field(struct nfsf_walk *w, struct nfsf_call *call, __u32 at,
-					const __u32 n, __u32 tree)
+static __always_inline int poison_field(struct nfsf_walk *w, struct nfsf_call *call, __u32 at, const __u32 n,
+					__u32 tree)
 {
 	struct nfsf_pkt *pkt = &w->pkt;
-	__u32 old[2] = {}, bad[2] = { 0xffffffffu, 0xffffffffu };
+	__u32 old[2] = {}, bad[2] = {0xffffffffu, 0xffffffffu};
 	__s64 diff;
 
 	if (ctx_load(w->ctx, at, old, n))
@@ -117,17 +116,17 @@ static __always_inline int poison_field(struct nfsf_walk *w, struct nfsf_call *c
 }
 
 enum nfsf_refuse_at {
-	NFSF_REFUSE_FH = 0,     /* the handle is in this skb at wr->fh_off */
+	NFSF_REFUSE_FH = 0,	/* the handle is in this skb at wr->fh_off */
 	NFSF_REFUSE_OFFSET = 1, /* not the handle but the 8-byte offset is: at wr->fh_off */
-	NFSF_REFUSE_COUNT = 2,  /* only the 4-byte count is: at wr->fh_off */
-	NFSF_REFUSE_NONE = 3,   /* none of them: they went out in earlier skbs */
+	NFSF_REFUSE_COUNT = 2,	/* only the 4-byte count is: at wr->fh_off */
+	NFSF_REFUSE_NONE = 3,	/* none of them: they went out in earlier skbs */
 };
 
 /* The verdict on a parsed WRITE head: tree lookup, counters, and (over quota, or past the
  * room bound in tree_room) the refusal. Returns 1 when the WRITE was refused (poisoned or
  * dropped). */
-static __always_inline int judge_write(struct nfsf_walk *w, struct nfsf_call *call,
-					struct nfsf_write *wr, __u32 mark_seq, int again, int where)
+static __always_inline int judge_write(struct nfsf_walk *w, struct nfsf_call *call, struct nfsf_write *wr,
+				       __u32 mark_seq, int again, int where)
 {
 	struct nfsf_tree *t;
 	__u32 *tid, id, refused = 0;
@@ -208,8 +207,8 @@ static __always_inline void rewrite_status(struct nfsf_walk *w, __u32 at, __u32 
 	if (st != nst) {
 		diff = bpf_csum_diff(&st, 4, &nst, 4, 0);
 		if (diff < 0 || ctx_store(w->ctx, at, &nst, 4) ||
-		    ctx_l4_csum_apply(w->ctx, pkt->csum_off,
-				      csum_diff_at(diff, (at - pkt->l4_off) & 1), !is_tcp(w))) {
+		    ctx_l4_csum_apply(w->ctx, pkt->csum_off, csum_diff_at(diff, (at - pkt->l4_off) & 1),
+				      !is_tcp(w))) {
 			count(NFSF_C_ERR_STORE);
 			return;
 		}

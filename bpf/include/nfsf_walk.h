@@ -9,8 +9,8 @@
 
 #include "nfsf_parse.h"
 
-#define NFSF_MAX_RECORDS 1024   /* record heads walked per skb */
-#define NFSF_MAX_CHUNKS 32      /* 32 x 2 KB: a whole 64 KB skb of a long reply */
+#define NFSF_MAX_RECORDS 1024	/* record heads walked per skb */
+#define NFSF_MAX_CHUNKS 32	/* 32 x 2 KB: a whole 64 KB skb of a long reply */
 #define NFSF_MAX_PKT (1u << 20) /* offsets beyond this are not walked (BIG TCP: 512 KB) */
 
 enum nfsf_side {

@@ -35,20 +35,20 @@
 #include <linux/types.h>
 #endif
 
-#define NFSF_FH_MAX 64          /* RFC 1813: NFS3_FHSIZE */
+#define NFSF_FH_MAX 64 /* RFC 1813: NFS3_FHSIZE */
 #define NFSF_MAX_TREES 1024
 #define NFSF_MAX_HANDLES (1u << 20)
 #define NFSF_MAX_FLOWS 65536
 #define NFSF_MAX_POISONED 65536
 #define NFSF_RPC_PORT_WORDS 2048 /* 65536 ports / 32 */
-#define NFSF_EVENT_DATA_MAX 2048  /* bytes of RPC payload carried by one ring buffer event */
+#define NFSF_EVENT_DATA_MAX 2048 /* bytes of RPC payload carried by one ring buffer event */
 #define NFSF_EVENTS_BYTES (4u << 20)
 #define NFSF_NFS_PORT 2049
-#define NFSF_WAKE_NS 1000000ull  /* default: the agent is woken at most once a ms (nfsf_events.h) */
-#define NFSF_SPLIT_MAX 512      /* bytes of a cut record head carried to the next skb */
-#define NFSF_MAX_SPLITS 1024     /* flows with a cut head at the same time (LRU) */
-#define NFSF_FLOW_RING 8        /* remembered record heads per flow (retransmissions) */
-#define NFSF_FH_POISON 0xff     /* a refused WRITE's handle bytes become all 0xff */
+#define NFSF_WAKE_NS 1000000ull /* default: the agent is woken at most once a ms (nfsf_events.h) */
+#define NFSF_SPLIT_MAX 512	/* bytes of a cut record head carried to the next skb */
+#define NFSF_MAX_SPLITS 1024	/* flows with a cut head at the same time (LRU) */
+#define NFSF_FLOW_RING 8	/* remembered record heads per flow (retransmissions) */
+#define NFSF_FH_POISON 0xff	/* a refused WRITE's handle bytes become all 0xff */
 #define NFSF_NFS3ERR_DQUOT 69
 
 /* Slots of the `progs` tail-call array (defined by each object with NFSF_PROGS_MAP). */
@@ -60,7 +60,7 @@ enum nfsf_prog_slot {
 
 enum nfsf_action {
 	NFSF_ACTION_REWRITE = 0, /* poison the handle, rewrite the reply to NFS3ERR_DQUOT */
-	NFSF_ACTION_DROP = 1,    /* drop the packet that carries the WRITE call head */
+	NFSF_ACTION_DROP = 1,	 /* drop the packet that carries the WRITE call head */
 };
 
 /* Key of the handle -> tree map. Unused bytes of data[] are zero. */
@@ -72,7 +72,7 @@ struct nfsf_fh_key {
 /* Value of the tree array, indexed by tree id (1-based; 0 = no tree). The agent writes
  * `over`; the programs update the counters with atomic adds. */
 struct nfsf_tree {
-	__u32 over;   /* 1: refuse WRITEs to this tree */
+	__u32 over; /* 1: refuse WRITEs to this tree */
 	__u32 pad;
 	__u64 writes;
 	__u64 write_bytes;
@@ -82,47 +82,48 @@ struct nfsf_tree {
 
 /* Per-CPU counters: every verdict and every parse failure reason. Append only. One list:
  * X(enum name, the name `status`, the metrics and the tests use). */
-#define NFSF_COUNTER_LIST(X) \
-	X(NFSF_C_PACKETS, "packets") \
-	X(NFSF_C_NFS_PACKETS, "nfs_packets") \
-	X(NFSF_C_RPC_CALLS, "rpc_calls") \
-	X(NFSF_C_WRITE_CALLS, "write_calls") \
-	X(NFSF_C_WRITE_ALLOWED, "write_allowed") \
-	X(NFSF_C_WRITE_UNKNOWN_FH, "write_unknown_fh") \
-	X(NFSF_C_WRITE_REFUSED_REWRITE, "write_refused_rewrite") \
-	X(NFSF_C_WRITE_REFUSED_DROP, "write_refused_drop") \
-	X(NFSF_C_REPLY_REWRITTEN, "reply_rewritten") \
-	X(NFSF_C_EVENTS, "events") \
-	X(NFSF_C_EVENTS_LOST, "events_lost") \
-	X(NFSF_C_RESYNC, "resync") \
-	X(NFSF_C_ERR_SHORT, "err_short")           /* header extends past the packet */ \
-	X(NFSF_C_ERR_BAD_IP, "err_bad_ip")         /* IHL < 5, bad version, ... */ \
-	X(NFSF_C_ERR_BAD_TCP, "err_bad_tcp")       /* doff < 5 */ \
-	X(NFSF_C_ERR_BAD_RECORD, "err_bad_record") /* implausible record mark */ \
-	X(NFSF_C_ERR_BAD_RPC, "err_bad_rpc")       /* not a plausible RPC call */ \
-	X(NFSF_C_ERR_FH_LEN, "err_fh_len")         /* file handle length > NFSF_FH_MAX */ \
-	X(NFSF_C_ERR_LOOP, "err_loop")             /* record walk hit its bound */ \
-	X(NFSF_C_ERR_STORE, "err_store")           /* bpf_skb_store_bytes / csum helper failed */ \
-	X(NFSF_C_ERR_HEAD_SPLIT, "err_head_split") /* a cut record head that could not be judged (nfsf_split.h) */ \
-	X(NFSF_C_RPC_REPLIES, "rpc_replies")       /* reply heads parsed (ingress) */ \
-	X(NFSF_C_RETRANS_HEAD, "retrans_head")     /* a remembered head seen again (retransmission) */ \
-	X(NFSF_C_REPLY_ACCEPTED, "reply_accepted") /* reply to a poisoned WRITE had status 0: left alone */ \
-	X(NFSF_C_MID_RECORD, "mid_record")         /* TCP segment without a record head: passed untouched */ \
-	X(NFSF_C_NOT_FIRST_FRAG, "not_first_frag") /* IP fragment other than the first: passed */ \
-	X(NFSF_C_FLOW_NEW, "flow_new")             /* flow state created (SYN) */ \
+#define NFSF_COUNTER_LIST(X)                                                                                 \
+	X(NFSF_C_PACKETS, "packets")                                                                         \
+	X(NFSF_C_NFS_PACKETS, "nfs_packets")                                                                 \
+	X(NFSF_C_RPC_CALLS, "rpc_calls")                                                                     \
+	X(NFSF_C_WRITE_CALLS, "write_calls")                                                                 \
+	X(NFSF_C_WRITE_ALLOWED, "write_allowed")                                                             \
+	X(NFSF_C_WRITE_UNKNOWN_FH, "write_unknown_fh")                                                       \
+	X(NFSF_C_WRITE_REFUSED_REWRITE, "write_refused_rewrite")                                             \
+	X(NFSF_C_WRITE_REFUSED_DROP, "write_refused_drop")                                                   \
+	X(NFSF_C_REPLY_REWRITTEN, "reply_rewritten")                                                         \
+	X(NFSF_C_EVENTS, "events")                                                                           \
+	X(NFSF_C_EVENTS_LOST, "events_lost")                                                                 \
+	X(NFSF_C_RESYNC, "resync")                                                                           \
+	X(NFSF_C_ERR_SHORT, "err_short")	   /* header extends past the packet */                      \
+	X(NFSF_C_ERR_BAD_IP, "err_bad_ip")	   /* IHL < 5, bad version, ... */                           \
+	X(NFSF_C_ERR_BAD_TCP, "err_bad_tcp")	   /* doff < 5 */                                            \
+	X(NFSF_C_ERR_BAD_RECORD, "err_bad_record") /* implausible record mark */                             \
+	X(NFSF_C_ERR_BAD_RPC, "err_bad_rpc")	   /* not a plausible RPC call */                            \
+	X(NFSF_C_ERR_FH_LEN, "err_fh_len")	   /* file handle length > NFSF_FH_MAX */                    \
+	X(NFSF_C_ERR_LOOP, "err_loop")		   /* record walk hit its bound */                           \
+	X(NFSF_C_ERR_STORE, "err_store")	   /* bpf_skb_store_bytes / csum helper failed */            \
+	X(NFSF_C_ERR_HEAD_SPLIT,                                                                             \
+	  "err_head_split")		     /* a cut record head that could not be judged (nfsf_split.h) */ \
+	X(NFSF_C_RPC_REPLIES, "rpc_replies") /* reply heads parsed (ingress) */                              \
+	X(NFSF_C_RETRANS_HEAD, "retrans_head")	   /* a remembered head seen again (retransmission) */       \
+	X(NFSF_C_REPLY_ACCEPTED, "reply_accepted") /* reply to a poisoned WRITE had status 0: left alone */  \
+	X(NFSF_C_MID_RECORD, "mid_record")	   /* TCP segment without a record head: passed untouched */ \
+	X(NFSF_C_NOT_FIRST_FRAG, "not_first_frag") /* IP fragment other than the first: passed */            \
+	X(NFSF_C_FLOW_NEW, "flow_new")		   /* flow state created (SYN) */                            \
 	X(NFSF_C_DIROP_PENDING, "dirop_pending")   /* dir-op call in a mapped directory recorded (egress) */ \
-	X(NFSF_C_HANDLE_LEARNED, "handle_learned") /* new handle from a dir-op reply added to `handles` */ \
-	X(NFSF_C_HANDLE_MISSED, "handle_missed")   /* successful dir-op reply whose handle could not be read */ \
-	X(NFSF_C_HEAD_CARRIED, "head_carried")     /* a head cut by the skb end, completed from the next skb */ \
-	X(NFSF_C_ROOM_REFUSED, "room_refused")     /* WRITE refused by the room bound (tree_room), tree not yet over */ \
-	X(NFSF_C_EVENTS_WAKEUP, "events_wakeups")  /* events that woke the agent (nfsf_events.h) */
+	X(NFSF_C_HANDLE_LEARNED, "handle_learned") /* new handle from a dir-op reply added to `handles` */   \
+	X(NFSF_C_HANDLE_MISSED,                                                                              \
+	  "handle_missed")		       /* successful dir-op reply whose handle could not be read */  \
+	X(NFSF_C_HEAD_CARRIED, "head_carried") /* a head cut by the skb end, completed from the next skb */  \
+	X(NFSF_C_ROOM_REFUSED,                                                                               \
+	  "room_refused") /* WRITE refused by the room bound (tree_room), tree not yet over */               \
+	X(NFSF_C_EVENTS_WAKEUP, "events_wakeups") /* events that woke the agent (nfsf_events.h) */
 
 #define NFSF_X_ENUM(e, name) e,
 enum nfsf_counter {
-	NFSF_COUNTER_LIST(NFSF_X_ENUM)
-	NFSF_C_MAX,
+	NFSF_COUNTER_LIST(NFSF_X_ENUM) NFSF_C_MAX,
 };
-
 
 /* Flow key: addresses as 16 bytes (IPv4 in the first 4, rest zero). */
 struct nfsf_flow_key {
@@ -137,34 +138,34 @@ struct nfsf_flow_key {
 
 /* TCP record-marking state of one direction of a flow (value of `flows`). */
 enum nfsf_flow_flags {
-	NFSF_FS_SYNCED = 1,  /* next_mark is the seq of the next record mark */
-	NFSF_FS_IN_MSG = 2,  /* the next fragment continues a message (no RPC header) */
-	NFSF_FS_STREAM = 4,  /* emit_until is set: bytes before it belong to a streamed reply */
-	NFSF_FS_NEW_CONN = 8, /* state made at SYN; the flow's next event says NFSF_EVF_NEW_CONN */
-	NFSF_FS_SPLIT = 16,  /* split_heads holds a cut head; the skb at split_seq completes it */
+	NFSF_FS_SYNCED = 1,	 /* next_mark is the seq of the next record mark */
+	NFSF_FS_IN_MSG = 2,	 /* the next fragment continues a message (no RPC header) */
+	NFSF_FS_STREAM = 4,	 /* emit_until is set: bytes before it belong to a streamed reply */
+	NFSF_FS_NEW_CONN = 8,	 /* state made at SYN; the flow's next event says NFSF_EVF_NEW_CONN */
+	NFSF_FS_SPLIT = 16,	 /* split_heads holds a cut head; the skb at split_seq completes it */
 	NFSF_FS_SPLIT_DONE = 32, /* ...it was refused: a retransmission of that skb is refused again */
 };
 
 struct nfsf_flow_state {
-	__u32 next_mark;   /* TCP seq of the next record mark */
-	__u32 flags;       /* enum nfsf_flow_flags */
-	__u32 emit_until;  /* with NFSF_FS_STREAM: stream the bytes before this seq (long replies) */
-	__u32 ring_pos;    /* next slot of ring[] */
-	__u32 ring_valid;  /* bit i: ring[i] holds a head */
+	__u32 next_mark;	    /* TCP seq of the next record mark */
+	__u32 flags;		    /* enum nfsf_flow_flags */
+	__u32 emit_until;	    /* with NFSF_FS_STREAM: stream the bytes before this seq (long replies) */
+	__u32 ring_pos;		    /* next slot of ring[] */
+	__u32 ring_valid;	    /* bit i: ring[i] holds a head */
 	__u32 ring[NFSF_FLOW_RING]; /* seqs of refused WRITE heads / rewritten reply heads */
-	__u32 split_seq;   /* with NFSF_FS_SPLIT: seq at which a cut head's continuation starts */
+	__u32 split_seq;	    /* with NFSF_FS_SPLIT: seq at which a cut head's continuation starts */
 };
 
 /* Key of `poisoned` and `want_xids`: the flow of the REPLY (server -> client) + XID. */
 struct nfsf_xid_key {
 	struct nfsf_flow_key flow;
-	__u32 xid;         /* network byte order, as on the wire */
+	__u32 xid; /* network byte order, as on the wire */
 };
 
 /* Value of `pending_dirop` (key: reply flow + XID of the call). */
 struct nfsf_dirop {
-	__u32 tree;        /* tree id of the directory the call names */
-	__u32 proc;        /* NFSv3 procedure: 3 LOOKUP, 8 CREATE, 9 MKDIR, 10 SYMLINK, 11 MKNOD */
+	__u32 tree; /* tree id of the directory the call names */
+	__u32 proc; /* NFSv3 procedure: 3 LOOKUP, 8 CREATE, 9 MKDIR, 10 SYMLINK, 11 MKNOD */
 };
 
 struct nfsf_poisoned {
@@ -175,20 +176,20 @@ struct nfsf_poisoned {
 
 /* Ring buffer event: a slice of RPC stream bytes on an NFS/MOUNT flow, never WRITE data. */
 enum nfsf_event_type {
-	NFSF_EV_STREAM = 1, /* data[] holds TCP stream bytes starting at seq `seq` */
-	NFSF_EV_DGRAM = 2,  /* data[] holds the start of one UDP datagram (seq = 0) */
+	NFSF_EV_STREAM = 1,   /* data[] holds TCP stream bytes starting at seq `seq` */
+	NFSF_EV_DGRAM = 2,    /* data[] holds the start of one UDP datagram (seq = 0) */
 	NFSF_EV_FLOW_END = 3, /* a FIN (this direction ends) or RST (NFSF_EVF_RST: both end); len 0 */
 };
 
 enum nfsf_event_flags {
-	NFSF_EVF_EGRESS = 1,     /* seen by the TC egress program (calls, on a client) */
-	NFSF_EVF_INGRESS = 2,    /* seen by TC ingress (replies) or XDP (calls, on a server) */
-	NFSF_EVF_REC_HEAD = 4,   /* data[0..3] is a record mark (TCP) */
-	NFSF_EVF_TRUNC = 8,      /* wire_len > len: the rest of the record was not sent */
-	NFSF_EVF_CHUNK = 16,     /* follow-on chunk of a long reply (READDIR/READDIRPLUS) */
-	NFSF_EVF_NEW_CONN = 32,  /* first event of this direction since its SYN: a new connection
+	NFSF_EVF_EGRESS = 1,	/* seen by the TC egress program (calls, on a client) */
+	NFSF_EVF_INGRESS = 2,	/* seen by TC ingress (replies) or XDP (calls, on a server) */
+	NFSF_EVF_REC_HEAD = 4,	/* data[0..3] is a record mark (TCP) */
+	NFSF_EVF_TRUNC = 8,	/* wire_len > len: the rest of the record was not sent */
+	NFSF_EVF_CHUNK = 16,	/* follow-on chunk of a long reply (READDIR/READDIRPLUS) */
+	NFSF_EVF_NEW_CONN = 32, /* first event of this direction since its SYN: a new connection
 				  * (also on a reused 4-tuple); the stream starts afresh here */
-	NFSF_EVF_RST = 64,       /* NFSF_EV_FLOW_END of a reset */
+	NFSF_EVF_RST = 64,	/* NFSF_EV_FLOW_END of a reset */
 };
 
 /*
@@ -200,12 +201,12 @@ enum nfsf_event_flags {
  */
 struct nfsf_event {
 	__u32 type;
-	__u32 len;        /* valid bytes in data[] */
+	__u32 len; /* valid bytes in data[] */
 	__u64 ts_ns;
 	struct nfsf_flow_key flow;
-	__u32 seq;        /* TCP sequence number of data[0] */
-	__u32 wire_len;   /* bytes of payload this event stands for (>= len) */
-	__u32 flags;      /* enum nfsf_event_flags */
+	__u32 seq;	/* TCP sequence number of data[0] */
+	__u32 wire_len; /* bytes of payload this event stands for (>= len) */
+	__u32 flags;	/* enum nfsf_event_flags */
 	__u32 pad;
 	__u8 data[NFSF_EVENT_DATA_MAX];
 };
@@ -216,11 +217,11 @@ enum nfsf_split_flags {
 };
 
 struct nfsf_split {
-	__u32 seq;       /* TCP seq of the record mark */
-	__u32 have;      /* bytes saved (mark included), 1..NFSF_SPLIT_MAX */
-	__u32 wire_len;  /* 4 + fragment length (MARK_DONE only) */
-	__u32 flags;     /* enum nfsf_split_flags */
-	__u32 fresh;     /* 1: the record starts a message (it has an RPC header) */
+	__u32 seq;	/* TCP seq of the record mark */
+	__u32 have;	/* bytes saved (mark included), 1..NFSF_SPLIT_MAX */
+	__u32 wire_len; /* 4 + fragment length (MARK_DONE only) */
+	__u32 flags;	/* enum nfsf_split_flags */
+	__u32 fresh;	/* 1: the record starts a message (it has an RPC header) */
 	__u32 pad;
 	struct nfsf_event ev; /* ev.data: the saved bytes, then the continuation; the event the
 			       * completed head is sent to the agent as */
@@ -239,11 +240,11 @@ struct nfsf_split {
  *   lsm_counters PERCPU_ARRAY enum nfsf_lsm_counter -> __u64   (rare events only: the allowed
  *                                                         path counts in lsm_trees[t].writes)
  */
-#define NFSF_LSM_MAX_DEPTH 64    /* d_parent steps from a file to its tree root (see docs) */
+#define NFSF_LSM_MAX_DEPTH 64 /* d_parent steps from a file to its tree root (see docs) */
 
 struct nfsf_lsm_ino {
 	__u64 ino;
-	__u32 dev;   /* the superblock's s_dev (MKDEV of stat(2)'s st_dev) */
+	__u32 dev; /* the superblock's s_dev (MKDEV of stat(2)'s st_dev) */
 	__u32 pad;
 };
 
@@ -251,40 +252,38 @@ struct nfsf_lsm_ino {
  * size growth to usage with atomic adds and refuses while usage >= limit. */
 struct nfsf_lsm_tree {
 	__u64 limit;
-	__s64 usage;          /* bytes: the agent's last scan + growth the hooks saw since */
-	__u64 writes;         /* write checks allowed */
-	__u64 refused;        /* writes, mmaps and truncates refused with -EDQUOT */
-	__u32 dirty;          /* set by the program when usage may have moved (growth, unlink,
+	__s64 usage;   /* bytes: the agent's last scan + growth the hooks saw since */
+	__u64 writes;  /* write checks allowed */
+	__u64 refused; /* writes, mmaps and truncates refused with -EDQUOT */
+	__u32 dirty;   /* set by the program when usage may have moved (growth, unlink,
 			       * rename, truncate): the agent rescans the tree and clears it */
 	__u32 pad;
 };
 
 /* Value of lsm_cache (inode storage: lives and dies with the kernel's inode). */
 struct nfsf_lsm_inode {
-	__u64 gen;            /* lsm_gen when the tree was decided */
-	__u64 dentry;         /* the dentry it was decided for (a hard link elsewhere differs) */
-	__s64 charged;        /* i_size when the inode's growth was last charged */
-	__u32 tree;           /* 0: in no tree */
-	__u32 flags;          /* NFSF_LSM_DECIDED, NFSF_LSM_CHARGED */
+	__u64 gen;     /* lsm_gen when the tree was decided */
+	__u64 dentry;  /* the dentry it was decided for (a hard link elsewhere differs) */
+	__s64 charged; /* i_size when the inode's growth was last charged */
+	__u32 tree;    /* 0: in no tree */
+	__u32 flags;   /* NFSF_LSM_DECIDED, NFSF_LSM_CHARGED */
 };
 #define NFSF_LSM_DECIDED 1
 #define NFSF_LSM_CHARGED 2
 
-#define NFSF_LSM_COUNTER_LIST(X) \
-	X(NFSF_L_NO_TREE, "no_tree")                   /* hook calls for NFS files outside every tree */ \
-	X(NFSF_L_REFUSED_WRITE, "refused_write")       /* file_permission MAY_WRITE/MAY_APPEND refused */ \
-	X(NFSF_L_REFUSED_MMAP, "refused_mmap")         /* mmap_file / file_mprotect, shared writable */ \
-	X(NFSF_L_REFUSED_TRUNCATE, "refused_truncate") /* inode_setattr growing a file refused */ \
-	X(NFSF_L_WALKS, "walks")                       /* d_parent walks (tree decisions not cached) */ \
-	X(NFSF_L_TOO_DEEP, "too_deep")                 /* walks that hit NFSF_LSM_MAX_DEPTH: in no tree */ \
-	X(NFSF_L_STORAGE_FAIL, "storage_fail")         /* inode storage not created (nothing cached) */ \
-	X(NFSF_L_GROWTH_BYTES, "growth_bytes")         /* i_size growth charged by the hooks */ \
-	X(NFSF_L_GEN_BUMPS, "gen_bumps")               /* renames and links seen on tree superblocks */
+#define NFSF_LSM_COUNTER_LIST(X)                                                                           \
+	X(NFSF_L_NO_TREE, "no_tree")		       /* hook calls for NFS files outside every tree */   \
+	X(NFSF_L_REFUSED_WRITE, "refused_write")       /* file_permission MAY_WRITE/MAY_APPEND refused */  \
+	X(NFSF_L_REFUSED_MMAP, "refused_mmap")	       /* mmap_file / file_mprotect, shared writable */    \
+	X(NFSF_L_REFUSED_TRUNCATE, "refused_truncate") /* inode_setattr growing a file refused */          \
+	X(NFSF_L_WALKS, "walks")		       /* d_parent walks (tree decisions not cached) */    \
+	X(NFSF_L_TOO_DEEP, "too_deep")		       /* walks that hit NFSF_LSM_MAX_DEPTH: in no tree */ \
+	X(NFSF_L_STORAGE_FAIL, "storage_fail")	       /* inode storage not created (nothing cached) */    \
+	X(NFSF_L_GROWTH_BYTES, "growth_bytes")	       /* i_size growth charged by the hooks */            \
+	X(NFSF_L_GEN_BUMPS, "gen_bumps")	       /* renames and links seen on tree superblocks */
 
 enum nfsf_lsm_counter {
-	NFSF_LSM_COUNTER_LIST(NFSF_X_ENUM)
-	NFSF_L_MAX,
+	NFSF_LSM_COUNTER_LIST(NFSF_X_ENUM) NFSF_L_MAX,
 };
-
 
 #endif /* NFSFENCE_ABI_H */

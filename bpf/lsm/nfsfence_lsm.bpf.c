@@ -126,7 +126,7 @@ static __always_inline void gen_bump(void)
 /* The tree root among d and its ancestors (0: none). */
 static __always_inline __u32 walk_up(struct dentry *d, __u32 dev)
 {
-	struct nfsf_lsm_ino key = { .dev = dev };
+	struct nfsf_lsm_ino key = {.dev = dev};
 	struct dentry *cur = d;
 
 	count(NFSF_L_WALKS);
@@ -171,7 +171,8 @@ static __always_inline struct nfsf_lsm_inode *inode_of(struct dentry *d, struct 
 	__u32 dev;
 	__u64 gen;
 
-	if (!inode || (inode->i_mode & NFSF_S_IFMT) != NFSF_S_IFREG || inode->i_sb->s_magic != NFSF_NFS_SUPER_MAGIC)
+	if (!inode || (inode->i_mode & NFSF_S_IFMT) != NFSF_S_IFREG ||
+	    inode->i_sb->s_magic != NFSF_NFS_SUPER_MAGIC)
 		return 0;
 	c = bpf_inode_storage_get(&lsm_cache, inode, 0, BPF_LOCAL_STORAGE_GET_F_CREATE);
 	if (!c) {
@@ -218,7 +219,7 @@ static __always_inline int full(struct nfsf_lsm_tree *t)
 /* The tree of the file reached through d, with its inode's storage in *cp; NULL when the
  * file is in no tree. */
 static __always_inline struct nfsf_lsm_tree *tree_of_file(struct dentry *d, struct inode *inode,
-							   struct nfsf_lsm_inode **cp)
+							  struct nfsf_lsm_inode **cp)
 {
 	struct nfsf_lsm_inode *c = inode_of(d, inode);
 	__u32 id;
@@ -286,8 +287,8 @@ int BPF_PROG(nfsf_mmap_file, struct file *file, unsigned long reqprot, unsigned 
 }
 
 SEC("lsm/file_mprotect")
-int BPF_PROG(nfsf_file_mprotect, struct vm_area_struct *vma, unsigned long reqprot,
-	     unsigned long prot, int ret)
+int BPF_PROG(nfsf_file_mprotect, struct vm_area_struct *vma, unsigned long reqprot, unsigned long prot,
+	     int ret)
 {
 	struct file *file;
 
@@ -361,8 +362,8 @@ int BPF_PROG(nfsf_inode_unlink, struct inode *dir, struct dentry *dentry, int re
 }
 
 SEC("lsm/inode_rename")
-int BPF_PROG(nfsf_inode_rename, struct inode *old_dir, struct dentry *old_dentry,
-	     struct inode *new_dir, struct dentry *new_dentry, int ret)
+int BPF_PROG(nfsf_inode_rename, struct inode *old_dir, struct dentry *old_dentry, struct inode *new_dir,
+	     struct dentry *new_dentry, int ret)
 {
 	__u32 dev = tree_dev(old_dir);
 

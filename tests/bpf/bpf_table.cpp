@@ -20,8 +20,14 @@ namespace {
 Bytes build_dir(const Flow& fl, ByteView payload, uint8_t tcp_flags, bool from_server, uint32_t seq) {
   Endpoint cli = fl.v6 ? ep("fd00::1", fl.sport) : ep("10.99.0.1", fl.sport);
   Endpoint srv = fl.v6 ? ep("fd00::2", fl.dport) : ep("10.99.0.2", fl.dport);
-  Seg s{.src = from_server ? srv : cli, .dst = from_server ? cli : srv, .udp = fl.udp, .seq = seq, .ack = 77,
-        .flags = tcp_flags, .ip_id = 0x1234, .dont_fragment = true};
+  Seg s{.src = from_server ? srv : cli,
+        .dst = from_server ? cli : srv,
+        .udp = fl.udp,
+        .seq = seq,
+        .ack = 77,
+        .flags = tcp_flags,
+        .ip_id = 0x1234,
+        .dont_fragment = true};
   return frame(s, payload);
 }
 
@@ -80,9 +86,7 @@ Bytes dirop_reply(uint32_t xid, uint32_t proc, uint32_t nfsstat, bool follows, c
   return dirop3res(x, proc, nfsstat, follows, obj).bytes();
 }
 
-Bytes mark(ByteView msg, bool last, uint32_t len) {
-  return len ? record_claiming(msg, len, last) : record(msg, last);
-}
+Bytes mark(ByteView msg, bool last, uint32_t len) { return len ? record_claiming(msg, len, last) : record(msg, last); }
 
 size_t fh_offset(ByteView f, size_t msg_at) {
   size_t o = msg_at + 24;
@@ -109,10 +113,14 @@ nfsf_xid_key xid_key_for_reply(ByteView call_frame, uint32_t xid) {
 
 const char* prog_name(Prog p) {
   switch (p) {
-    case Prog::Tc: return "tc";
-    case Prog::TcDrop: return "tc (drop)";
-    case Prog::Xdp: return "xdp";
-    case Prog::XdpDrop: return "xdp (drop)";
+    case Prog::Tc:
+      return "tc";
+    case Prog::TcDrop:
+      return "tc (drop)";
+    case Prog::Xdp:
+      return "xdp";
+    case Prog::XdpDrop:
+      return "xdp (drop)";
   }
   return "?";
 }
@@ -145,8 +153,8 @@ std::string table_name(const ::testing::TestParamInfo<Table>& info) { return inf
 RunResult test_run(int fd, const Bytes& in) {
   RunResult r;
   r.out.resize(in.size() + 512);
-  LIBBPF_OPTS(bpf_test_run_opts, o, .data_in = in.data(), .data_out = r.out.data(),
-              .data_size_in = uint32_t(in.size()), .data_size_out = uint32_t(r.out.size()), .repeat = 1);
+  LIBBPF_OPTS(bpf_test_run_opts, o, .data_in = in.data(), .data_out = r.out.data(), .data_size_in = uint32_t(in.size()),
+              .data_size_out = uint32_t(r.out.size()), .repeat = 1);
   r.err = bpf_prog_test_run_opts(fd, &o) ? errno : 0;
   r.retval = o.retval;
   r.out.resize(o.data_size_out);
@@ -164,7 +172,8 @@ RunResult test_run(int fd, const Bytes& in) {
   for (size_t i = 0; i < in.size(); i++) {
     bool in_fh = i >= at && i < at + len;
     bool csum = i == c || i == c + 1;
-    if (in_fh && out[i] != NFSF_FH_POISON) return ::testing::AssertionFailure() << "fh byte " << i - at << " not poisoned";
+    if (in_fh && out[i] != NFSF_FH_POISON)
+      return ::testing::AssertionFailure() << "fh byte " << i - at << " not poisoned";
     if (!in_fh && !csum && out[i] != in[i]) return ::testing::AssertionFailure() << "byte " << i << " changed";
   }
   return checksums_ok(out);
@@ -291,7 +300,9 @@ void BpfRunner::check(const Checks& c, Prog p, const bpf::Counters& base, const 
     auto t = m.tree(w.tree);
     ASSERT_TRUE(t) << "tree " << w.tree;
     const nfsf_tree& t0 = trees0.at(w.tree);
-    if (w.writes) { EXPECT_EQ(t->writes - t0.writes, *w.writes) << "tree " << w.tree << " writes; " << w.why; }
+    if (w.writes) {
+      EXPECT_EQ(t->writes - t0.writes, *w.writes) << "tree " << w.tree << " writes; " << w.why;
+    }
     if (w.write_bytes) {
       EXPECT_EQ(t->write_bytes - t0.write_bytes, *w.write_bytes) << "tree " << w.tree << " write_bytes; " << w.why;
     }
@@ -311,10 +322,11 @@ void BpfRunner::check(const Checks& c, Prog p, const bpf::Counters& base, const 
     expect_entry(m.handle_tree(w.fh), w.tree, "handle mapping; " + w.why,
                  [&](uint32_t got, uint32_t tree) { EXPECT_EQ(got, tree) << w.why; });
   for (const DiropWant& w : c.dirops)
-    expect_entry(m.pending_dirop(w.key), w.dirop, "pending dir-op; " + w.why, [&](const nfsf_dirop& got, const nfsf_dirop& d) {
-      EXPECT_EQ(got.tree, d.tree) << w.why;
-      EXPECT_EQ(got.proc, d.proc) << w.why;
-    });
+    expect_entry(m.pending_dirop(w.key), w.dirop, "pending dir-op; " + w.why,
+                 [&](const nfsf_dirop& got, const nfsf_dirop& d) {
+                   EXPECT_EQ(got.tree, d.tree) << w.why;
+                   EXPECT_EQ(got.proc, d.proc) << w.why;
+                 });
 }
 
 void BpfRunner::run_row(const Row& row, Prog p, bpf::Counters* delta) {
@@ -349,7 +361,9 @@ void BpfRunner::run_row(const Row& row, Prog p, bpf::Counters* delta) {
     if (s.skip_if_einval && r.err == EINVAL)
       GTEST_SKIP() << "this kernel's test_run refuses the " << s.in.size() << "-byte frame of " << s.what;
     ASSERT_EQ(r.err, 0) << "test_run of a " << s.in.size() << "-byte frame: " << std::strerror(r.err);
-    if (s.verdict != Verdict::Any) { EXPECT_EQ(r.retval, verdict_code(p, s.verdict)) << "verdict"; }
+    if (s.verdict != Verdict::Any) {
+      EXPECT_EQ(r.retval, verdict_code(p, s.verdict)) << "verdict";
+    }
     switch (s.out.kind) {
       case Out::Unchanged:
         EXPECT_TRUE(r.out == s.in) << "output changed:\n" << hexdump(r.out) << "\nwas\n" << hexdump(s.in);
@@ -368,7 +382,9 @@ void BpfRunner::run_row(const Row& row, Prog p, bpf::Counters* delta) {
       case Out::Any:
         break;
     }
-    if (s.same_out_as) { EXPECT_TRUE(r.out == outs.at(*s.same_out_as)) << "output differs from frame " << *s.same_out_as; }
+    if (s.same_out_as) {
+      EXPECT_TRUE(r.out == outs.at(*s.same_out_as)) << "output differs from frame " << *s.same_out_as;
+    }
     outs.push_back(r.out);
     if (s.then) {
       check(*s.then, p, *base, trees0);
@@ -382,9 +398,15 @@ void BpfRunner::run_row(const Row& row, Prog p, bpf::Counters* delta) {
     ASSERT_EQ(got.size(), row.events->size()) << "ring buffer events";
     for (size_t i = 0; i < got.size(); i++) {
       const EventWant& w = (*row.events)[i];
-      if (w.type) { EXPECT_EQ(got[i].type, *w.type) << "event " << i << " type"; }
-      if (w.flags) { EXPECT_EQ(got[i].flags, *w.flags) << "event " << i << " flags"; }
-      if (w.data) { EXPECT_EQ(got[i].data, *w.data) << "event " << i << " data"; }
+      if (w.type) {
+        EXPECT_EQ(got[i].type, *w.type) << "event " << i << " type";
+      }
+      if (w.flags) {
+        EXPECT_EQ(got[i].flags, *w.flags) << "event " << i << " flags";
+      }
+      if (w.data) {
+        EXPECT_EQ(got[i].data, *w.data) << "event " << i << " data";
+      }
     }
   }
   if (delta) {

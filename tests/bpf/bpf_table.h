@@ -151,10 +151,10 @@ struct Row {
   std::vector<Prog> progs = {Prog::Tc};
   Setup setup;
   std::vector<Step> steps;
-  Checks checks;  // after the last step
-  std::optional<std::vector<EventWant>> events;  // exactly these ring buffer events, in order
+  Checks checks;                                    // after the last step
+  std::optional<std::vector<EventWant>> events;     // exactly these ring buffer events, in order
   std::vector<std::pair<std::string, bool>> facts;  // properties of the fixture the row relies on
-  std::string skip;  // not empty: the row is skipped with this reason
+  std::string skip;                                 // not empty: the row is skipped with this reason
 };
 
 struct Table {

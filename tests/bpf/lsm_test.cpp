@@ -105,7 +105,9 @@ TEST(AgentState, DamagedStateFilesAreNoStateWithAReason) {
     std::string why;
     auto j = read_state(f, &why);
     EXPECT_EQ(j.has_value(), c.ok) << c.text;
-    if (!c.ok) { EXPECT_NE(why.find("is damaged"), std::string::npos) << c.text << ": " << why; }
+    if (!c.ok) {
+      EXPECT_NE(why.find("is damaged"), std::string::npos) << c.text << ": " << why;
+    }
   }
   std::string why;
   EXPECT_FALSE(read_state(dir + "/no-such-state.json", &why));

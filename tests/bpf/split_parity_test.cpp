@@ -33,8 +33,8 @@ struct Head {
 // rpcvers 8, prog 12, vers 16, proc 20, cred flavor 24, cred length 28, cred body 32..56,
 // verf 56..64, fh length 64, fh 68..100, offset 100, count 108, stable 112, data length
 // 116, data 120..184.
-constexpr size_t kMsgType = 4, kRpcVers = 8, kCredLen = 28, kVerfLen = 60, kFhLen = 64, kOffset = 100,
-                 kCount = 108, kDataLen = 116;
+constexpr size_t kMsgType = 4, kRpcVers = 8, kCredLen = 28, kVerfLen = 60, kFhLen = 64, kOffset = 100, kCount = 108,
+                 kDataLen = 116;
 Bytes write_msg() {
   CallOpts o;
   o.xid = 0x5eed;
@@ -55,10 +55,14 @@ std::function<Bytes()> ends_at(size_t len) {
 }
 
 const Head kHeads[] = {
-    {"well_formed", "a valid WRITE (control)", [] { return mark(write_msg()); },
+    {"well_formed",
+     "a valid WRITE (control)",
+     [] { return mark(write_msg()); },
      {{NFSF_C_WRITE_CALLS, 1}, {NFSF_C_WRITE_UNKNOWN_FH, 1}}},
-    {"count_exceeds_data", "count 100000 with 64 data bytes (not a parse error: judged like a valid one)",
-     patched(kCount, 100000), {{NFSF_C_WRITE_CALLS, 1}, {NFSF_C_WRITE_UNKNOWN_FH, 1}}},
+    {"count_exceeds_data",
+     "count 100000 with 64 data bytes (not a parse error: judged like a valid one)",
+     patched(kCount, 100000),
+     {{NFSF_C_WRITE_CALLS, 1}, {NFSF_C_WRITE_UNKNOWN_FH, 1}}},
     {"bad_rpc_version", "rpcvers 3", patched(kRpcVers, 3), {{NFSF_C_ERR_BAD_RPC, 1}}},
     {"reply_not_call", "msg type REPLY on the call side", patched(kMsgType, 1), {{NFSF_C_ERR_BAD_RPC, 1}}},
     {"cred_too_long", "credential length 401 (> 400)", patched(kCredLen, 401), {{NFSF_C_ERR_BAD_RPC, 1}}},
@@ -66,10 +70,14 @@ const Head kHeads[] = {
     {"fh_len_zero", "file handle length 0", patched(kFhLen, 0), {{NFSF_C_ERR_FH_LEN, 1}}},
     {"fh_len_oversized", "file handle length 65 (> NFSF_FH_MAX)", patched(kFhLen, 65), {{NFSF_C_ERR_FH_LEN, 1}}},
     {"record_ends_in_cred", "the record ends inside the credential", ends_at(40), {{NFSF_C_ERR_SHORT, 1}}},
-    {"record_ends_in_fh", "the record ends inside the file handle (truncated handle)", ends_at(80),
+    {"record_ends_in_fh",
+     "the record ends inside the file handle (truncated handle)",
+     ends_at(80),
      {{NFSF_C_ERR_SHORT, 1}}},
     {"record_ends_in_offset", "the record ends inside the offset", ends_at(kOffset + 4), {{NFSF_C_ERR_SHORT, 1}}},
-    {"record_ends_in_data_len", "the record ends inside the data length word", ends_at(kDataLen + 2),
+    {"record_ends_in_data_len",
+     "the record ends inside the data length word",
+     ends_at(kDataLen + 2),
      {{NFSF_C_ERR_SHORT, 1}}},
 };
 

@@ -102,9 +102,10 @@ Bytes tcp(const TcpHdr& h, ByteView payload) {
 Bytes tcp(uint16_t sport, uint16_t dport, uint32_t seq, uint8_t flags, ByteView payload, size_t option_bytes,
           int doff_override) {
   Bytes nops(option_bytes, 1);
-  return tcp(TcpHdr{.sport = sport, .dport = dport, .seq = seq, .flags = flags, .options = nops,
-                    .doff_override = doff_override},
-             payload);
+  return tcp(
+      TcpHdr{
+          .sport = sport, .dport = dport, .seq = seq, .flags = flags, .options = nops, .doff_override = doff_override},
+      payload);
 }
 
 Bytes udp(uint16_t sport, uint16_t dport, ByteView payload, int len_override) {
@@ -188,11 +189,11 @@ Bytes sll(uint16_t protocol, ByteView payload) {
 Bytes sll2(uint16_t protocol, ByteView payload) {
   Bytes b;
   put16(b, protocol);
-  put16(b, 0);   // reserved
-  put32(b, 2);   // interface index
-  put16(b, 1);   // ARPHRD_ETHER
-  put8(b, 0);    // packet type
-  put8(b, 6);    // address length
+  put16(b, 0);  // reserved
+  put32(b, 2);  // interface index
+  put16(b, 1);  // ARPHRD_ETHER
+  put8(b, 0);   // packet type
+  put8(b, 6);   // address length
   put_bytes(b, hex("02 00 00 00 00 01 00 00"));
   put_bytes(b, payload);
   return b;
@@ -235,8 +236,13 @@ void frame_into(Bytes& f, const Seg& s, ByteView payload) {
   if (s.udp)
     udp_header(f, s.src.port, s.dst.port, payload.size(), -1);
   else
-    tcp_header(f, TcpHdr{.sport = s.src.port, .dport = s.dst.port, .seq = s.seq, .ack = s.ack, .flags = s.flags,
-                         .window = s.window, .options = s.tcp_options});
+    tcp_header(f, TcpHdr{.sport = s.src.port,
+                         .dport = s.dst.port,
+                         .seq = s.seq,
+                         .ack = s.ack,
+                         .flags = s.flags,
+                         .window = s.window,
+                         .options = s.tcp_options});
   put_bytes(f, payload);
   if (s.l4_checksum) {
     Layout L{.l3 = 14, .l4 = v6 ? 54u : 34u, .pay = 0, .v6 = v6, .udp = s.udp};
@@ -280,9 +286,7 @@ Layout layout_of(ByteView f) {
   return L;
 }
 
-size_t l4_len(ByteView f, const Layout& L) {
-  return L.v6 ? get16(f, 14 + 4) : get16(f, 14 + 2) - (f[14] & 15) * 4;
-}
+size_t l4_len(ByteView f, const Layout& L) { return L.v6 ? get16(f, 14 + 4) : get16(f, 14 + 2) - (f[14] & 15) * 4; }
 
 void fix_checksums(Bytes& f) {
   Layout L = layout_of(f);

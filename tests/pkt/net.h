@@ -23,8 +23,8 @@ struct TcpHdr {
   uint32_t seq = 0, ack = 0;
   uint8_t flags = kPsh | kAck;
   uint16_t window = 65535;
-  ByteView options;         // raw option bytes, a multiple of 4
-  int doff_override = -1;   // 32-bit words (forge bad ones); -1: from the header + options
+  ByteView options;        // raw option bytes, a multiple of 4
+  int doff_override = -1;  // 32-bit words (forge bad ones); -1: from the header + options
 };
 Bytes tcp(const TcpHdr& h, ByteView payload);
 // ack 0, `option_bytes` NOPs.
@@ -40,7 +40,7 @@ struct Ipv4Opts {
   int ihl_override = -1;     // 32-bit words
   int total_len_override = -1;
   int version_override = -1;
-  size_t option_bytes = 0;   // IP options (NOPs), multiple of 4
+  size_t option_bytes = 0;  // IP options (NOPs), multiple of 4
   bool dont_fragment = false;
   uint8_t ttl = 64;
 };

@@ -40,7 +40,8 @@ void append_pcap_record(Bytes& b, uint32_t sec, uint32_t subsec, ByteView data, 
 Bytes pcap_file(int linktype, const std::vector<Frame>& frames, bool nano, uint32_t snaplen) {
   Bytes b;
   append_pcap_header(b, linktype, nano, snaplen);
-  for (const Frame& f : frames) append_pcap_record(b, uint32_t(f.sec), nano ? f.nsec : f.nsec / 1000, f.data, f.wire_len);
+  for (const Frame& f : frames)
+    append_pcap_record(b, uint32_t(f.sec), nano ? f.nsec : f.nsec / 1000, f.data, f.wire_len);
   return b;
 }
 

@@ -35,8 +35,8 @@ class PcapWriter {
   ~PcapWriter();
   bool open(const std::string& path, int linktype = 1, bool nano = false, uint32_t snaplen = 262144);
   void put(ByteView data, uint64_t ts_ns, uint32_t wire_len = 0);
-  bool close();  // flushes; false on any write error
-  uint64_t bytes() const { return bytes_; }      // file size so far
+  bool close();                              // flushes; false on any write error
+  uint64_t bytes() const { return bytes_; }  // file size so far
   uint64_t packets() const { return packets_; }
 
  private:

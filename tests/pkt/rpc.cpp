@@ -41,8 +41,7 @@ Bytes rpc_reply(uint32_t xid, ByteView body) {
   return b;
 }
 
-XdrWriter& write3_head(XdrWriter& x, ByteView fh, uint64_t offset, uint32_t count, uint32_t stable,
-                       uint32_t data_len) {
+XdrWriter& write3_head(XdrWriter& x, ByteView fh, uint64_t offset, uint32_t count, uint32_t stable, uint32_t data_len) {
   return x.opaque(fh).u64(offset).u32(count).u32(stable).u32(data_len);
 }
 

@@ -34,8 +34,7 @@ Bytes rpc_reply(uint32_t xid, ByteView body = {});
 
 // --- NFSv3 (RFC 1813)
 // WRITE3args up to and including the data length word (the data follows).
-XdrWriter& write3_head(XdrWriter& x, ByteView fh, uint64_t offset, uint32_t count, uint32_t stable,
-                       uint32_t data_len);
+XdrWriter& write3_head(XdrWriter& x, ByteView fh, uint64_t offset, uint32_t count, uint32_t stable, uint32_t data_len);
 XdrWriter& read3_args(XdrWriter& x, ByteView fh, uint64_t offset, uint32_t count);
 // sattr3 with nothing set (6 discriminants).
 XdrWriter& sattr3_none(XdrWriter& x);
