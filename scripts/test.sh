@@ -6,6 +6,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/deps.sh
 scripts/build.sh
+# every C/C++ source as clang-format (.clang-format, bpf/.clang-format) writes it
+scripts/format.sh --check
 ctest --test-dir build --output-on-failure -j2 --timeout 600
 # libFuzzer + ASan/UBSan over the decoder, the stream reassembler and the XDR decoders,
 # seeded from the captures, bounded in time.
