@@ -9,6 +9,8 @@
  */
 #include "nfsf_maps.h"
 
+/* The programs, then the tail-call array that names the carry programs, then the parser:
+ * split_check() (nfsf_split.h) tail-calls through `progs`, so it must be defined first. */
 int nfsf_egress(struct __sk_buff *skb);
 int nfsf_ingress(struct __sk_buff *skb);
 int nfsf_egress_carry(struct __sk_buff *skb);

@@ -9,6 +9,8 @@
 #define NFSF_CTX_XDP 1
 #include "nfsf_maps.h"
 
+/* The programs, then the tail-call array that names the carry programs, then the parser:
+ * split_check() (nfsf_split.h) tail-calls through `progs`, so it must be defined first. */
 int nfsf_xdp(struct xdp_md *ctx);
 int nfsf_xdp_carry(struct xdp_md *ctx);
 NFSF_PROGS_MAP(struct xdp_md, nfsf_xdp_carry, nfsf_xdp_carry);
