@@ -10,7 +10,7 @@
  * `buf` is a constant at every call site, so each program's verifier walks one path.
  * Offsets are head offsets and `total` is how many bytes of the head the source holds.
  * (Copying every head into a per-CPU buffer with one load and parsing only buffers was
- * measured too, and was 5-14% slower per head: docs/benchmarks.md.)
+ * measured too, and was 7-14% slower per head: docs/benchmarks.md.)
  */
 #ifndef NFSF_RPC_H
 #define NFSF_RPC_H
