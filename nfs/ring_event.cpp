@@ -40,12 +40,14 @@ bool parse_ring_event(const void* data, size_t size, int64_t mono_to_real_ns, ui
 void EventLag::add(uint64_t ns) {
   ring_[n_++ % kWindow] = ns;
   max_ = std::max(max_, ns);
+  sum_ = sum_ + ns < sum_ ? UINT64_MAX : sum_ + ns;
 }
 
 EventLag::Summary EventLag::summary() const {
   Summary s;
   s.n = n_;
   s.max_ns = max_;
+  s.sum_ns = sum_;
   size_t k = size_t(std::min<uint64_t>(n_, kWindow));
   if (k == 0) return s;
   std::vector<uint64_t> v(ring_.begin(), ring_.begin() + long(k));

@@ -23,14 +23,15 @@ class EventLag {
   static constexpr size_t kWindow = 4096;
   void add(uint64_t ns);
   struct Summary {
-    uint64_t n = 0;  // events ever added
+    uint64_t n = 0;       // events ever added
+    uint64_t sum_ns = 0;  // of all of them (saturating)
     uint64_t p50_ns = 0, p99_ns = 0, max_ns = 0;
   };
   Summary summary() const;
 
  private:
   std::array<uint64_t, kWindow> ring_{};
-  uint64_t n_ = 0, max_ = 0;
+  uint64_t n_ = 0, max_ = 0, sum_ = 0;
 };
 
 // False if `size` bytes cannot hold an event header. Lengths inside the event are clamped

@@ -10,9 +10,10 @@ PKGS=(
   libarchive-dev                         # compressed captures (gz, bz2, xz, zst), in-process
   libboost-program-options-dev libgtest-dev libbenchmark-dev
   libyaml-cpp-dev nlohmann-json3-dev     # policy files, JSON output
-  tshark tcpdump jq bzip2 gzip xz-utils zstd lz4  # oracle tests (and compressed test captures), lab captures
+  tshark tcpdump jq curl bzip2 gzip xz-utils zstd lz4  # oracle tests (and compressed test captures), lab captures
   nfs-ganesha nfs-ganesha-vfs rpcbind libnfs-utils libnfs-dev iproute2  # the lab
   nfstrace hyperfine                     # benchmarks
+  prometheus-cpp-dev prometheus        # --metrics (prometheus-cpp), and the Prometheus server its test scrapes with
   qemu-system-x86 busybox-static cpio nfs-common python3  # tests/vm: Debian 12's 6.1 kernel, its NFS client (mount.nfs)
 )
 missing=()

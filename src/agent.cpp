@@ -4,6 +4,7 @@
 // ring buffer's events as decoder input (nfs/ring_event.h), libbpf's messages
 // (src/libbpf_log.h), `status` (src/status.h) and the LSM mode (src/lsm_agent.h).
 #include "src/agent.h"
+#include "src/metrics.h"
 
 #include <bpf/libbpf.h>
 #include <net/if.h>
@@ -101,6 +102,7 @@ class Agent {
     if (now - last_state_ < std::chrono::seconds(1)) return;
     last_state_ = now;
     write_state();
+    publish_metrics();
     auto c = maps_.counters();
     if (c && (*c)[NFSF_C_EVENTS_LOST] > lost_seen_) {
       log("warning: " + std::to_string((*c)[NFSF_C_EVENTS_LOST] - lost_seen_) +
@@ -135,6 +137,40 @@ class Agent {
                       {"updated", std::time(nullptr)}});
   }
 
+  // Serve Prometheus metrics from now on (published with the state, about once a second).
+  void serve_metrics(std::unique_ptr<MetricsServer> m) {
+    metrics_ = std::move(m);
+    publish_metrics();
+  }
+
+  void publish_metrics() {
+    if (!metrics_) return;
+    MetricsSnapshot s;
+    for (size_t i = 0; i < policy_.trees.size(); i++) {
+      MetricsSnapshot::Tree t;
+      t.name = policy_.trees[i].name;
+      t.limit = policy_.trees[i].limit;
+      t.usage = acct_.trees()[i].usage;
+      t.over = acct_.trees()[i].over;
+      if (auto kt = maps_.tree(uint32_t(i + 1))) {
+        t.over = kt->over != 0;  // what the kernel enforces
+        t.writes = kt->writes;
+        t.write_bytes = kt->write_bytes;
+        t.refused_writes = kt->refused_writes;
+        t.refused_bytes = kt->refused_bytes;
+      }
+      s.trees.push_back(std::move(t));
+    }
+    if (auto c = maps_.counters()) s.counters = *c;
+    s.handles = acct_.cache().stats().handles;
+    auto lag = reply_lag_.summary();
+    s.reply_lag_count = lag.n;
+    s.reply_lag_sum_s = double(lag.sum_ns) / 1e9;
+    s.reply_lag_p50_s = double(lag.p50_ns) / 1e9;
+    s.reply_lag_p99_s = double(lag.p99_ns) / 1e9;
+    metrics_->publish(std::move(s));
+  }
+
   uint64_t mirrored() const { return mirror_.mirrored(); }
   const Accounting& accounting() const { return acct_; }
 
@@ -167,6 +203,7 @@ class Agent {
   StateWriter state_;
   uint64_t events_ = 0;
   EventLag reply_lag_;
+  std::unique_ptr<MetricsServer> metrics_;
   uint64_t lost_seen_ = 0;
   int64_t mono_to_real_ns_ = 0;
   std::chrono::steady_clock::time_point last_state_{};
@@ -299,13 +336,22 @@ int run_attach_tc(const AttachOptions& opt, const Policy& policy, const std::ato
   Pins pins{pin_dir_of(opt.pin_root, opt.iface)};
   pins.adopting = fs::exists(pins.dir + "/trees");
   std::error_code ec;
-  fs::create_directories(pins.dir, ec);
   fs::create_directories(opt.state_dir, ec);
   if (auto pid = running_agent(state_file_of(opt.state_dir, opt.iface))) {
     log("an agent (pid " + std::to_string(*pid) + ") already runs on " + opt.iface +
         "; stop it first (kill it, or nfsfence detach " + opt.iface + ")");
     return 1;
   }
+  std::unique_ptr<MetricsServer> metrics;
+  if (!opt.metrics.empty()) {  // before anything is made or attached: a port in use fails here
+    auto m = MetricsServer::start(opt.metrics);
+    if (!m) {
+      log(m.error().message);
+      return 1;
+    }
+    metrics = std::move(*m);
+  }
+  fs::create_directories(pins.dir, ec);
   auto prog = load_and_attach(opt, *ifindex, pins);
   if (!prog) {
     log(prog.error().message);
@@ -329,6 +375,7 @@ int run_attach_tc(const AttachOptions& opt, const Policy& policy, const std::ato
   }
   double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   agent.write_state();
+  if (metrics) agent.serve_metrics(std::move(metrics));
 
   // From here on the programs stay attached however the agent ends (an exception
   // included): they keep enforcing the last state, as when the agent is killed.
@@ -369,6 +416,10 @@ int run_attach(const AttachOptions& opt_in, const std::atomic<bool>& stop) {
     }
     log("mode auto picked " + c->second);
     opt.mode = c->first;
+    if (opt.mode == Mode::Lsm && !opt.metrics.empty()) {
+      log("--metrics is for --mode tc, and auto picked lsm (the LSM agent has no metrics yet): drop --metrics");
+      return 1;
+    }
   }
   if (opt.mode == Mode::Lsm) return run_attach_lsm(opt, *policy, stop);
   return run_attach_tc(opt, *policy, stop);

@@ -28,6 +28,7 @@ struct AttachOptions {
   std::string state_dir = "/run/nfsfence";
   size_t max_handles = NFSF_MAX_HANDLES;
   unsigned wakeup_us = NFSF_WAKE_NS / 1000;  // tc: reply events wake the agent at most this often
+  std::string metrics;                       // tc: ADDR:PORT to serve Prometheus metrics on (empty: none)
 };
 
 // Runs until `stop` becomes true (the CLI sets it from SIGINT/SIGTERM). Returns the exit

@@ -2,6 +2,7 @@
 #include <csignal>
 
 #include "src/agent.h"
+#include "src/metrics.h"
 #include "src/options.h"
 
 namespace nfsfence::cli {
@@ -43,6 +44,8 @@ int cmd_attach(const std::vector<std::string>& args) {
       "wakeup-us", po::value(&wakeup)->default_value(wakeup),
       "tc: the kernel wakes the agent for reply events at most this often (microseconds; 0: at every reply). "
       "Fewer wakeups cost less per reply (a wakeup is ~5 us); the agent sees a reply at most about this much later")(
+      "metrics", po::value(&o.metrics),
+      "tc: serve Prometheus metrics on ADDR:PORT at /metrics (e.g. 127.0.0.1:9109; names: docs/metrics.md)")(
       "max-handles", po::value(&o.max_handles)->default_value(NFSF_MAX_HANDLES),
       "size of the handle map (kernel memory: see docs/architecture.md)")(
       "pin-dir", po::value(&o.pin_root)->default_value("/sys/fs/bpf/nfsfence"), kPinHelp)(
@@ -91,6 +94,16 @@ int cmd_attach(const std::vector<std::string>& args) {
   if (o.mode == agent::Mode::Lsm && !vm["action"].defaulted()) {
     error("--action is for --mode tc: the LSM hooks always refuse with EDQUOT");
     return kExitUsage;
+  }
+  if (o.mode == agent::Mode::Lsm && vm.count("metrics")) {
+    error("--metrics is for --mode tc (the LSM agent has no metrics yet)");
+    return kExitUsage;
+  }
+  if (vm.count("metrics")) {
+    if (auto e = agent::check_listen_address(o.metrics); !e.empty()) {
+      error(e);
+      return kExitUsage;
+    }
   }
   if (o.mode == agent::Mode::Lsm && !vm["wakeup-us"].defaulted()) {
     error("--wakeup-us is for --mode tc: the LSM hooks send no events");

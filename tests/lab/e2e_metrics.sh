@@ -1,0 +1,153 @@
+#!/usr/bin/env bash
+# ctest lab_metrics_e2e: `nfsfence attach --metrics` scraped by a real Prometheus server.
+#
+# Lab: ganesha (server namespace) + nfsf_client (client namespace), the agent on vcli with
+# --metrics CLI_IP:9109, and Prometheus (Debian `prometheus`) in the client namespace
+# scraping it every second. A client fills vol-a (limit 1Mi) with 64 KiB WRITEs until the
+# server answers NFS3ERR_DQUOT; then the test reads the values back through Prometheus's
+# HTTP query API and compares them with the server's disk and the client's results:
+#   usage == the bytes vol-a holds on the server's disk, over == 1, limit == 1Mi,
+#   refused_writes_total == the client's DQUOT count (> 0), agent_up == 1, and Prometheus
+#   saw no counter reset (resets() == 0);
+# and a second agent whose metrics port is taken fails with one line, exit 1, nothing left.
+#
+# Env: as e2e_enforce.sh (NFSF_BIN, NFSF_CLIENT or NFSF_BUILD_DIR, LAB_KEEP=1).
+# Exit: 0 pass, 1 fail, 77 skip (not root, no netns/ganesha/libnfs client/clsact/BPF/prometheus).
+set -euo pipefail
+HERE=$(cd "$(dirname "$0")" && pwd)
+NFSF_SOURCE_DIR=${NFSF_SOURCE_DIR:-$(cd "$HERE/../.." && pwd)}
+NFSF_BUILD_DIR=${NFSF_BUILD_DIR:-$NFSF_SOURCE_DIR/build}
+NFSF_BIN=${NFSF_BIN:-$NFSF_BUILD_DIR/nfsfence}
+# shellcheck source=tests/lab/lab.sh source-path=SCRIPTDIR
+source "$HERE/lab.sh"
+lab_require
+command -v jq >/dev/null || lab_skip "jq not installed (apt-get install jq)"
+command -v curl >/dev/null || lab_skip "curl not installed (apt-get install curl)"
+command -v prometheus >/dev/null || lab_skip "prometheus not installed (apt-get install prometheus)"
+lab_client_bin >/dev/null || lab_skip "nfsf_client not built (needs libnfs-dev; target nfsf_client)"
+[[ -x $NFSF_BIN ]] || { echo "FAIL: nfsfence binary not found at NFSF_BIN=$NFSF_BIN" >&2; exit 1; }
+[[ $("$NFSF_BIN" attach --help 2>/dev/null || true) == *--metrics* ]] || lab_skip "$NFSF_BIN has no 'attach --metrics'"
+lab_bpf_require
+
+FAILS=0
+fail() { echo "FAIL: $*" >&2; FAILS=$((FAILS + 1)); LAB_KEEP=1; }
+fatal() { echo "FAIL: $*" >&2; LAB_KEEP=1; exit 1; }
+ok() { echo "ok: $*"; }
+check() { local what=$1; shift; if "$@"; then ok "$what"; else fail "$what"; fi; }
+
+PROM_PID=
+down() {
+	local rc=$?
+	if [[ -n $PROM_PID ]]; then
+		kill "$PROM_PID" 2>/dev/null || true
+		wait "$PROM_PID" 2>/dev/null || true
+	fi
+	(exit $rc)
+	lab_e2e_down
+}
+LAB_NO_TRAP=1
+lab_up metrics || fatal "lab_up failed"
+trap down EXIT
+lab_agent_dirs || fatal "cannot mount a bpffs for the agent"
+POLICY=$LAB_DIR/policy.yaml
+cat >"$POLICY" <<EOF2
+export: $LAB_EXPORT_PATH
+server: $LAB_SRV_IP
+trees:
+  - name: vol-a
+    path: vol-a
+    limit: 1Mi
+  - name: vol-b
+    path: vol-b
+    limit: 1Gi
+EOF2
+METRICS=$LAB_CLI_IP:9109
+PROM=$LAB_CLI_IP:9090
+
+lab_client "$(lab_url)" mkdir vol-a mkdir vol-b >"$LAB_DIR/setup.out" 2>&1 || fatal "setup client failed"
+lab_agent_start "$LAB_DIR/agent.log" --policy "$POLICY" --mount-port 20048 --metrics "$METRICS" ||
+	fatal "attach --metrics did not get ready: $(cat "$LAB_DIR/agent.log")"
+ok "attach --metrics $METRICS ready"
+
+mkdir -p "$LAB_DIR/prom"
+cat >"$LAB_DIR/prom/prometheus.yml" <<EOF2
+global:
+  scrape_interval: 1s
+  evaluation_interval: 1s
+scrape_configs:
+  - job_name: nfsfence
+    static_configs:
+      - targets: ['$METRICS']
+EOF2
+ip netns exec "$LAB_NS_CLI" prometheus --config.file="$LAB_DIR/prom/prometheus.yml" \
+	--storage.tsdb.path="$LAB_DIR/prom/data" --web.listen-address="$PROM" >"$LAB_DIR/prom/log" 2>&1 &
+PROM_PID=$!
+# query EXPR: the value of the first sample, or "none"
+query() {
+	ip netns exec "$LAB_NS_CLI" curl -s --max-time 5 "http://$PROM/api/v1/query" --data-urlencode "query=$1" |
+		jq -r 'if .status == "success" and (.data.result | length) > 0 then .data.result[0].value[1] else "none" end' 2>/dev/null ||
+		echo none
+}
+# wait_value EXPR WANT [SECS=20]: polls Prometheus until EXPR == WANT; GOT = the last value
+wait_value() {
+	local i
+	for ((i = 0; i < ${3:-20} * 4; i++)); do
+		GOT=$(query "$1")
+		[[ $GOT == "$2" ]] && return 0
+		sleep 0.25
+	done
+	return 1
+}
+wait_value 'nfsfence_agent_up' 1 || fatal "Prometheus never scraped the agent (up: $GOT; $(tail -n 3 "$LAB_DIR/prom/log"))"
+ok "Prometheus scrapes $METRICS: nfsfence_agent_up 1"
+
+# fill vol-a: 32 WRITEs of 64 KiB into a 1 MiB tree, going on after the refusals
+lab_client --keep-going "$(lab_url)" write vol-a/f 2Mi 64Ki write vol-b/g 256Ki 64Ki >"$LAB_DIR/fill.out" 2>&1 || true
+dq=$(grep -c -E '^op=write path=vol-a/f .*status=NFS3ERR_DQUOT' "$LAB_DIR/fill.out" || true)
+okw=$(grep -c -E '^op=write path=vol-a/f .*status=OK' "$LAB_DIR/fill.out" || true)
+used=$(lab_tree_used vol-a)
+check "the client saw $okw WRITEs OK and $dq refused with NFS3ERR_DQUOT in vol-a" test "$dq" -gt 0 -a "$okw" -gt 0
+
+if wait_value 'nfsfence_tree_usage_bytes{tree="vol-a"}' "$used"; then
+	ok "Prometheus: nfsfence_tree_usage_bytes{tree=\"vol-a\"} == $used, the bytes vol-a holds on the server's disk"
+else
+	fail "Prometheus: nfsfence_tree_usage_bytes{tree=\"vol-a\"} is $GOT, the server's disk holds $used"
+fi
+if wait_value 'nfsfence_tree_refused_writes_total{tree="vol-a"}' "$dq"; then
+	ok "Prometheus: nfsfence_tree_refused_writes_total{tree=\"vol-a\"} == $dq, the client's NFS3ERR_DQUOT count"
+else
+	fail "Prometheus: nfsfence_tree_refused_writes_total{tree=\"vol-a\"} is $GOT, the client saw $dq refusals"
+fi
+v=$(query 'nfsfence_tree_over{tree="vol-a"}')
+check "Prometheus: nfsfence_tree_over{tree=\"vol-a\"} == 1 ($v)" test "$v" = 1
+v=$(query 'nfsfence_tree_over{tree="vol-b"}')
+check "Prometheus: nfsfence_tree_over{tree=\"vol-b\"} == 0 ($v)" test "$v" = 0
+v=$(query 'nfsfence_tree_limit_bytes{tree="vol-a"}')
+check "Prometheus: nfsfence_tree_limit_bytes{tree=\"vol-a\"} == 1048576 ($v)" test "$v" = 1048576
+v=$(query 'nfsfence_tree_refused_writes_total{tree="vol-b"}')
+check "Prometheus: nfsfence_tree_refused_writes_total{tree=\"vol-b\"} == 0 ($v)" test "$v" = 0
+v=$(query 'nfsfence_write_verdicts_total{verdict="refused_rewrite"}')
+check "Prometheus: nfsfence_write_verdicts_total{verdict=\"refused_rewrite\"} == $dq ($v)" test "$v" = "$dq"
+# resets() drops the metric name, so one query per counter
+resets=0
+for c in nfsfence_tree_writes_total nfsfence_tree_write_bytes_total nfsfence_tree_refused_writes_total \
+	nfsfence_tree_refused_bytes_total nfsfence_packets_total nfsfence_nfs_packets_total nfsfence_parse_errors_total \
+	nfsfence_write_verdicts_total nfsfence_events_total nfsfence_events_lost_total; do
+	v=$(query "sum(resets($c[5m]))")
+	[[ $v == 0 ]] || { echo "    $c: resets $v" >&2; resets=$((resets + 1)); }
+done
+check "Prometheus saw no counter of nfsfence go back (10 counters, resets() == 0 for each)" test "$resets" -eq 0
+v=$(query 'nfsfence_packets_total')
+check "Prometheus: nfsfence_packets_total > 0 ($v)" test "${v%%.*}" -gt 0 2>/dev/null
+
+# a second agent whose metrics port is taken (Prometheus's own): one line, exit 1, nothing left
+rc=0
+ip netns exec "$LAB_NS_CLI" "$NFSF_BIN" attach lo --policy "$POLICY" --pin-dir "$LAB_PIN_DIR" \
+	--state-dir "$LAB_STATE_DIR" --metrics "$PROM" >"$LAB_DIR/busy.out" 2>"$LAB_DIR/busy.err" || rc=$?
+n=$(wc -l <"$LAB_DIR/busy.err")
+check "attach with a taken metrics port: exit $rc, $n line: $(head -c 200 "$LAB_DIR/busy.err")" \
+	test "$rc" -eq 1 -a "$n" -eq 1 -a -n "$(grep -- "--metrics $PROM: cannot listen" "$LAB_DIR/busy.err")"
+check "nothing attached to lo, no pins for lo" test -z "$(lab_tc_filters lo)" -a ! -e "$LAB_PIN_DIR/lo"
+
+((FAILS == 0)) || { echo "FAIL: $FAILS checks failed (lab dir kept: $LAB_DIR)" >&2; exit 1; }
+echo "PASS"
