@@ -45,11 +45,12 @@ std::vector<MetricFamily> metric_families(const MetricsSnapshot& s) {
                       "the tree's usage: the sum of its files' sizes (or space used) as the server last reported them",
                       MetricType::Gauge);
   auto over = family("nfsfence_tree_over", "1 while the kernel refuses WRITEs to the tree", MetricType::Gauge);
-  auto writes = family("nfsfence_tree_writes_total", "WRITE calls to the tree the kernel let pass", MetricType::Counter);
+  auto writes =
+      family("nfsfence_tree_writes_total", "WRITE calls to the tree the kernel let pass", MetricType::Counter);
   auto wbytes = family("nfsfence_tree_write_bytes_total", "bytes of the WRITE calls to the tree the kernel let pass",
                        MetricType::Counter);
-  auto refused = family("nfsfence_tree_refused_writes_total", "WRITE calls to the tree the kernel refused",
-                        MetricType::Counter);
+  auto refused =
+      family("nfsfence_tree_refused_writes_total", "WRITE calls to the tree the kernel refused", MetricType::Counter);
   auto rbytes = family("nfsfence_tree_refused_bytes_total", "bytes of the WRITE calls to the tree the kernel refused",
                        MetricType::Counter);
   for (const auto& t : s.trees) {
@@ -80,16 +81,18 @@ std::vector<MetricFamily> metric_families(const MetricsSnapshot& s) {
   }
   out.push_back(std::move(errs));
   auto verdicts = family("nfsfence_write_verdicts_total", "WRITE calls by the kernel's verdict", MetricType::Counter);
-  for (auto [c, v] : {std::pair{NFSF_C_WRITE_ALLOWED, "allowed"}, {NFSF_C_WRITE_UNKNOWN_FH, "unknown_handle"},
-                      {NFSF_C_WRITE_REFUSED_REWRITE, "refused_rewrite"}, {NFSF_C_WRITE_REFUSED_DROP, "refused_drop"},
+  for (auto [c, v] : {std::pair{NFSF_C_WRITE_ALLOWED, "allowed"},
+                      {NFSF_C_WRITE_UNKNOWN_FH, "unknown_handle"},
+                      {NFSF_C_WRITE_REFUSED_REWRITE, "refused_rewrite"},
+                      {NFSF_C_WRITE_REFUSED_DROP, "refused_drop"},
                       {NFSF_C_ROOM_REFUSED, "refused_room"}})
     add(verdicts, double(s.counters[c]), {{"verdict", v}});
   out.push_back(std::move(verdicts));
   auto events = family("nfsfence_events_total", "ring buffer events sent to the agent", MetricType::Counter);
   add(events, double(s.counters[NFSF_C_EVENTS]));
   out.push_back(std::move(events));
-  auto lost = family("nfsfence_events_lost_total", "ring buffer events lost (the ring was full); each starts a resync walk",
-                     MetricType::Counter);
+  auto lost = family("nfsfence_events_lost_total",
+                     "ring buffer events lost (the ring was full); each starts a resync walk", MetricType::Counter);
   add(lost, double(s.counters[NFSF_C_EVENTS_LOST]));
   out.push_back(std::move(lost));
   auto wakeups = family("nfsfence_events_wakeups_total", "ring buffer events that woke the agent (--wakeup-us)",

@@ -47,17 +47,16 @@ std::string text(const MetricsSnapshot& s) {
 
 TEST(Metrics, SnapshotAsTextExposition) {
   std::string t = text(snapshot());
-  for (const char* line : {"nfsfence_agent_up 1", "nfsfence_tree_limit_bytes{tree=\"vol-a\"} 1048576",
-                           "nfsfence_tree_usage_bytes{tree=\"vol-a\"} 1114112", "nfsfence_tree_over{tree=\"vol-a\"} 1",
-                           "nfsfence_tree_writes_total{tree=\"vol-a\"} 17",
-                           "nfsfence_tree_write_bytes_total{tree=\"vol-a\"} 1114112",
-                           "nfsfence_tree_refused_writes_total{tree=\"vol-a\"} 3",
-                           "nfsfence_tree_refused_bytes_total{tree=\"vol-a\"} 196608", "nfsfence_packets_total 1000",
-                           "nfsfence_parse_errors_total{reason=\"fh_len\"} 2",
-                           "nfsfence_parse_errors_total{reason=\"short\"} 0",
-                           "nfsfence_write_verdicts_total{verdict=\"refused_rewrite\"} 3", "nfsfence_handles 42",
-                           "nfsfence_reply_lag_seconds{quantile=\"0.99\"} 0.004", "nfsfence_reply_lag_seconds_count 10",
-                           "# TYPE nfsfence_tree_refused_writes_total counter", "# TYPE nfsfence_tree_over gauge"})
+  for (const char* line :
+       {"nfsfence_agent_up 1", "nfsfence_tree_limit_bytes{tree=\"vol-a\"} 1048576",
+        "nfsfence_tree_usage_bytes{tree=\"vol-a\"} 1114112", "nfsfence_tree_over{tree=\"vol-a\"} 1",
+        "nfsfence_tree_writes_total{tree=\"vol-a\"} 17", "nfsfence_tree_write_bytes_total{tree=\"vol-a\"} 1114112",
+        "nfsfence_tree_refused_writes_total{tree=\"vol-a\"} 3",
+        "nfsfence_tree_refused_bytes_total{tree=\"vol-a\"} 196608", "nfsfence_packets_total 1000",
+        "nfsfence_parse_errors_total{reason=\"fh_len\"} 2", "nfsfence_parse_errors_total{reason=\"short\"} 0",
+        "nfsfence_write_verdicts_total{verdict=\"refused_rewrite\"} 3", "nfsfence_handles 42",
+        "nfsfence_reply_lag_seconds{quantile=\"0.99\"} 0.004", "nfsfence_reply_lag_seconds_count 10",
+        "# TYPE nfsfence_tree_refused_writes_total counter", "# TYPE nfsfence_tree_over gauge"})
     EXPECT_NE(t.find(std::string(line) + "\n"), std::string::npos) << line << "\n--- in ---\n" << t;
   // every err_* counter is a reason, and only those
   EXPECT_EQ(t.find("reason=\"err_"), std::string::npos);
@@ -78,7 +77,8 @@ int free_port() {
   a.sin_family = AF_INET;
   a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
   socklen_t n = sizeof a;
-  if (fd < 0 || bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) || getsockname(fd, reinterpret_cast<sockaddr*>(&a), &n)) {
+  if (fd < 0 || bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) ||
+      getsockname(fd, reinterpret_cast<sockaddr*>(&a), &n)) {
     if (fd >= 0) close(fd);
     return -1;
   }

@@ -75,17 +75,7 @@ lab_up e2e || fatal "lab_up failed"
 trap 'lab_e2e_down' EXIT
 lab_agent_dirs || fatal "cannot mount a bpffs for the agent"
 POLICY=$LAB_DIR/policy.yaml
-cat >"$POLICY" <<EOF
-export: $LAB_EXPORT_PATH
-server: $LAB_SRV_IP
-trees:
-  - name: vol-a
-    path: vol-a
-    limit: 1Mi
-  - name: vol-b
-    path: vol-b
-    limit: 1Gi
-EOF
+lab_policy "$POLICY"
 
 # ---- helpers
 # client NAME [nfsf_client args...]: output in $LAB_DIR/NAME.out, exit code in CLIENT_RC,

@@ -50,17 +50,7 @@ lab_up metrics || fatal "lab_up failed"
 trap down EXIT
 lab_agent_dirs || fatal "cannot mount a bpffs for the agent"
 POLICY=$LAB_DIR/policy.yaml
-cat >"$POLICY" <<EOF2
-export: $LAB_EXPORT_PATH
-server: $LAB_SRV_IP
-trees:
-  - name: vol-a
-    path: vol-a
-    limit: 1Mi
-  - name: vol-b
-    path: vol-b
-    limit: 1Gi
-EOF2
+lab_policy "$POLICY"
 METRICS=$LAB_CLI_IP:9109
 PROM=$LAB_CLI_IP:9090
 

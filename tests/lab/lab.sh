@@ -375,6 +375,21 @@ lab_tc_filters() {
 	done
 }
 
+# lab_policy FILE: the e2e tests' policy: vol-a (limit 1Mi) and vol-b (1Gi) of the lab's export
+lab_policy() {
+	cat >"$1" <<EOF
+export: $LAB_EXPORT_PATH
+server: $LAB_SRV_IP
+trees:
+  - name: vol-a
+    path: vol-a
+    limit: 1Mi
+  - name: vol-b
+    path: vol-b
+    limit: 1Gi
+EOF
+}
+
 lab_tree_used() {
 	local tree=$1 col=3
 	[[ ${2:-used} == size ]] && col=2
