@@ -1,6 +1,7 @@
 // Same counters on both paths for the same packet (issue 9). A WRITE head arrives whole in
-// one skb (the skb path: nfsf_stream.h, handle_call) or cut by the skb end and completed
-// from the next skb (the carry path: nfsf_split.h, carry_call). A table of malformed WRITE
+// one skb (the packet path: head_call with carried = 0, nfsf_heads.h) or cut by the skb end
+// and completed from the next skb (the carry path: nfsf_split.h, then head_call with
+// carried = 1). A table of malformed WRITE
 // heads (and two well-formed controls), each sent whole and cut after every byte, on TC
 // egress and XDP: the counter deltas of every cut must equal those of the whole head.
 //
