@@ -3,6 +3,8 @@
 #include <arpa/inet.h>
 #include <netdb.h>
 
+#include <unordered_map>
+
 namespace nfsfence {
 namespace {
 std::vector<std::vector<std::string>> tree_paths(const Policy& p) {
@@ -36,8 +38,8 @@ std::optional<Endpoint> server_address(const std::optional<std::string>& server)
 
 Accounting::Accounting(const Policy& policy, size_t max_handles, Events events)
     : policy_(policy),
-      server_(server_address(policy.server)),
-      cache_(tree_paths(policy), max_handles),
+      server_(server_address(policy_.server)),
+      cache_(tree_paths(policy_), max_handles),
       events_(std::move(events)),
       trees_(policy.trees.size()),
       sums_(policy.trees.size() + 2),
@@ -45,6 +47,61 @@ Accounting::Accounting(const Policy& policy, size_t max_handles, Events events)
   cache_.set_tree_hook([this](HandleCache::Id, HandleCache::Node& n, int) { tree_changed(n); });
   if (policy.root_fh) cache_.set_root(view(*policy.root_fh));
   settle();
+}
+
+std::vector<int> Accounting::set_policy(Policy next) {
+  std::unordered_map<std::string, int> by_name;
+  for (size_t j = 0; j < next.trees.size(); j++) by_name.emplace(next.trees[j].name, int(j));
+  std::vector<int> renumber(policy_.trees.size(), HandleCache::kNoTree);
+  for (size_t i = 0; i < policy_.trees.size(); i++)
+    if (auto it = by_name.find(policy_.trees[i].name); it != by_name.end()) renumber[i] = it->second;
+
+  std::vector<HandleCache::Id> was_removed;  // nodes of a removed tree
+  cache_.for_each([&](HandleCache::Id id, HandleCache::Node& n) {
+    if (n.tree >= 0 && renumber[size_t(n.tree)] == HandleCache::kNoTree) was_removed.push_back(id);
+  });
+
+  std::vector<TreeState> trees(next.trees.size());
+  std::vector<Sum> sums(next.trees.size() + 2);
+  for (size_t i = 0; i < policy_.trees.size(); i++) {
+    int j = renumber[i];
+    if (j >= 0) {
+      trees[size_t(j)] = trees_[i];
+      sums[size_t(j)] = sums_[i];
+    } else {
+      sums[next.trees.size()] += sums_[i];  // 0 once its files were uncharged
+    }
+  }
+  sums[next.trees.size()] += sums_[outside_bucket()];
+  sums[next.trees.size() + 1] += sums_[unknown_bucket()];
+  trees_ = std::move(trees);
+  sums_ = std::move(sums);
+  dirty_.clear();
+  is_dirty_.assign(next.trees.size(), false);
+  if (next.server != policy_.server) server_ = server_address(next.server);
+  policy_ = std::move(next);
+  // Files below a new or moved path move into their tree (through tree_changed()).
+  cache_.retree(tree_paths(policy_), renumber);
+  if (policy_.root_fh && !cache_.has_root()) cache_.set_root(view(*policy_.root_fh));
+  // A removed tree's handles leave the cache, unless they are in a tree now or on the way
+  // to one (a directory above a nested tree). Uncharged first: forgetting a directory
+  // orphans its children, whose bytes must not move to "unknown" on the way out.
+  auto leaves = [&](HandleCache::Id id) {
+    const HandleCache::Node& n = cache_.node(id);
+    return n.live && n.tree < 0 && n.trie < 0;
+  };
+  std::erase_if(was_removed, [&](HandleCache::Id id) { return !leaves(id); });
+  for (HandleCache::Id id : was_removed) uncharge(id);
+  for (HandleCache::Id id : was_removed) cache_.forget(id);
+  if (!was_removed.empty()) cache_.compact();
+  // Limits may have changed for every tree: check them all.
+  for (size_t j = 0; j < trees_.size(); j++)
+    if (!is_dirty_[j]) {
+      is_dirty_[j] = true;
+      dirty_.push_back(int(j));
+    }
+  settle();
+  return renumber;
 }
 
 bool Accounting::from_policy_server(const RpcMessage& m) const {

@@ -54,6 +54,14 @@ class Accounting {
   Accounting(const Accounting&) = delete;
   Accounting& operator=(const Accounting&) = delete;
 
+  // A new policy while running (the agent's reload). Trees are the same tree when their
+  // names are: a kept tree keeps its usage and state, and a changed path or limit takes
+  // effect here (files move in and out through the cache's placement, `on_limit` fires
+  // for a tree that flips). The handles of a removed tree are forgotten (memory returns).
+  // A new tree starts from what the cache already knows below its path; walk it to know
+  // the rest. Returns, per old tree, its new index (HandleCache::kNoTree: removed).
+  std::vector<int> set_policy(Policy next);
+
   // Feeds one decoded message (calls are ignored; replies teach handles and usage).
   void on_message(const RpcMessage& m);
   // False if the policy names a server and the message's server is another one.
@@ -89,7 +97,7 @@ class Accounting {
   void settle();
   void check(int tree);
 
-  const Policy& policy_;
+  Policy policy_;
   std::optional<Endpoint> server_;  // policy.server as an address (resolved once)
   HandleCache cache_;
   Events events_;

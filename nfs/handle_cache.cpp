@@ -7,7 +7,11 @@ std::string_view as_sv(ByteView b) { return {reinterpret_cast<const char*>(b.dat
 
 HandleCache::HandleCache(std::vector<std::vector<std::string>> tree_paths, size_t max_handles)
     : max_handles_(max_handles) {
-  trie_.emplace_back();
+  build_trie(tree_paths);
+}
+
+void HandleCache::build_trie(const std::vector<std::vector<std::string>>& tree_paths) {
+  trie_.assign(1, TrieNode{});
   for (size_t t = 0; t < tree_paths.size(); t++) {
     int cur = 0;
     for (auto& comp : tree_paths[t]) {
@@ -23,6 +27,24 @@ HandleCache::HandleCache(std::vector<std::vector<std::string>> tree_paths, size_
     }
     trie_[cur].tree = int(t);
   }
+}
+
+void HandleCache::retree(std::vector<std::vector<std::string>> tree_paths, const std::vector<int>& renumber) {
+  auto re = [&](int t) { return t < 0 ? t : size_t(t) < renumber.size() ? renumber[size_t(t)] : kNoTree; };
+  constexpr int32_t kStale = -3;  // never a placement: place() sees every node reached as changed
+  build_trie(tree_paths);
+  for (Id i = 0; i < nodes_.size(); i++) {
+    Node& n = nodes_[i];
+    if (!n.live) continue;
+    n.tree = re(n.tree);
+    n.charged_tree = re(n.charged_tree);
+    n.mirrored_tree = re(n.mirrored_tree);
+    n.trie = n.parent != kNone || i == root_ ? kStale : -1;
+  }
+  if (root_ != kNone) resettle(root_);
+  // What the root does not reach hangs below a node without a name: unknown, off the trie.
+  for (Node& n : nodes_)
+    if (n.live && n.trie == kStale) n.trie = -1;
 }
 
 std::string HandleCache::dirent_key(Id dir, std::string_view name) {
@@ -214,6 +236,20 @@ void HandleCache::forget(Id id) {
   n = Node{};
   free_.push_back(id);
   stats_.handles--;
+}
+
+void HandleCache::compact() {
+  size_t end = nodes_.size();
+  while (end > 0 && !nodes_[end - 1].live) end--;
+  if (end < nodes_.size()) {
+    std::erase_if(free_, [&](Id id) { return id >= end; });
+    nodes_.resize(end);
+  }
+  nodes_.shrink_to_fit();
+  free_.shrink_to_fit();
+  std::vector<Id>().swap(walk_);
+  by_fh_.rehash(0);
+  dirents_.rehash(0);
 }
 
 // What id's placement must be given its parent's: the export root is at the trie's top

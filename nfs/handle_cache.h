@@ -82,6 +82,13 @@ class HandleCache {
 
   HandleCache(std::vector<std::vector<std::string>> tree_paths, size_t max_handles);
 
+  // A new set of tree paths (a policy reload). `renumber[t]` is the new number of old tree
+  // t (kNoTree: it is gone); every node's tree, charged tree and mirrored tree are
+  // renumbered first, then every placement below the root is computed afresh against the
+  // new paths (one pass over what the root reaches), and the tree hook sees each node
+  // whose tree changed, in the new numbering.
+  void retree(std::vector<std::vector<std::string>> tree_paths, const std::vector<int>& renumber);
+
   void set_root(ByteView fh);
   bool has_root() const { return root_ != kNone; }
   Id root() const { return root_; }
@@ -104,6 +111,9 @@ class HandleCache {
   Id rename(ByteView from_dir, std::string_view from_name, ByteView to_dir, std::string_view to_name, Id& replaced);
   // Drops a handle; its children become unknown. The caller uncharges it first.
   void forget(Id id);
+  // After many forget()s: gives back the free slots at the end of the node table and the
+  // hash tables' spare buckets (ids of live nodes do not change).
+  void compact();
 
   int tree_of(Id id) const { return id == kNone ? kUnknown : nodes_[id].tree; }
   int tree_of_fh(ByteView fh) const { return tree_of(find(fh)); }
@@ -146,6 +156,7 @@ class HandleCache {
     int tree;
   };
   static std::string dirent_key(Id dir, std::string_view name);
+  void build_trie(const std::vector<std::vector<std::string>>& tree_paths);
   bool may_attach(Id child, Id dir);
   void attach(Id child, Id dir, std::string_view name);
   void detach(Id child);

@@ -11,6 +11,7 @@
 #include <cctype>
 #include <cerrno>
 #include <cmath>
+#include <filesystem>
 #include <cstdio>
 #include <map>
 #include <set>
@@ -168,6 +169,60 @@ void check_server(const std::string& origin, const YAML::Node& at, const std::st
          quote(s) + " is not an IPv4 or IPv6 address or a host name (letters, digits, '-' and '.')");
 }
 
+// The keys a policy file and a policy directory's _defaults.yaml share: export (when
+// given), server, accounting, root_fh.
+void parse_common(const std::string& origin, const YAML::Node& root, const Keys& keys, Policy& p) {
+  if (root["export"]) {
+    p.export_path = scalar(origin, root, keys, "export", "export");
+    if (p.export_path.empty() || p.export_path[0] != '/')
+      fail(origin, root["export"], "export", quote(p.export_path) + " must be an absolute path");
+    while (p.export_path.size() > 1 && p.export_path.back() == '/') p.export_path.pop_back();
+  }
+  if (root["server"]) {
+    p.server = scalar(origin, root, keys, "server", "server");
+    check_server(origin, root["server"], *p.server);
+  }
+  if (root["accounting"]) {
+    std::string a = scalar(origin, root, keys, "accounting", "accounting");
+    if (a == "used")
+      p.accounting = AccountingMode::Used;
+    else if (a == "size")
+      p.accounting = AccountingMode::Size;
+    else
+      fail(origin, root["accounting"], "accounting", quote(a) + " is not one of: used, size");
+  }
+  if (root["root_fh"]) {
+    auto fh = from_hex(scalar(origin, root, keys, "root_fh", "root_fh"));
+    if (!fh || fh->empty() || fh->size() > 64)
+      fail(origin, root["root_fh"], "root_fh", "must be 1 to 64 bytes of hex (as `nfsfence decode` prints handles)");
+    p.root_fh = *fh;
+  }
+}
+
+// One tree's path, limit and soft_limit (its keys already checked), under `name`.
+TreePolicy parse_tree(const std::string& origin, const YAML::Node& t, const Keys& tkeys, const std::string& key,
+                      std::string name) {
+  TreePolicy tp;
+  for (const char* k : {"path", "limit"})
+    if (!t[k]) fail(origin, t, key + (key.empty() ? "" : ".") + k, "missing");
+  auto k = [&](const char* name) { return key.empty() ? std::string(name) : key + "." + name; };
+  tp.name = std::move(name);
+  check_name(origin, t["name"] ? t["name"] : t, k("name"), tp.name);
+  tp.components = split_path(origin, t["path"], k("path"), scalar(origin, t, tkeys, "path", k("path")));
+  for (auto& c : tp.components) tp.path += (tp.path.empty() ? "" : "/") + c;
+  auto lim = parse_size(scalar(origin, t, tkeys, "limit", k("limit")));
+  if (!lim) fail(origin, t["limit"], k("limit"), lim.error().message);
+  tp.limit = *lim;
+  if (t["soft_limit"]) {
+    auto soft = parse_size(scalar(origin, t, tkeys, "soft_limit", k("soft_limit")));
+    if (!soft) fail(origin, t["soft_limit"], k("soft_limit"), soft.error().message);
+    if (*soft > tp.limit) fail(origin, t["soft_limit"], k("soft_limit"), "is larger than limit");
+    tp.soft_limit = *soft;
+  }
+  tp.origin = origin;
+  return tp;
+}
+
 // The marks where the documents of `text` start (each at its `---` if it has one), at most
 // `max` of them; parser events only, no nodes. yaml-cpp 0.7 yields empty documents
 // forever, without moving on, at a ',' outside a list or mapping: the count stops there
@@ -261,7 +316,14 @@ std::string format_size(uint64_t b) {
   return buf;
 }
 
-Expected<Policy> parse_policy(const std::string& text, const std::string& origin) {
+namespace {
+
+// Loads the one YAML document of `text` and hands its mapping to `body`, which fails
+// through fail(); every error, yaml-cpp's included, ends as one line naming origin.
+// `what` names the file's kind in the messages ("policy", "tree file").
+template <typename F>
+Expected<Policy> with_document(const std::string& text, const std::string& origin, const char* what, const char* expect,
+                               F&& body) {
   try {
     // Not YAML::LoadAll: in yaml-cpp 0.7 it loops forever, allocating, on some malformed
     // input (",::" found by fuzz_policy; fixed upstream in yaml-cpp PR 1319). Count the
@@ -271,72 +333,13 @@ Expected<Policy> parse_policy(const std::string& text, const std::string& origin
     if (n >= 2 && starts[n - 1].pos == starts[n - 2].pos)  // no progress: the parser is stuck on bad input
       return make_error(origin + ":" + std::to_string(starts[n - 1].line + 1) + ": not valid YAML");
     if (n >= 2)
-      return make_error(origin + ":" + std::to_string(starts[1].line + 1) +
-                        ": a policy is one YAML document; found a second one");
+      return make_error(origin + ":" + std::to_string(starts[1].line + 1) + ": a " + what +
+                        " is one YAML document; found a second one");
     const YAML::Node root = starts.empty() ? YAML::Node() : YAML::Load(text);
     if (!root.IsDefined() || root.IsNull())
-      return make_error(origin + ": policy: is empty (expected a YAML mapping with keys export, trees, ...)");
-    if (!root.IsMap()) fail(origin, root, "policy", "must be a YAML mapping with keys export, trees, ...");
-    Keys keys = check_keys(origin, root, "", {"export", "server", "accounting", "root_fh", "trees"});
-    Policy p;
-    if (!root["export"])
-      fail(origin, root, "export", "missing (the export path as the client mounts it, e.g. /srv/nfs)");
-    p.export_path = scalar(origin, root, keys, "export", "export");
-    if (p.export_path.empty() || p.export_path[0] != '/')
-      fail(origin, root["export"], "export", quote(p.export_path) + " must be an absolute path");
-    while (p.export_path.size() > 1 && p.export_path.back() == '/') p.export_path.pop_back();
-    if (root["server"]) {
-      p.server = scalar(origin, root, keys, "server", "server");
-      check_server(origin, root["server"], *p.server);
-    }
-    if (root["accounting"]) {
-      std::string a = scalar(origin, root, keys, "accounting", "accounting");
-      if (a == "used")
-        p.accounting = AccountingMode::Used;
-      else if (a == "size")
-        p.accounting = AccountingMode::Size;
-      else
-        fail(origin, root["accounting"], "accounting", quote(a) + " is not one of: used, size");
-    }
-    if (root["root_fh"]) {
-      auto fh = from_hex(scalar(origin, root, keys, "root_fh", "root_fh"));
-      if (!fh || fh->empty() || fh->size() > 64)
-        fail(origin, root["root_fh"], "root_fh", "must be 1 to 64 bytes of hex (as `nfsfence decode` prints handles)");
-      p.root_fh = *fh;
-    }
-    const YAML::Node trees = root["trees"];
-    if (!trees) fail(origin, root, "trees", "missing (a list of {name, path, limit})");
-    if (!trees.IsSequence() || trees.size() == 0)
-      fail(origin, keys.at("trees"), "trees", "must be a non-empty list of {name, path, limit}");
-    std::set<std::string> names, paths;
-    for (size_t i = 0; i < trees.size(); i++) {
-      const YAML::Node t = trees[i];
-      std::string key = "trees[" + std::to_string(i) + "]";
-      if (!t.IsMap()) fail(origin, t, key, "must be a mapping with name, path, limit");
-      Keys tkeys = check_keys(origin, t, key, {"name", "path", "limit", "soft_limit"});
-      TreePolicy tp;
-      for (const char* k : {"name", "path", "limit"})
-        if (!t[k]) fail(origin, t, key + "." + k, "missing");
-      tp.name = scalar(origin, t, tkeys, "name", key + ".name");
-      check_name(origin, t["name"], key + ".name", tp.name);
-      tp.components = split_path(origin, t["path"], key + ".path", scalar(origin, t, tkeys, "path", key + ".path"));
-      for (auto& c : tp.components) tp.path += (tp.path.empty() ? "" : "/") + c;
-      auto lim = parse_size(scalar(origin, t, tkeys, "limit", key + ".limit"));
-      if (!lim) fail(origin, t["limit"], key + ".limit", lim.error().message);
-      tp.limit = *lim;
-      if (t["soft_limit"]) {
-        auto soft = parse_size(scalar(origin, t, tkeys, "soft_limit", key + ".soft_limit"));
-        if (!soft) fail(origin, t["soft_limit"], key + ".soft_limit", soft.error().message);
-        if (*soft > tp.limit) fail(origin, t["soft_limit"], key + ".soft_limit", "is larger than limit");
-        tp.soft_limit = *soft;
-      }
-      if (!names.insert(tp.name).second)
-        fail(origin, t["name"], key + ".name", quote(tp.name) + " is used by another tree");
-      if (!paths.insert(tp.path).second)
-        fail(origin, t["path"], key + ".path", quote(tp.path) + " is used by another tree");
-      p.trees.push_back(std::move(tp));
-    }
-    return p;
+      return make_error(origin + ": " + what + ": is empty (expected a YAML mapping with keys " + expect + ")");
+    if (!root.IsMap()) fail(origin, root, what, std::string("must be a YAML mapping with keys ") + expect);
+    return body(root);
   } catch (const PolicyError& e) {
     return make_error(e.msg);
   } catch (const YAML::DeepRecursion& e) {  // yaml-cpp's own text for it is "bad file"
@@ -348,14 +351,48 @@ Expected<Policy> parse_policy(const std::string& text, const std::string& origin
     os << ": " << clean(e.msg);
     return make_error(os.str());
   } catch (const std::exception& e) {
-    return make_error(origin + ": cannot parse the policy: " + clean(e.what()));
+    return make_error(origin + ": cannot parse the " + what + ": " + clean(e.what()));
   } catch (...) {
-    return make_error(origin + ": cannot parse the policy");
+    return make_error(origin + ": cannot parse the " + what);
   }
 }
 
-Expected<Policy> load_policy(const std::string& path) {
-  constexpr size_t kMaxBytes = 16 << 20;  // a policy is a small text file; /dev/zero is not one
+}  // namespace
+
+Expected<Policy> parse_policy(const std::string& text, const std::string& origin) {
+  return with_document(text, origin, "policy", "export, trees, ...", [&](const YAML::Node& root) -> Policy {
+    Keys keys = check_keys(origin, root, "", {"export", "server", "accounting", "root_fh", "trees"});
+    Policy p;
+    if (!root["export"])
+      fail(origin, root, "export", "missing (the export path as the client mounts it, e.g. /srv/nfs)");
+    parse_common(origin, root, keys, p);
+    const YAML::Node trees = root["trees"];
+    if (!trees) fail(origin, root, "trees", "missing (a list of {name, path, limit})");
+    if (!trees.IsSequence() || trees.size() == 0)
+      fail(origin, keys.at("trees"), "trees", "must be a non-empty list of {name, path, limit}");
+    std::set<std::string> names, paths;
+    for (size_t i = 0; i < trees.size(); i++) {
+      const YAML::Node t = trees[i];
+      std::string key = "trees[" + std::to_string(i) + "]";
+      if (!t.IsMap()) fail(origin, t, key, "must be a mapping with name, path, limit");
+      Keys tkeys = check_keys(origin, t, key, {"name", "path", "limit", "soft_limit"});
+      if (!t["name"]) fail(origin, t, key + ".name", "missing");
+      TreePolicy tp = parse_tree(origin, t, tkeys, key, scalar(origin, t, tkeys, "name", key + ".name"));
+      if (!names.insert(tp.name).second)
+        fail(origin, t["name"], key + ".name", quote(tp.name) + " is used by another tree");
+      if (!paths.insert(tp.path).second)
+        fail(origin, t["path"], key + ".path", quote(tp.path) + " is used by another tree");
+      p.trees.push_back(std::move(tp));
+    }
+    return p;
+  });
+}
+
+namespace {
+
+// A policy file's text: bounded (a policy is a small text file; /dev/zero is not one).
+Expected<std::string> read_policy_text(const std::string& path) {
+  constexpr size_t kMaxBytes = 16 << 20;
   int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
   if (fd < 0) return make_error(path + ": cannot open policy file: " + std::strerror(errno));
   std::string text;
@@ -376,7 +413,112 @@ Expected<Policy> load_policy(const std::string& path) {
     }
   }
   ::close(fd);
-  return parse_policy(text, path);
+  return text;
+}
+
+}  // namespace
+
+Expected<Policy> load_policy(const std::string& path) {
+  auto text = read_policy_text(path);
+  if (!text) return unexpected(text.error());
+  return parse_policy(*text, path);
+}
+
+namespace {
+
+bool is_tree_file(const std::string& name) {
+  return name.size() > 5 && name[0] != '.' && name[0] != '_' && name.ends_with(".yaml");
+}
+
+}  // namespace
+
+Expected<Policy> load_policy_dir(const std::string& dir) {
+  namespace fs = std::filesystem;
+  std::error_code ec;
+  if (!fs::is_directory(dir, ec))
+    return make_error(dir + ": " +
+                      (ec                ? ec.message()
+                       : fs::exists(dir) ? "not a directory"
+                                         : "does not exist") +
+                      " (--policy-dir names a directory of one YAML file per tree)");
+  std::vector<std::string> files;
+  for (auto it = fs::directory_iterator(dir, ec); !ec && it != fs::directory_iterator(); it.increment(ec)) {
+    std::string name = it->path().filename().string();
+    // Regular files (or links to them, as a Kubernetes ConfigMap mounts them); dot files are
+    // what a writer renames into place, and ConfigMaps' own ..data.
+    if (is_tree_file(name) && fs::is_regular_file(it->path(), ec)) files.push_back(name);
+  }
+  if (ec) return make_error(dir + ": cannot list the policy directory: " + ec.message());
+  std::sort(files.begin(), files.end());
+  auto join = [&](const std::string& name) { return (fs::path(dir) / name).string(); };
+
+  Policy p;
+  std::string export_from, server_from;  // the file that gave each
+  std::string defaults = join("_defaults.yaml");
+  if (fs::exists(defaults, ec)) {
+    auto text = read_policy_text(defaults);
+    if (!text) return unexpected(text.error());
+    auto d = with_document(*text, defaults, "defaults file", "export, server, accounting, root_fh",
+                           [&](const YAML::Node& root) -> Policy {
+                             Keys keys = check_keys(defaults, root, "", {"export", "server", "accounting", "root_fh"});
+                             Policy q;
+                             parse_common(defaults, root, keys, q);
+                             return q;
+                           });
+    if (!d) return d;
+    p = std::move(*d);
+    if (!p.export_path.empty()) export_from = defaults;
+    if (p.server) server_from = defaults;
+  }
+  std::map<std::string, std::string> names, paths;  // -> the file that claimed it
+  for (const std::string& f : files) {
+    std::string origin = join(f);
+    auto text = read_policy_text(origin);
+    if (!text) return unexpected(text.error());
+    auto one = with_document(*text, origin, "tree file", "path, limit, ...", [&](const YAML::Node& t) -> Policy {
+      Keys keys = check_keys(origin, t, "", {"name", "path", "limit", "soft_limit", "export", "server"});
+      Policy q;
+      parse_common(origin, t, keys, q);
+      std::string name = t["name"] ? scalar(origin, t, keys, "name", "name") : f.substr(0, f.size() - 5);
+      q.trees.push_back(parse_tree(origin, t, keys, "", name));
+      const TreePolicy& tp = q.trees.back();
+      auto claim = [&](std::map<std::string, std::string>& seen, const std::string& v, const char* key,
+                       const char* what) {
+        auto [it, fresh] = seen.emplace(v, origin);
+        if (!fresh) fail(origin, t[key] ? t[key] : t, key, quote(v) + " is " + what + " " + it->second + " too");
+      };
+      claim(names, tp.name, "name", "the name of the tree in");
+      claim(paths, tp.path, "path", "claimed by");
+      // One agent enforces one export of one server: every file that names them agrees.
+      if (!q.export_path.empty()) {
+        if (export_from.empty()) {
+          p.export_path = q.export_path;
+          export_from = origin;
+        } else if (q.export_path != p.export_path) {
+          fail(origin, t["export"], "export",
+               quote(q.export_path) + " differs from " + quote(p.export_path) + " in " + export_from +
+                   " (one agent enforces one export)");
+        }
+      }
+      if (q.server) {
+        if (server_from.empty()) {
+          p.server = q.server;
+          server_from = origin;
+        } else if (*q.server != *p.server) {
+          fail(origin, t["server"], "server",
+               quote(*q.server) + " differs from " + quote(*p.server) + " in " + server_from +
+                   " (one agent enforces one server's export)");
+        }
+      }
+      return q;
+    });
+    if (!one) return one;
+    p.trees.push_back(std::move(one->trees[0]));
+  }
+  if (p.export_path.empty())
+    return make_error(dir + ": export: missing (give it in " + defaults +
+                      ", e.g. `export: /srv/nfs`, or in the tree files)");
+  return p;
 }
 
 }  // namespace nfsfence

@@ -27,6 +27,7 @@ struct TreePolicy {
   std::vector<std::string> components;  // path split on '/'
   uint64_t limit = 0;
   std::optional<uint64_t> soft_limit;
+  std::string origin;  // the file it came from (a policy directory has one per tree)
 };
 
 struct Policy {
@@ -41,6 +42,20 @@ struct Policy {
 // input, however hostile, gives a policy or a one-line error (docs/policy.md lists them).
 Expected<Policy> load_policy(const std::string& path);
 Expected<Policy> parse_policy(const std::string& text, const std::string& origin);
+
+// A policy directory (`--policy-dir`): one YAML file per tree, what a CSI driver writes when
+// it creates a volume and removes when it deletes one, plus an optional `_defaults.yaml`:
+//
+//   _defaults.yaml:  export: /srv/nfs/export   server: 10.99.0.2   accounting: used   root_fh: ...
+//   vol-a.yaml:      path: vol-a   limit: 50Gi   soft_limit: 40Gi   # name: the file name without .yaml
+//
+// A tree file may also give `export` and `server` (csi-driver-nfs's server#share#subdir
+// names all three); every file that gives them must agree. Files whose names start with
+// '.' or '_' or do not end in ".yaml" are not trees: write a file under such a name and
+// rename it into place, so that no reader ever sees half of it. The directory may hold no
+// tree (a node without volumes yet). Errors name the file: "DIR/vol-b.yaml:2: path: 'a' is
+// claimed by DIR/vol-a.yaml too".
+Expected<Policy> load_policy_dir(const std::string& dir);
 
 // "50Gi" -> 53687091200, exactly (no floating point; "1.5Ti" rounds down to a byte).
 // Error text says what is accepted.

@@ -7,7 +7,9 @@
 #include "src/metrics.h"
 
 #include <bpf/libbpf.h>
+#include <malloc.h>
 #include <net/if.h>
+#include <sys/epoll.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -17,6 +19,8 @@
 #include <ctime>
 #include <exception>
 #include <filesystem>
+#include <map>
+#include <optional>
 #include <memory>
 #include <nlohmann/json.hpp>
 
@@ -28,6 +32,7 @@
 #include "src/libbpf_log.h"
 #include "src/lsm_agent.h"
 #include "src/map_mirror.h"
+#include "src/policy_watch.h"
 
 namespace nfsfence::agent {
 
@@ -46,16 +51,47 @@ json lag_json(const EventLag::Summary& s) {
 
 const char* action_name(nfsf_action a) { return a == NFSF_ACTION_DROP ? "drop" : "rewrite"; }
 
+// The tree ids an earlier agent on this interface gave (its state file), so that a tree
+// keeps its kernel id, and with it its counters, across a restart.
+std::map<std::string, uint32_t> previous_ids(const std::string& state_file) {
+  std::map<std::string, uint32_t> ids;
+  if (auto st = read_state(state_file))
+    for (const json& t : st->value("trees", json::array()))
+      if (t.contains("name") && t["name"].is_string() && t.contains("id") && t["id"].is_number_unsigned())
+        ids.emplace(t["name"].get<std::string>(), t["id"].get<uint32_t>());
+  return ids;
+}
+
+// What a policy change may not change while the agent runs (it walks one export of one server).
+std::string unchangeable(const Policy& cur, const Policy& next) {
+  if (next.export_path != cur.export_path)
+    return "export changed from '" + cur.export_path + "' to '" + next.export_path + "'";
+  if (next.server != cur.server) return "server changed";
+  if (next.accounting != cur.accounting) return "accounting changed";
+  if (next.root_fh != cur.root_fh) return "root_fh changed";
+  return "";
+}
+
+bool same_trees(const Policy& a, const Policy& b) {
+  if (a.trees.size() != b.trees.size()) return false;
+  for (size_t i = 0; i < a.trees.size(); i++) {
+    const TreePolicy &x = a.trees[i], &y = b.trees[i];
+    if (x.name != y.name || x.path != y.path || x.limit != y.limit || x.soft_limit != y.soft_limit) return false;
+  }
+  return true;
+}
+
 // The running agent: everything between ready and exit.
 class Agent {
  public:
-  Agent(const AttachOptions& opt, const Policy& policy, const bpf::MapSet& maps)
+  Agent(const AttachOptions& opt, const Policy& policy, const bpf::MapSet& maps, PolicySource src,
+        const std::map<std::string, uint32_t>& previous)
       : opt_(opt),
-        policy_(policy),
         maps_(maps),
-        mirror_(maps, policy),
-        acct_(policy_, opt.max_handles,
+        src_(std::move(src)),
+        acct_(policy, opt.max_handles,
               {[this](int t, bool over, Timestamp) { on_limit(t, over); }, [this](int t, Timestamp) { on_soft(t); }}),
+        mirror_(maps, acct_.policy(), previous),
         dec_([this](const RpcMessage& m) { on_message(m); }),
         state_(state_file_of(opt.state_dir, opt.iface)) {
     acct_.cache().track_changes(true);
@@ -66,18 +102,34 @@ class Agent {
     mono_to_real_ns_ = (int64_t(rt.tv_sec) - mono.tv_sec) * 1000000000LL + (rt.tv_nsec - mono.tv_nsec);
   }
 
-  // Learns every handle below the trees from the server, then mirrors them all.
-  Expected<WalkResult> walk() {
+  const Policy& policy() const { return acct_.policy(); }
+  int policy_fd() const { return watch_ ? watch_->fd() : -1; }
+  bool policy_pending() const { return change_seen_; }
+
+  WalkOptions walk_options() const {
     WalkOptions w;
-    w.server = opt_.server.empty() ? policy_.server.value_or("") : opt_.server;
+    w.server = opt_.server.empty() ? policy().server.value_or("") : opt_.server;
     w.nfs_port = opt_.nfs_port;
     w.mount_port = opt_.mount_port;
-    auto r = walk_trees(w, acct_);
+    return w;
+  }
+
+  // Learns every handle below the trees from the server, then mirrors them all.
+  Expected<WalkResult> walk() {
+    auto r = walk_trees(walk_options(), acct_);
     if (!r) return r;
     mirror_.sync_handles(acct_.cache(), true);
-    for (size_t i = 0; i < policy_.trees.size(); i++) mirror_.set_over(int(i), acct_.trees()[i].over);
-    mirror_.sync_rooms(acct_.trees(), true);
+    sync_trees();
     return r;
+  }
+
+  // Follows the policy source from now on (inotify; SIGHUP through reload_requested()).
+  void watch_policy() {
+    auto w = PolicyWatch::open(src_);
+    if (!w)
+      log("warning: " + w.error().message + ": policy changes are applied on SIGHUP only");
+    else
+      watch_.emplace(std::move(*w));
   }
 
   // Ring buffer callback: one slice of an RPC stream (or a datagram) -> the decoder.
@@ -99,6 +151,7 @@ class Agent {
     mirror_.sync_handles(acct_.cache(), false);
     mirror_.sync_rooms(acct_.trees(), false);
     auto now = std::chrono::steady_clock::now();
+    check_policy(now);
     if (now - last_state_ < std::chrono::seconds(1)) return;
     last_state_ = now;
     write_state();
@@ -114,10 +167,10 @@ class Agent {
 
   void write_state() {
     json trees = json::array();
-    for (size_t i = 0; i < policy_.trees.size(); i++) {
-      const TreePolicy& t = policy_.trees[i];
+    for (size_t i = 0; i < policy().trees.size(); i++) {
+      const TreePolicy& t = policy().trees[i];
       const TreeState& s = acct_.trees()[i];
-      trees.push_back(json{{"id", i + 1},
+      trees.push_back(json{{"id", mirror_.kernel_id(int(i))},
                            {"name", t.name},
                            {"path", t.path},
                            {"limit_bytes", t.limit},
@@ -129,7 +182,11 @@ class Agent {
     state_.write(json{{"pid", ::getpid()},
                       {"iface", opt_.iface},
                       {"action", action_name(opt_.action)},
-                      {"policy", opt_.policy_path},
+                      {"policy", src_.name()},
+                      {"policy_applied", applied_at_},
+                      {"policy_reloads", reloads_},
+                      {"policy_reload_errors", reload_errors_},
+                      {"policy_error", policy_error_.empty() ? json(nullptr) : json(policy_error_)},
                       {"trees", trees},
                       {"handles", acct_.cache().stats().handles},
                       {"events", events_},
@@ -146,13 +203,13 @@ class Agent {
   void publish_metrics() {
     if (!metrics_) return;
     MetricsSnapshot s;
-    for (size_t i = 0; i < policy_.trees.size(); i++) {
+    for (size_t i = 0; i < policy().trees.size(); i++) {
       MetricsSnapshot::Tree t;
-      t.name = policy_.trees[i].name;
-      t.limit = policy_.trees[i].limit;
+      t.name = policy().trees[i].name;
+      t.limit = policy().trees[i].limit;
       t.usage = acct_.trees()[i].usage;
       t.over = acct_.trees()[i].over;
-      if (auto kt = maps_.tree(uint32_t(i + 1))) {
+      if (auto kt = maps_.tree(mirror_.kernel_id(int(i)))) {
         t.over = kt->over != 0;  // what the kernel enforces
         t.writes = kt->writes;
         t.write_bytes = kt->write_bytes;
@@ -163,6 +220,8 @@ class Agent {
     }
     if (auto c = maps_.counters()) s.counters = *c;
     s.handles = acct_.cache().stats().handles;
+    s.policy_reloads = reloads_;
+    s.policy_reload_errors = reload_errors_;
     auto lag = reply_lag_.summary();
     s.reply_lag_count = lag.n;
     s.reply_lag_sum_s = double(lag.sum_ns) / 1e9;
@@ -175,6 +234,119 @@ class Agent {
   const Accounting& accounting() const { return acct_; }
 
  private:
+  // Every tree's over flag and room, from the accounting, into the kernel.
+  void sync_trees() {
+    for (size_t i = 0; i < policy().trees.size(); i++) mirror_.set_over(int(i), acct_.trees()[i].over);
+    mirror_.sync_rooms(acct_.trees(), true);
+  }
+
+  // A change seen by inotify is applied once the source has been quiet for 50 ms (a
+  // writer that renames many files in is one change); SIGHUP applies at once.
+  void check_policy(std::chrono::steady_clock::time_point now) {
+    using namespace std::chrono_literals;
+    if (watch_ && watch_->changed()) {
+      if (!change_seen_) first_change_ = now;
+      change_seen_ = true;
+      last_change_ = now;
+    }
+    bool hup = reload_requested().exchange(false);
+    if (hup || (change_seen_ && (now - last_change_ >= 50ms || now - first_change_ >= 1s))) {
+      change_seen_ = false;
+      reload(hup ? "SIGHUP" : "changed", hup ? now : first_change_);
+    }
+  }
+
+  void reject(const std::string& why) {
+    reload_errors_++;
+    policy_error_ = why;
+    log("policy rejected, the last good policy stays in force: " + why);
+    write_state();
+    publish_metrics();
+  }
+
+  // Loads the policy source whole; if it is valid and the new trees' paths exist on the
+  // server, applies the difference: removed trees are unmapped and forgotten, kept trees
+  // keep their state (a changed limit counts from the next WRITE), new trees are walked.
+  // The programs keep enforcing the old state until each step's maps are written, so no
+  // tree is ever unenforced in between.
+  void reload(const char* why, std::chrono::steady_clock::time_point seen) {
+    auto t0 = std::chrono::steady_clock::now();
+    auto next = src_.load();
+    if (!next) return reject(next.error().message);
+    if (auto e = unchangeable(policy(), *next); !e.empty())
+      return reject(src_.name() + ": " + e + ": restart the agent for that");
+    if (next->trees.size() >= NFSF_MAX_TREES)
+      return reject(src_.name() + ": " + std::to_string(next->trees.size()) + " trees; the kernel's maps hold " +
+                    std::to_string(NFSF_MAX_TREES - 1));
+    if (same_trees(policy(), *next)) {
+      if (!policy_error_.empty()) log("policy " + src_.name() + " is valid again (unchanged from the applied one)");
+      policy_error_.clear();
+      return;
+    }
+    std::map<std::string, const TreePolicy*> old;
+    for (const TreePolicy& t : policy().trees) old.emplace(t.name, &t);
+    std::vector<TreePolicy> to_walk;  // new trees, and trees whose path changed
+    size_t changed = 0;
+    for (const TreePolicy& t : next->trees) {
+      auto it = old.find(t.name);
+      if (it == old.end() || it->second->path != t.path)
+        to_walk.push_back(t);
+      else if (it->second->limit != t.limit || it->second->soft_limit != t.soft_limit)
+        changed++;
+    }
+    if (auto ok = check_tree_paths(walk_options(), next->export_path, to_walk); !ok) {
+      std::string msg = ok.error().message;
+      for (const TreePolicy& t : to_walk)  // name the file the tree came from
+        if (msg.rfind("tree '" + t.name + "'", 0) == 0 && !t.origin.empty()) msg = t.origin + ": " + msg;
+      return reject(msg);
+    }
+    std::vector<int> renumber(policy().trees.size(), HandleCache::kNoTree);
+    std::map<std::string, int> index;
+    for (size_t j = 0; j < next->trees.size(); j++) index.emplace(next->trees[j].name, int(j));
+    size_t removed = 0;
+    for (size_t i = 0; i < policy().trees.size(); i++) {
+      auto it = index.find(policy().trees[i].name);
+      if (it != index.end())
+        renumber[i] = it->second;
+      else
+        removed++;
+    }
+    if (!mirror_.apply(acct_.cache(), *next, renumber))
+      return reject(src_.name() + ": no free tree ids in the kernel's maps");
+    acct_.set_policy(std::move(*next));
+    mirror_.set_policy(acct_.policy());
+    std::vector<int> walk_idx;
+    for (const TreePolicy& t : to_walk)
+      for (size_t j = 0; j < policy().trees.size(); j++)
+        if (policy().trees[j].name == t.name) walk_idx.push_back(int(j));
+    uint64_t walked = 0;
+    if (!walk_idx.empty()) {
+      WalkOptions w = walk_options();
+      w.only = walk_idx;
+      auto r = walk_trees(w, acct_);
+      if (!r)
+        log("warning: walking the new trees: " + r.error().message + " (they are enforced from what is known)");
+      else
+        walked = r->handles;
+    }
+    mirror_.sync_handles(acct_.cache(), false);
+    sync_trees();
+    if (removed) ::malloc_trim(0);  // the forgotten handles' memory back to the system
+    reloads_++;
+    policy_error_.clear();
+    applied_at_ = std::time(nullptr);
+    auto end = std::chrono::steady_clock::now();
+    char took[96];
+    std::snprintf(took, sizeof took, "%.1f ms; %.1f ms after the change was seen",
+                  std::chrono::duration<double, std::milli>(end - t0).count(),
+                  std::chrono::duration<double, std::milli>(end - seen).count());
+    log(std::string("policy applied (") + why + "): " + std::to_string(policy().trees.size()) + " trees, " +
+        std::to_string(to_walk.size()) + " new or moved, " + std::to_string(removed) + " removed, " +
+        std::to_string(changed) + " with new limits; walked " + std::to_string(walked) + " handles in " + took);
+    write_state();
+    publish_metrics();
+  }
+
   void on_message(const RpcMessage& m) {
     acct_.on_message(m);
     if (m.type == MsgType::Reply && m.prog == kProgNfs && m.proc == 7u && m.call && m.call->fh)  // WRITE
@@ -182,23 +354,23 @@ class Agent {
   }
 
   void on_limit(int tree, bool over) {
-    const TreePolicy& t = policy_.trees[tree];
+    const TreePolicy& t = policy().trees[tree];
     log("tree '" + t.name + "' " + (over ? "reached" : "is back below") + " its limit (" + format_size(t.limit) +
         "): usage " + format_size(acct_.trees()[tree].usage) + (over ? ", refusing WRITEs" : ", WRITEs allowed again"));
     mirror_.set_over(tree, over);
   }
 
   void on_soft(int tree) {
-    const TreePolicy& t = policy_.trees[tree];
+    const TreePolicy& t = policy().trees[tree];
     log("warning: tree '" + t.name + "' reached its soft limit (" + format_size(*t.soft_limit) + "): usage " +
         format_size(acct_.trees()[tree].usage));
   }
 
   const AttachOptions& opt_;
-  const Policy& policy_;
   const bpf::MapSet& maps_;
-  MapMirror mirror_;
+  PolicySource src_;
   Accounting acct_;
+  MapMirror mirror_;
   Decoder dec_;
   StateWriter state_;
   uint64_t events_ = 0;
@@ -207,6 +379,13 @@ class Agent {
   uint64_t lost_seen_ = 0;
   int64_t mono_to_real_ns_ = 0;
   std::chrono::steady_clock::time_point last_state_{};
+  // the policy source
+  std::optional<PolicyWatch> watch_;
+  bool change_seen_ = false;
+  std::chrono::steady_clock::time_point first_change_{}, last_change_{};
+  std::string policy_error_;  // why the last change was rejected ("" once a good one is applied)
+  uint64_t reloads_ = 0, reload_errors_ = 0;
+  std::time_t applied_at_ = std::time(nullptr);
 };
 
 // Called from libbpf's C code, which an exception must not cross (that would end the
@@ -238,6 +417,8 @@ struct Pins {
   }
 };
 
+PolicySource policy_source(const AttachOptions& opt) { return PolicySource{opt.policy_path, opt.policy_dir}; }
+
 // What must hold before anything is loaded; the interface's index, or why not.
 Expected<unsigned> check_tc_attach(const AttachOptions& opt, const Policy& policy) {
   if (opt.iface.empty())
@@ -246,8 +427,11 @@ Expected<unsigned> check_tc_attach(const AttachOptions& opt, const Policy& polic
   if (!ifindex)
     return make_error("interface '" + opt.iface +
                       "' does not exist (ip link shows the interfaces of this network namespace)");
+  if (policy.trees.size() >= NFSF_MAX_TREES)
+    return make_error(policy_source(opt).name() + ": " + std::to_string(policy.trees.size()) +
+                      " trees; the kernel's maps hold " + std::to_string(NFSF_MAX_TREES - 1));
   if (opt.server.empty() && !policy.server)
-    return make_error(opt.policy_path +
+    return make_error(policy_source(opt).name() +
                       ": the agent needs the server's address: add `server:` to the policy or give --server");
   for (const NfsMount& m : nfs_mounts_of(opt.server.empty() ? *policy.server : opt.server, policy.export_path))
     if (auto why = tc_blind_reason(m); !why.empty())
@@ -309,21 +493,35 @@ std::string ready_line(const AttachOptions& opt, const Policy& policy, const Age
 // Follows the ring buffer until `stop` (or a poll error). The kernel wakes the agent for a
 // reply at most once per --wakeup-us and leaves the events in between (and every call) in the
 // ring without a wakeup (bpf/include/nfsf_events.h): so while events come, the next poll
-// waits no longer than that and then drains what is there; idle, it sleeps 200 ms.
+// waits no longer than that and then drains what is there; idle, it sleeps 200 ms. A change
+// of the policy source (inotify) or SIGHUP (EINTR) wakes it as well.
 void follow(ring_buffer* rb, RingContext& ctx, unsigned wakeup_us, const std::atomic<bool>& stop) {
   Agent& agent = ctx.agent;
-  const int busy_ms = int(wakeup_us / 1000) + 1, idle_ms = 200;
+  const int busy_ms = int(wakeup_us / 1000) + 1, idle_ms = 200, pending_ms = 10;
+  bpf::UniqueFd ep(::epoll_create1(EPOLL_CLOEXEC));
+  for (int fd : {ring_buffer__epoll_fd(rb), agent.policy_fd()}) {
+    epoll_event e{};
+    e.events = EPOLLIN;
+    if (fd >= 0 && ::epoll_ctl(ep.get(), EPOLL_CTL_ADD, fd, &e) != 0) {
+      log("epoll: " + std::string(std::strerror(errno)));
+      return;
+    }
+  }
   int timeout = idle_ms;
   while (!stop.load()) {
-    int n = ring_buffer__poll(rb, timeout);
-    if (n == 0 && !ctx.failure) n = ring_buffer__consume(rb);
+    epoll_event evs[2];
+    if (::epoll_wait(ep.get(), evs, 2, timeout) < 0 && errno != EINTR) {
+      log("epoll_wait: " + std::string(std::strerror(errno)));
+      break;
+    }
+    int n = ring_buffer__consume(rb);
     if (ctx.failure) std::rethrow_exception(ctx.failure);
     if (n < 0 && n != -EINTR) {
       log("ring buffer poll: " + std::string(std::strerror(-n)));
       break;
     }
-    timeout = n > 0 ? busy_ms : idle_ms;
     agent.after_batch();
+    timeout = agent.policy_pending() ? pending_ms : n > 0 ? busy_ms : idle_ms;
   }
 }
 
@@ -359,7 +557,10 @@ int run_attach_tc(const AttachOptions& opt, const Policy& policy, const std::ato
   }
   if (pins.adopting) log("adopted the maps pinned under " + pins.dir + ": enforcement continued without a gap");
 
-  Agent agent(opt, policy, (*prog)->maps());
+  Agent agent(
+      opt, policy, (*prog)->maps(), policy_source(opt),
+      pins.adopting ? previous_ids(state_file_of(opt.state_dir, opt.iface)) : std::map<std::string, uint32_t>{});
+  agent.watch_policy();  // before the walk: a change made while it runs is applied after it
   auto t0 = std::chrono::steady_clock::now();
   auto walked = agent.walk();
   if (!walked) {
@@ -388,7 +589,7 @@ int run_attach_tc(const AttachOptions& opt, const Policy& policy, const std::ato
     return 1;
   }
   libbpf_log_live();
-  log(ready_line(opt, policy, agent, *walked, secs));
+  log(ready_line(opt, agent.policy(), agent, *walked, secs));
   follow(rb.get(), ctx, opt.wakeup_us, stop);
   rb.reset();
   agent.write_state();
@@ -402,7 +603,7 @@ int run_attach_tc(const AttachOptions& opt, const Policy& policy, const std::ato
 
 int run_attach(const AttachOptions& opt_in, const std::atomic<bool>& stop) {
   libbpf_log_install();
-  auto policy = load_policy(opt_in.policy_path);
+  auto policy = policy_source(opt_in).load();
   if (!policy) {
     log(policy.error().message);
     return 1;
@@ -421,7 +622,11 @@ int run_attach(const AttachOptions& opt_in, const std::atomic<bool>& stop) {
       return 1;
     }
   }
-  if (opt.mode == Mode::Lsm) return run_attach_lsm(opt, *policy, stop);
+  if (opt.mode == Mode::Lsm) {
+    log("note: the LSM agent reads " + policy_source(opt).name() +
+        " once; restart it to apply a changed policy (live changes are for --mode tc)");
+    return run_attach_lsm(opt, *policy, stop);
+  }
   return run_attach_tc(opt, *policy, stop);
 }
 

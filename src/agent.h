@@ -19,7 +19,8 @@ struct AttachOptions {
   std::string iface;         // tc: required; lsm: empty
   std::string mount;         // lsm: the local NFS mount of the export (empty: found in /proc/self/mountinfo)
   unsigned rescan_secs = 5;  // lsm: how often trees the hooks marked are scanned again
-  std::string policy_path;
+  std::string policy_path;   // --policy FILE, or
+  std::string policy_dir;    // --policy-dir DIR (one file per tree); tc: followed live (inotify, SIGHUP)
   nfsf_action action = NFSF_ACTION_REWRITE;
   std::string server;  // empty: the policy's server
   uint16_t nfs_port = 2049;

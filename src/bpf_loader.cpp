@@ -153,6 +153,14 @@ Result<void> MapSet::set_tree_over(uint32_t id, bool over) const {
   return {};
 }
 
+Result<void> MapSet::clear_tree(uint32_t id) const {
+  if (id == 0 || id >= NFSF_MAX_TREES) return NFSF_ERR(EINVAL, "clear_tree: tree id " + std::to_string(id));
+  nfsf_tree t{};
+  if (int rc = bpf_map_update_elem(trees_fd, &id, &t, BPF_ANY); rc)
+    return NFSF_ERR(err_of(rc), "bpf_map_update_elem(trees)");
+  return set_tree_room(id, 0);
+}
+
 Result<void> MapSet::set_tree_room(uint32_t id, uint64_t full_at) const {
   if (id == 0 || id >= NFSF_MAX_TREES) return NFSF_ERR(EINVAL, "set_tree_room: tree id " + std::to_string(id));
   if (tree_room_fd < 0) return {};  // maps pinned by an older agent: no room bound

@@ -104,6 +104,8 @@ class MapSet {
   // tree_room: refuse WRITEs once the tree's write_bytes passes full_at (0: no bound).
   Result<void> set_tree_room(uint32_t tree, uint64_t full_at) const;
   Result<nfsf_tree> tree(uint32_t tree) const;
+  // A tree id given up or given to a new tree: state, counters and room bound zeroed.
+  Result<void> clear_tree(uint32_t tree) const;
   Result<Counters> counters() const;  // per-CPU values summed
   Result<void> reset_counters() const;
   Result<void> add_rpc_port(uint16_t port) const;  // e.g. MOUNT's dynamic port

@@ -4,12 +4,14 @@
 #include "src/agent.h"
 #include "src/metrics.h"
 #include "src/options.h"
+#include "src/policy_watch.h"
 
 namespace nfsfence::cli {
 
 namespace {
 std::atomic<bool> g_stop{false};
 void on_signal(int) { g_stop.store(true); }
+void on_hup(int) { agent::reload_requested().store(true); }
 
 const char* kPinHelp = "where the maps are pinned (one directory per interface; the LSM hooks' in lsm/)";
 const char* kStateHelp = "where the agent writes per-tree usage for `status`";
@@ -32,8 +34,12 @@ int cmd_attach(const std::vector<std::string>& args) {
       "mount", po::value(&o.mount), "lsm: the export's local NFS mount (default: found in /proc/self/mountinfo)")(
       "rescan", po::value(&rescan)->default_value(rescan),
       "lsm: seconds between rescans of the trees the hooks marked (all trees every 12 rescans)")(
-      "policy,p", po::value(&o.policy_path)->required(),
-      "quota policy (YAML; see docs/policy.md); needs `server:` or --server")(
+      "policy,p", po::value(&o.policy_path),
+      "quota policy (YAML; see docs/policy.md); needs `server:` or --server. tc: a changed file (write a new one "
+      "and rename it over) or SIGHUP is applied live")(
+      "policy-dir", po::value(&o.policy_dir),
+      "instead of --policy: a directory of one YAML file per tree (NAME.yaml: path, limit, ...) and an optional "
+      "_defaults.yaml (export, server, accounting); what a CSI driver writes per volume. tc: followed live")(
       "action,a", po::value(&action)->default_value("rewrite"),
       "rewrite: poison the WRITE's file handle so the server refuses it, and rewrite the reply to "
       "NFS3ERR_DQUOT: the client sees EDQUOT, TCP stays intact\n"
@@ -54,17 +60,21 @@ int cmd_attach(const std::vector<std::string>& args) {
   pos.add("iface", 1);
   po::variables_map vm;
   const char* synopsis =
-      "nfsfence attach IFACE --policy FILE [--action rewrite|drop] [--server ADDR] | "
+      "nfsfence attach IFACE --policy FILE|--policy-dir DIR [--action rewrite|drop] [--server ADDR] | "
       "attach --mode lsm --policy FILE [--mount DIR] | attach [IFACE] --mode auto --policy FILE";
   const char* epilog =
       "Loads the TC programs, attaches them to IFACE (clsact egress + ingress), pins the maps under\n"
       "PIN_DIR/IFACE, asks the server for the export root, each tree root and everything below them\n"
       "(MNT, LOOKUP, READDIRPLUS), and prints \"ready\" once every tree is enforced. It then runs in the\n"
       "foreground, following the server's replies, and flips a tree's state when its usage crosses\n"
-      "the limit. On SIGINT/SIGTERM (or if it dies) the programs stay attached and keep enforcing the\n"
+      "the limit. The policy is followed: a changed file (or directory entry), or SIGHUP, is checked whole\n"
+      "and applied without a gap (new trees walked, removed ones unmapped, limits from the next WRITE);\n"
+      "an invalid one is one log line, shown by `status`, and the last good policy stays in force.\n"
+      "On SIGINT/SIGTERM (or if it dies) the programs stay attached and keep enforcing the\n"
       "last state; a new `attach` adopts them; `nfsfence detach IFACE` removes everything.\n\n"
       "examples:\n"
       "  sudo nfsfence attach eth0 --policy /etc/nfsfence/policy.yaml\n"
+      "  sudo nfsfence attach eth0 --policy-dir /etc/nfsfence/eth0.d   # vol-a.yaml, vol-b.yaml, _defaults.yaml\n"
       "  sudo nfsfence attach eth0 -p policy.yaml --action drop --server 10.0.0.5 --mount-port 20048\n"
       "  sudo nfsfence attach --mode lsm -p policy.yaml            # hooks on the local mount; status/detach name it "
       "`lsm`\n"
@@ -73,6 +83,11 @@ int cmd_attach(const std::vector<std::string>& args) {
       "EDQUOT at write() itself; usage comes from a statx scan of each tree and the growth the hooks see\n"
       "(see docs/architecture.md, \"The LSM fallback\").\n";
   if (auto rc = parse_options(args, synopsis, epilog, opts, pos, vm)) return *rc;
+  if (o.policy_path.empty() == o.policy_dir.empty()) {
+    error(o.policy_path.empty() ? "attach needs a policy: --policy FILE or --policy-dir DIR"
+                                : "--policy and --policy-dir: give one of them");
+    return kExitUsage;
+  }
   if (mode == "tc")
     o.mode = agent::Mode::Tc;
   else if (mode == "lsm")
@@ -127,6 +142,9 @@ int cmd_attach(const std::vector<std::string>& args) {
   sa.sa_handler = on_signal;
   sigaction(SIGINT, &sa, nullptr);
   sigaction(SIGTERM, &sa, nullptr);
+  struct sigaction hup {};
+  hup.sa_handler = on_hup;
+  sigaction(SIGHUP, &hup, nullptr);
   return agent::run_attach(o, g_stop);
 }
 

@@ -295,9 +295,15 @@ class LsmAgent {
                            {"files", files_[i]},
                            {"over", bool(over_[i])}});
     }
-    json j{{"pid", ::getpid()}, {"iface", kLsmName}, {"mode", "lsm"},
-           {"action", "lsm"},   {"mount", mount_},   {"policy", opt_.policy_path},
-           {"trees", trees},    {"scans", scans_},   {"updated", std::time(nullptr)}};
+    json j{{"pid", ::getpid()},
+           {"iface", kLsmName},
+           {"mode", "lsm"},
+           {"action", "lsm"},
+           {"mount", mount_},
+           {"policy", opt_.policy_dir.empty() ? opt_.policy_path : opt_.policy_dir},
+           {"trees", trees},
+           {"scans", scans_},
+           {"updated", std::time(nullptr)}};
     state_.write(j);
   }
 

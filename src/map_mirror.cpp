@@ -15,6 +15,73 @@ std::span<const uint8_t> bytes_of(const std::string& fh) {
 
 }  // namespace
 
+MapMirror::MapMirror(const bpf::MapSet& maps, const Policy& policy, const std::map<std::string, uint32_t>& previous)
+    : maps_(maps), policy_(&policy) {
+  std::vector<bool> used(NFSF_MAX_TREES, false), stale(NFSF_MAX_TREES, false);
+  slots_.assign(policy.trees.size(), 0);
+  for (size_t i = 0; i < policy.trees.size(); i++)
+    if (auto it = previous.find(policy.trees[i].name);
+        it != previous.end() && it->second > 0 && it->second < NFSF_MAX_TREES && !used[it->second]) {
+      slots_[i] = it->second;
+      used[it->second] = true;
+    }
+  for (auto& [name, id] : previous)
+    if (id > 0 && id < NFSF_MAX_TREES && !used[id]) stale[id] = true;
+  for (uint32_t id = 1; id < NFSF_MAX_TREES; id++)
+    if (!used[id] && !stale[id]) free_.push_back(id);
+  for (uint32_t id = 1; id < NFSF_MAX_TREES; id++)
+    if (stale[id]) free_.push_back(id);
+  for (uint32_t& s : slots_)
+    if (!s) s = take_slot();
+  // Every id no tree holds is cleared: whatever an earlier agent left there refuses nothing.
+  for (uint32_t id : free_)
+    if (auto r = maps_.clear_tree(id); !r) log("error: " + r.error().message());
+}
+
+uint32_t MapMirror::take_slot() {
+  if (free_.empty()) return 0;
+  uint32_t id = free_.front();
+  free_.pop_front();
+  if (auto r = maps_.clear_tree(id); !r) log("error: " + r.error().message());
+  return id;
+}
+
+bool MapMirror::apply(HandleCache& cache, const Policy& next, const std::vector<int>& renumber) {
+  size_t kept = 0;
+  for (int j : renumber) kept += j >= 0;
+  if (free_.size() + (renumber.size() - kept) < next.trees.size() - kept) return false;
+  // The removed trees' handles first, while mirrored_tree still has the old numbering.
+  cache.for_each([&](HandleCache::Id, HandleCache::Node& n) {
+    if (n.mirrored_tree < 0 || renumber[size_t(n.mirrored_tree)] != HandleCache::kNoTree) return;
+    std::span<const uint8_t> fh = bytes_of(*n.fh);
+    (void)maps_.remove_handle(fh);
+    mirrored_--;
+    n.mirrored_tree = HandleCache::kUnknown;
+  });
+  std::vector<uint32_t> slots(next.trees.size(), 0);
+  std::vector<uint64_t> usage(next.trees.size(), ~uint64_t(0));
+  std::vector<bool> dirty(next.trees.size(), true);
+  std::vector<uint32_t> freed;
+  for (size_t i = 0; i < renumber.size(); i++) {
+    if (int j = renumber[i]; j >= 0) {
+      slots[size_t(j)] = slots_[i];
+      if (i < room_usage_.size()) usage[size_t(j)] = room_usage_[i];
+    } else {
+      freed.push_back(slots_[i]);
+    }
+  }
+  for (uint32_t id : freed)  // nothing points at them now: cleared, and given out last
+    if (auto r = maps_.clear_tree(id); !r) log("error: " + r.error().message());
+  free_.insert(free_.end(), freed.begin(), freed.end());
+  for (uint32_t& s : slots)
+    if (!s) s = take_slot();
+  slots_ = std::move(slots);
+  room_usage_ = std::move(usage);
+  room_dirty_ = std::move(dirty);
+  policy_ = &next;  // the caller moves it into Accounting and calls set_policy()
+  return true;
+}
+
 void MapMirror::mirror(HandleCache& c, HandleCache::Id id) {
   HandleCache::Node& n = c.node(id);
   if (!n.live) return;
@@ -24,7 +91,7 @@ void MapMirror::mirror(HandleCache& c, HandleCache::Id id) {
   std::span<const uint8_t> fh = bytes_of(*n.fh);
   if (fh.size() > NFSF_FH_MAX) return;
   if (t >= 0) {
-    if (auto r = maps_.set_handle_tree(fh, uint32_t(t + 1)); !r) {
+    if (auto r = maps_.set_handle_tree(fh, kernel_id(t)); !r) {
       log("error: " + r.error().message());
       return;
     }
@@ -54,21 +121,22 @@ void MapMirror::write_answered(int tree) {
 }
 
 void MapMirror::sync_rooms(const std::vector<TreeState>& trees, bool all) {
-  if (room_usage_.size() != policy_.trees.size()) {
-    room_usage_.assign(policy_.trees.size(), ~uint64_t(0));
-    room_dirty_.assign(policy_.trees.size(), true);
+  const Policy& policy = *policy_;
+  if (room_usage_.size() != policy.trees.size()) {
+    room_usage_.assign(policy.trees.size(), ~uint64_t(0));
+    room_dirty_.assign(policy.trees.size(), true);
   }
-  for (size_t i = 0; i < policy_.trees.size(); i++) {
-    uint64_t usage = trees[i].usage, limit = policy_.trees[i].limit;
+  for (size_t i = 0; i < policy.trees.size(); i++) {
+    uint64_t usage = trees[i].usage, limit = policy.trees[i].limit;
     if (!all && !room_dirty_[i] && usage == room_usage_[i]) continue;
     room_dirty_[i] = false;
-    auto t = maps_.tree(uint32_t(i + 1));
+    auto t = maps_.tree(kernel_id(int(i)));
     if (!t) {
       log("error: " + t.error().message());
       continue;
     }
     uint64_t full_at = t->write_bytes + (usage < limit ? limit - usage : 0);
-    if (auto r = maps_.set_tree_room(uint32_t(i + 1), full_at ? full_at : 1); !r) {
+    if (auto r = maps_.set_tree_room(kernel_id(int(i)), full_at ? full_at : 1); !r) {
       log("error: " + r.error().message());
       continue;
     }
@@ -77,7 +145,7 @@ void MapMirror::sync_rooms(const std::vector<TreeState>& trees, bool all) {
 }
 
 void MapMirror::set_over(int tree, bool over) {
-  if (auto r = maps_.set_tree_over(uint32_t(tree + 1), over); !r) log("error: " + r.error().message());
+  if (auto r = maps_.set_tree_over(kernel_id(tree), over); !r) log("error: " + r.error().message());
 }
 
 }  // namespace nfsfence::agent

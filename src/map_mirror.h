@@ -4,6 +4,9 @@
 #pragma once
 
 #include <cstdint>
+#include <deque>
+#include <map>
+#include <string>
 #include <vector>
 
 #include "nfs/accounting.h"
@@ -15,7 +18,20 @@ namespace nfsfence::agent {
 
 class MapMirror {
  public:
-  MapMirror(const bpf::MapSet& maps, const Policy& policy) : maps_(maps), policy_(policy) {}
+  // Kernel tree ids are slots (1 .. NFSF_MAX_TREES-1) that stay with a tree by name while
+  // the policy changes and across restarts: `previous` are the ids an earlier agent gave
+  // (from its state file; empty on a fresh load). Every other id is cleared, and ids that
+  // an earlier agent used for trees this policy lacks are reused last (the handle map may
+  // still hold handles that point at them).
+  MapMirror(const bpf::MapSet& maps, const Policy& policy, const std::map<std::string, uint32_t>& previous = {});
+
+  // The policy changes to `next`; renumber[i] is old tree i's index in it (kNoTree:
+  // removed). Call before Accounting::set_policy (it needs the old numbering): the
+  // removed trees' handles leave the handle map, their ids are cleared and freed, kept
+  // trees keep theirs, new trees get fresh (cleared) ones. False if the ids ran out.
+  bool apply(HandleCache& cache, const Policy& next, const std::vector<int>& renumber);
+  void set_policy(const Policy& p) { policy_ = &p; }                   // the one apply() was given, where it now lives
+  uint32_t kernel_id(int tree) const { return slots_[size_t(tree)]; }  // tree: 0-based policy index
 
   // Mirrors handle -> tree: the handles whose tree changed since the last sync (the cache
   // lists them, a moved directory's whole subtree included, and only when a tree changed),
@@ -42,8 +58,12 @@ class MapMirror {
  private:
   void mirror(HandleCache& cache, HandleCache::Id id);
 
+  uint32_t take_slot();
+
   const bpf::MapSet& maps_;
-  const Policy& policy_;
+  const Policy* policy_;
+  std::vector<uint32_t> slots_;  // per tree: its kernel id
+  std::deque<uint32_t> free_;    // ids no tree holds, the next to give first
   uint64_t mirrored_ = 0;
   std::vector<uint64_t> room_usage_;  // per tree: the usage tree_room was last set from
   std::vector<bool> room_dirty_;      // per tree: a WRITE reply since the last sync_rooms

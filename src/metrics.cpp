@@ -103,6 +103,18 @@ std::vector<MetricFamily> metric_families(const MetricsSnapshot& s) {
   add(handles, double(s.handles));
   out.push_back(std::move(handles));
 
+  auto reloads = family("nfsfence_policy_reloads_total",
+                        "policy changes applied (file changed or SIGHUP) since the agent started", MetricType::Counter);
+  add(reloads, double(s.policy_reloads));
+  out.push_back(std::move(reloads));
+  auto reload_errors =
+      family("nfsfence_policy_reload_errors_total",
+             "policy changes rejected (invalid, or naming a path missing on the server); the last good "
+             "policy stays in force",
+             MetricType::Counter);
+  add(reload_errors, double(s.policy_reload_errors));
+  out.push_back(std::move(reload_errors));
+
   auto lag = family("nfsfence_reply_lag_seconds",
                     "time from the program's reply event to the agent reading it (quantiles over the last 4096)",
                     MetricType::Summary);

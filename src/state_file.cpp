@@ -45,6 +45,12 @@ std::optional<json> read_state(const std::string& file, std::string* why) {
   if (!absent_or(j, "action", &json::is_string) || !absent_or(j, "mount", &json::is_string) ||
       !absent_or(j, "handles", &json::is_number_unsigned) || !absent_or(j, "updated", &json::is_number_integer))
     return bad("action, mount, handles or updated of the wrong type");
+  if (!absent_or(j, "policy", &json::is_string) ||
+      !(absent_or(j, "policy_error", &json::is_string) || j["policy_error"].is_null()) ||
+      !absent_or(j, "policy_reloads", &json::is_number_unsigned) ||
+      !absent_or(j, "policy_reload_errors", &json::is_number_unsigned) ||
+      !absent_or(j, "policy_applied", &json::is_number_integer))
+    return bad("policy, policy_error, policy_reloads, policy_reload_errors or policy_applied of the wrong type");
   if (j.contains("trees")) {
     if (!j["trees"].is_array()) return bad("trees is not a list");
     for (const json& t : j["trees"])

@@ -55,6 +55,9 @@ Expected<json> status_tc(const std::string& iface, const std::string& pin_root, 
   j["action"] = state ? state_field(*state, "action") : json(nullptr);
   if (state) j["handles"] = state_field(*state, "handles");
   if (state) j["reply_lag"] = state_field(*state, "reply_lag");
+  if (state)
+    for (const char* k : {"policy", "policy_applied", "policy_reloads", "policy_reload_errors", "policy_error"})
+      j[k] = state_field(*state, k);
   j["counters"] = counters_json<nfsf_counter>(maps->counters());
   return j;
 }
@@ -75,6 +78,16 @@ void render_status_text(const json& attachments) {
                                                        : "not running (programs keep enforcing the last state)";
     std::printf("%s: agent %s, action %s\n", printable(j["iface"].get<std::string>()).c_str(), agent.c_str(),
                 j["action"].is_string() ? j["action"].get<std::string>().c_str() : "?");
+    if (j.value("policy", json()).is_string()) {
+      std::string line = "  policy " + printable(j["policy"].get<std::string>());
+      if (j.value("policy_reloads", json()).is_number_unsigned())
+        line += ": " + std::to_string(j["policy_reloads"].get<uint64_t>()) + " changes applied, " +
+                std::to_string(j.value("policy_reload_errors", 0ull)) + " rejected";
+      std::printf("%s\n", line.c_str());
+      if (j.value("policy_error", json()).is_string())
+        std::printf("  policy ERROR (the last good policy stays in force): %s\n",
+                    printable(j["policy_error"].get<std::string>()).c_str());
+    }
     std::printf("  %-16s %-20s %10s %10s %-6s %8s %8s %10s\n", "tree", "path", "limit", "usage", "state", "writes",
                 "refused", "refused_B");
     for (const json& t : j["trees"]) {

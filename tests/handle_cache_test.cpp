@@ -574,18 +574,18 @@ int full_resolution(const Policy& p, const HandleCache& c, HandleCache::Id id) {
   }
   return tree;
 }
-}  // namespace
 
 // Random (often nonsensical) replies against a full resolution of every handle after each
 // one: the incremental placements, the child lists, the dirents and every bucket's usage
 // must agree with what resolving from scratch gives.
-TEST(HandleCache, RandomOpsMatchFullResolution) {
-  Policy p = make_policy();
-  p.trees[0].soft_limit.reset();
+// `policies`: every 250 ops the next one is applied (Accounting::set_policy), and the
+// same checks hold against it.
+void random_ops_match_full_resolution(const std::vector<Policy>& policies) {
+  const Policy& p0 = policies[0];
   const char* names[] = {"vol-a", "vol-b", "inner", "x", "y"};
   for (uint32_t seed = 1; seed <= 8; seed++) {
     SCOPED_TRACE(seed);
-    Accounting acct(p, seed % 2 ? 1000 : 12);  // a small cache: full_drops too
+    Accounting acct(p0, seed % 2 ? 1000 : 12);  // a small cache: full_drops too
     HandleCache& c = acct.cache();
     Msgs m;
     std::mt19937 rng(seed);
@@ -593,7 +593,10 @@ TEST(HandleCache, RandomOpsMatchFullResolution) {
     auto handle = [&] { return fh(uint8_t(1 + pick(24))); };
     auto name = [&] { return std::string(names[pick(5)]); };
     acct.on_message(m.mnt("/export", kRoot));
+    size_t next_policy = 1;
     for (int op = 0; op < 3000; op++) {
+      if (policies.size() > 1 && op % 250 == 249) acct.set_policy(policies[next_policy++ % policies.size()]);
+      const Policy& p = acct.policy();
       switch (pick(9)) {
         case 0:
         case 1:
@@ -672,4 +675,94 @@ TEST(HandleCache, RandomOpsMatchFullResolution) {
     }
     EXPECT_GT(c.stats().subtree_walks, 0u);
   }
+}
+}  // namespace
+
+TEST(HandleCache, RandomOpsMatchFullResolution) {
+  Policy p = make_policy();
+  p.trees[0].soft_limit.reset();
+  random_ops_match_full_resolution({p});
+}
+
+// Policy reloads in between: trees removed, added, moved to another path and renumbered;
+// placements and every bucket's sums must still match a full resolution.
+TEST(HandleCache, RandomOpsWithPolicyChangesMatchFullResolution) {
+  Policy p = make_policy();
+  p.trees[0].soft_limit.reset();
+  Policy fewer = p;  // b removed: a and nested renumbered
+  fewer.trees.erase(fewer.trees.begin() + 1);
+  Policy more = p;  // a new tree below an old one, and one at a name that is a tree elsewhere
+  more.trees.push_back(p.trees[0]);
+  more.trees.back().name = "x-in-a";
+  more.trees.back().components = {"vol-a", "x"};
+  more.trees.back().path = "vol-a/x";
+  more.trees.push_back(p.trees[0]);
+  more.trees.back().name = "y";
+  more.trees.back().components = {"y"};
+  more.trees.back().path = "y";
+  Policy moved = p;  // a's path changes; order reversed
+  moved.trees[0].components = {"inner"};
+  moved.trees[0].path = "inner";
+  std::reverse(moved.trees.begin(), moved.trees.end());
+  random_ops_match_full_resolution({p, fewer, more, moved});
+}
+
+// A reload by hand: kept trees keep their usage, a lowered limit flips the tree, a removed
+// nested tree's files go to the tree around it, a new tree takes the files the cache
+// already knows below its path, and a removed tree's handles leave the cache (and with them
+// its memory).
+TEST(Accounting, SetPolicyKeepsMovesAndForgets) {
+  Policy p = make_policy();
+  std::vector<std::pair<int, bool>> flips;
+  Accounting acct(p, 1000, {[&](int t, bool over, Timestamp) { flips.push_back({t, over}); }, nullptr});
+  Msgs m;
+  build_tree(acct, m);
+  acct.on_message(m.create(NFS3_CREATE, kA, "f", fh(10), NF3REG, 400));
+  acct.on_message(m.create(NFS3_CREATE, kB, "g", fh(11), NF3REG, 500));
+  for (uint8_t i = 0; i < 20; i++)
+    acct.on_message(m.create(NFS3_CREATE, kInner, "n" + std::to_string(i), fh(uint8_t(40 + i)), NF3REG, 10));
+  acct.on_message(m.create(NFS3_CREATE, kOut, "h", fh(12), NF3REG, 700));
+  ASSERT_EQ(acct.trees()[0].usage, 400u);
+  ASSERT_EQ(acct.trees()[2].usage, 200u);
+  uint64_t handles = acct.cache().stats().handles;
+
+  // nested removed; a's limit lowered below its usage; `other` becomes a tree
+  Policy next = p;
+  next.trees.erase(next.trees.begin() + 2);
+  next.trees[0].limit = 300;
+  TreePolicy other = next.trees[1];
+  other.name = "other";
+  other.path = "other";
+  other.components = {"other"};
+  other.limit = 600;
+  next.trees.insert(next.trees.begin(), other);  // renumbered: other 0, a 1, b 2
+  auto renumber = acct.set_policy(next);
+  EXPECT_EQ(renumber, (std::vector<int>{1, 2, HandleCache::kNoTree}));
+  ASSERT_EQ(acct.trees().size(), 3u);
+  EXPECT_EQ(acct.trees()[1].usage, 400u);  // a, kept
+  EXPECT_TRUE(acct.trees()[1].over);
+  EXPECT_EQ(acct.trees()[2].usage, 700u);  // b, with what was nested
+  EXPECT_EQ(acct.trees()[2].files, 21u);
+  EXPECT_EQ(acct.tree_of(fh(40)), 2);
+  EXPECT_EQ(acct.trees()[0].usage, 700u);  // other: what the cache knew
+  EXPECT_TRUE(acct.trees()[0].over);
+  EXPECT_EQ(acct.usage_outside_trees(), 0u);
+  EXPECT_EQ(acct.tree_of(fh(12)), 0);
+  EXPECT_EQ(acct.cache().stats().handles, handles);
+  EXPECT_EQ(flips, (std::vector<std::pair<int, bool>>{{0, true}, {1, true}}));
+  // New WRITEs are counted in the new numbering.
+  acct.on_message(m.write(fh(11), 900, 900));
+  EXPECT_EQ(acct.trees()[2].usage, 1100u);
+  // And back: `other` is no tree any more: its directory and file are forgotten.
+  flips.clear();
+  acct.set_policy(p);
+  EXPECT_EQ(acct.trees()[0].usage, 400u);
+  EXPECT_FALSE(acct.trees()[0].over);
+  EXPECT_EQ(acct.trees()[1].usage, 900u);
+  EXPECT_EQ(acct.trees()[2].usage, 200u);
+  EXPECT_EQ(acct.usage_outside_trees(), 0u);
+  EXPECT_EQ(acct.tree_of(fh(12)), HandleCache::kUnknown);
+  EXPECT_EQ(acct.tree_of(kOut), HandleCache::kUnknown);
+  EXPECT_EQ(acct.cache().stats().handles, handles - 2);
+  EXPECT_EQ(flips, (std::vector<std::pair<int, bool>>{{0, false}}));
 }

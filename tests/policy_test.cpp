@@ -3,6 +3,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <filesystem>
 #include <fstream>
 
 #include "nfs/policy.h"
@@ -405,4 +406,127 @@ TEST(Policy, MalformedYamlThatHangsLoadAllIsOneLine) {
   auto p = nfsfence::parse_policy(",::", "p.yaml");
   ASSERT_FALSE(p);
   EXPECT_EQ(p.error().message, "p.yaml:1: not valid YAML");
+}
+
+// --- load_policy_dir: one file per tree
+
+namespace {
+std::string policy_dir(std::initializer_list<std::pair<const char*, const char*>> files) {
+  auto dir = nfsfence::test::temp_dir() + "/policy.d";
+  std::filesystem::remove_all(dir);
+  std::filesystem::create_directories(dir);
+  for (auto& [name, text] : files) std::ofstream(dir + "/" + name) << text;
+  return dir;
+}
+}  // namespace
+
+TEST(PolicyDir, DefaultsAndOneFilePerTree) {
+  auto dir = policy_dir({{"_defaults.yaml", "export: /srv/nfs/\nserver: 10.0.0.2\naccounting: size\n"},
+                         {"vol-b.yaml", "path: b\nlimit: 2Gi\nsoft_limit: 1Gi\n"},
+                         {"vol-a.yaml", "name: alpha\npath: /a/x\nlimit: 10M\n"},
+                         {".vol-c.yaml.tmp", "half a fi"},  // being written: not a tree
+                         {"vol-d.yaml.tmp", "path: d\n"},   // not *.yaml
+                         {"README", "not yaml at all: ["}});
+  std::filesystem::create_directories(dir + "/..2026_12_02");  // a ConfigMap's own entries
+  auto p = load_policy_dir(dir);
+  ASSERT_FALSE(p) << "a path with a leading / is refused";
+  EXPECT_EQ(p.error().message,
+            dir + "/vol-a.yaml:2: path: '/a/x' must be relative to the export root (no leading '/')");
+  std::ofstream(dir + "/vol-a.yaml") << "name: alpha\npath: a/x\nlimit: 10M\n";
+  p = load_policy_dir(dir);
+  ASSERT_TRUE(p) << p.error().message;
+  EXPECT_EQ(p->export_path, "/srv/nfs");
+  EXPECT_EQ(p->server, "10.0.0.2");
+  EXPECT_EQ(p->accounting, AccountingMode::Size);
+  ASSERT_EQ(p->trees.size(), 2u);
+  EXPECT_EQ(p->trees[0].name, "alpha");  // files in name order
+  EXPECT_EQ(p->trees[0].path, "a/x");
+  EXPECT_EQ(p->trees[0].limit, 10000000u);
+  EXPECT_EQ(p->trees[0].origin, dir + "/vol-a.yaml");
+  EXPECT_EQ(p->trees[1].name, "vol-b");  // the file's name
+  EXPECT_EQ(p->trees[1].soft_limit, 1ull << 30);
+}
+
+TEST(PolicyDir, TwoFilesClaimingOnePath) {
+  auto dir = policy_dir(
+      {{"_defaults.yaml", "export: /e\n"}, {"a.yaml", "path: x\nlimit: 1M\n"}, {"b.yaml", "limit: 1M\npath: ./x/\n"}});
+  auto p = load_policy_dir(dir);
+  ASSERT_FALSE(p);
+  EXPECT_EQ(p.error().message, dir + "/b.yaml:2: path: 'x' is claimed by " + dir + "/a.yaml too");
+}
+
+TEST(PolicyDir, TwoFilesNamingOneTree) {
+  auto dir = policy_dir({{"_defaults.yaml", "export: /e\n"},
+                         {"a.yaml", "path: x\nlimit: 1M\n"},
+                         {"b.yaml", "name: a\npath: y\nlimit: 1M\n"}});
+  auto p = load_policy_dir(dir);
+  ASSERT_FALSE(p);
+  EXPECT_EQ(p.error().message, dir + "/b.yaml:1: name: 'a' is the name of the tree in " + dir + "/a.yaml too");
+}
+
+TEST(PolicyDir, ExportAndServerFromTreeFilesMustAgree) {
+  // csi-driver-nfs's volume id is server#share#subdir: a tree file may carry all three.
+  auto dir = policy_dir({{"pvc-1.yaml", "server: 10.0.0.2\nexport: /srv\npath: pvc-1\nlimit: 1G\n"},
+                         {"pvc-2.yaml", "server: 10.0.0.2\nexport: /srv\npath: pvc-2\nlimit: 1G\n"}});
+  auto p = load_policy_dir(dir);
+  ASSERT_TRUE(p) << p.error().message;
+  EXPECT_EQ(p->export_path, "/srv");
+  EXPECT_EQ(p->trees.size(), 2u);
+  std::ofstream(dir + "/pvc-3.yaml") << "server: 10.0.0.3\nexport: /srv\npath: pvc-3\nlimit: 1G\n";
+  p = load_policy_dir(dir);
+  ASSERT_FALSE(p);
+  EXPECT_EQ(p.error().message, dir + "/pvc-3.yaml:1: server: '10.0.0.3' differs from '10.0.0.2' in " + dir +
+                                   "/pvc-1.yaml (one agent enforces one server's export)");
+  std::ofstream(dir + "/pvc-3.yaml") << "export: /other\npath: pvc-3\nlimit: 1G\n";
+  p = load_policy_dir(dir);
+  ASSERT_FALSE(p);
+  EXPECT_EQ(p.error().message, dir + "/pvc-3.yaml:1: export: '/other' differs from '/srv' in " + dir +
+                                   "/pvc-1.yaml (one agent enforces one export)");
+}
+
+TEST(PolicyDir, HalfWrittenFileIsRejectedWithItsName) {
+  auto dir = policy_dir({{"_defaults.yaml", "export: /e\n"}, {"a.yaml", "path: x\nlim"}});
+  auto p = load_policy_dir(dir);
+  ASSERT_FALSE(p);
+  EXPECT_EQ(p.error().message, dir +
+                                   "/a.yaml:2: lim: unknown key (expected one of: name, path, limit, soft_limit, "
+                                   "export, server)");
+  std::ofstream(dir + "/a.yaml") << "path: x\n";
+  p = load_policy_dir(dir);
+  ASSERT_FALSE(p);
+  EXPECT_EQ(p.error().message, dir + "/a.yaml:1: limit: missing");
+  std::ofstream(dir + "/a.yaml") << "";
+  p = load_policy_dir(dir);
+  ASSERT_FALSE(p);
+  EXPECT_EQ(p.error().message,
+            dir + "/a.yaml: tree file: is empty (expected a YAML mapping with keys path, limit, ...)");
+}
+
+TEST(PolicyDir, NoTreesYetIsAPolicy) {
+  auto dir = policy_dir({{"_defaults.yaml", "export: /e\nserver: nfs.example\n"}});
+  auto p = load_policy_dir(dir);
+  ASSERT_TRUE(p) << p.error().message;
+  EXPECT_TRUE(p->trees.empty());
+}
+
+TEST(PolicyDir, Errors) {
+  auto dir = policy_dir({{"a.yaml", "path: x\nlimit: 1M\n"}});
+  auto p = load_policy_dir(dir);
+  ASSERT_FALSE(p);
+  EXPECT_EQ(p.error().message, dir + ": export: missing (give it in " + dir +
+                                   "/_defaults.yaml, e.g. `export: /srv/nfs`, or in the tree files)");
+  dir = policy_dir({{"_defaults.yaml", "export: /e\ntrees: []\n"}});
+  p = load_policy_dir(dir);
+  ASSERT_FALSE(p);
+  EXPECT_EQ(p.error().message,
+            dir + "/_defaults.yaml:2: trees: unknown key (expected one of: export, server, accounting, root_fh)");
+  p = load_policy_dir(dir + "/_defaults.yaml");
+  ASSERT_FALSE(p);
+  EXPECT_EQ(p.error().message, dir +
+                                   "/_defaults.yaml: not a directory (--policy-dir names a directory of one YAML "
+                                   "file per tree)");
+  p = load_policy_dir("/nonexistent/dir");
+  ASSERT_FALSE(p);
+  EXPECT_EQ(p.error().message,
+            "/nonexistent/dir: No such file or directory (--policy-dir names a directory of one YAML file per tree)");
 }
