@@ -4,6 +4,7 @@
 // ring buffer's events as decoder input (nfs/ring_event.h), libbpf's messages
 // (src/libbpf_log.h), `status` (src/status.h) and the LSM mode (src/lsm_agent.h).
 #include "src/agent.h"
+#include "src/event_log.h"
 #include "src/metrics.h"
 
 #include <bpf/libbpf.h>
@@ -12,6 +13,7 @@
 
 #include <cerrno>
 #include <chrono>
+#include <cmath>
 #include <cstdio>
 #include <cstring>
 #include <ctime>
@@ -57,8 +59,10 @@ class Agent {
         acct_(policy_, opt.max_handles,
               {[this](int t, bool over, Timestamp) { on_limit(t, over); }, [this](int t, Timestamp) { on_soft(t); }}),
         dec_([this](const RpcMessage& m) { on_message(m); }),
-        state_(state_file_of(opt.state_dir, opt.iface)) {
+        state_(state_file_of(opt.state_dir, opt.iface)),
+        event_log_(event_log_of(opt.state_dir, opt.iface)) {
     acct_.cache().track_changes(true);
+    report_refused();  // the kernel's counts so far (an adopted map's) are the baseline
     struct timespec rt {
     }, mono{};
     clock_gettime(CLOCK_REALTIME, &rt);
@@ -107,8 +111,40 @@ class Agent {
     if (c && (*c)[NFSF_C_EVENTS_LOST] > lost_seen_) {
       log("warning: " + std::to_string((*c)[NFSF_C_EVENTS_LOST] - lost_seen_) +
           " ring buffer events lost: walking the trees again to resynchronise");
+      emit("events_lost", json{{"lost", (*c)[NFSF_C_EVENTS_LOST] - lost_seen_}});
       lost_seen_ = (*c)[NFSF_C_EVENTS_LOST];
-      if (auto r = walk(); !r) log("warning: resync walk failed: " + r.error().message);
+      if (auto r = walk(); !r) {
+        log("warning: resync walk failed: " + r.error().message);
+        emit("resync", json{{"ok", false}, {"error", r.error().message}});
+      } else {
+        emit("resync", json{{"ok", true}, {"handles", r->handles}, {"directories", r->directories}});
+      }
+    }
+    report_refused();
+  }
+
+  // `nfsfence events` (src/event_log.h; types and fields: docs/events.md).
+  void emit(std::string_view type, const json& fields = json::object()) { event_log_.emit(type, fields); }
+
+  // One writes_refused event per tree whose count of refused WRITEs (the kernel's, in the
+  // trees map) grew since the last look, about once a second: a flood of refusals is one
+  // line per tree and second. A tree not seen before (the first look, a tree a policy
+  // reload added) only sets the baseline.
+  void report_refused() {
+    auto now = std::chrono::steady_clock::now();
+    double secs = std::chrono::duration<double>(now - refused_at_).count();
+    refused_at_ = now;
+    refused_seen_.resize(policy_.trees.size());
+    for (size_t i = 0; i < refused_seen_.size(); i++) {
+      auto kt = maps_.tree(uint32_t(i + 1));
+      if (!kt) continue;
+      RefusedSeen& seen = refused_seen_[i];
+      if (seen.known && kt->refused_writes > seen.writes)
+        emit("writes_refused", json{{"tree", policy_.trees[i].name},
+                                    {"count", kt->refused_writes - seen.writes},
+                                    {"bytes", kt->refused_bytes - seen.bytes},
+                                    {"interval_s", std::round(secs * 1000) / 1000}});
+      seen = RefusedSeen{true, kt->refused_writes, kt->refused_bytes};
     }
   }
 
@@ -186,12 +222,19 @@ class Agent {
     log("tree '" + t.name + "' " + (over ? "reached" : "is back below") + " its limit (" + format_size(t.limit) +
         "): usage " + format_size(acct_.trees()[tree].usage) + (over ? ", refusing WRITEs" : ", WRITEs allowed again"));
     mirror_.set_over(tree, over);
+    emit(
+        over ? "tree_over" : "tree_under",
+        json{{"tree", t.name}, {"path", t.path}, {"usage_bytes", acct_.trees()[tree].usage}, {"limit_bytes", t.limit}});
   }
 
   void on_soft(int tree) {
     const TreePolicy& t = policy_.trees[tree];
     log("warning: tree '" + t.name + "' reached its soft limit (" + format_size(*t.soft_limit) + "): usage " +
         format_size(acct_.trees()[tree].usage));
+    emit("soft_limit", json{{"tree", t.name},
+                            {"path", t.path},
+                            {"usage_bytes", acct_.trees()[tree].usage},
+                            {"soft_limit_bytes", *t.soft_limit}});
   }
 
   const AttachOptions& opt_;
@@ -207,6 +250,13 @@ class Agent {
   uint64_t lost_seen_ = 0;
   int64_t mono_to_real_ns_ = 0;
   std::chrono::steady_clock::time_point last_state_{};
+  EventLog event_log_;
+  struct RefusedSeen {
+    bool known = false;
+    uint64_t writes = 0, bytes = 0;
+  };
+  std::vector<RefusedSeen> refused_seen_;
+  std::chrono::steady_clock::time_point refused_at_{};
 };
 
 // Called from libbpf's C code, which an exception must not cross (that would end the
@@ -360,9 +410,18 @@ int run_attach_tc(const AttachOptions& opt, const Policy& policy, const std::ato
   if (pins.adopting) log("adopted the maps pinned under " + pins.dir + ": enforcement continued without a gap");
 
   Agent agent(opt, policy, (*prog)->maps());
+  agent.emit("agent_started", json{{"mode", "tc"},
+                                   {"iface", opt.iface},
+                                   {"pid", ::getpid()},
+                                   {"pins", pins.adopting ? "adopted" : "fresh"},
+                                   {"action", action_name(opt.action)},
+                                   {"policy", opt.policy_path},
+                                   {"trees", policy.trees.size()}});
   auto t0 = std::chrono::steady_clock::now();
   auto walked = agent.walk();
   if (!walked) {
+    agent.emit("agent_exiting",
+               json{{"reason", "the walk failed: " + walked.error().message}, {"programs_attached", pins.adopting}});
     if (pins.adopting) {
       (*prog)->keep_attached();  // the previous state keeps being enforced
       log(walked.error().message + " (the programs stay attached with the state they had)");
@@ -389,9 +448,16 @@ int run_attach_tc(const AttachOptions& opt, const Policy& policy, const std::ato
   }
   libbpf_log_live();
   log(ready_line(opt, policy, agent, *walked, secs));
+  agent.emit("agent_ready", json{{"handles", walked->handles},
+                                 {"directories", walked->directories},
+                                 {"walk_s", std::round(secs * 1000) / 1000},
+                                 {"enforced", agent.mirrored()}});
   follow(rb.get(), ctx, opt.wakeup_us, stop);
   rb.reset();
   agent.write_state();
+  agent.report_refused();
+  agent.emit("agent_exiting",
+             json{{"reason", stop.load() ? "signal" : "ring buffer poll failed"}, {"programs_attached", true}});
   log("exiting: the programs stay attached to " + opt.iface +
       " and keep enforcing the last state; `nfsfence attach` adopts them, `nfsfence detach " + opt.iface +
       "` removes them");
