@@ -14,7 +14,8 @@
 # shows agent_started and tree_over for vol-a; after a flood of 1 KiB WRITEs into the full
 # vol-a the sum of its writes_refused counts equals the client's NFS3ERR_DQUOT count (the
 # oracle), in far fewer lines than refusals (one per tree and second); SIGTERM to the agent
-# gives agent_exiting.
+# gives agent_exiting, and a restarted agent's agent_started (pins adopted) reaches the
+# same follower.
 #
 # Env: as e2e_enforce.sh (NFSF_BIN, NFSF_CLIENT or NFSF_BUILD_DIR, LAB_KEEP=1).
 # Exit: 0 pass, 1 fail, 77 skip (not root, no netns/ganesha/libnfs client/clsact/BPF/prometheus).
@@ -173,6 +174,17 @@ for ((i = 0; i < 20; i++)); do
 done
 check "events: SIGTERM to the agent gives agent_exiting, programs attached" \
 	test "$(tail -n 1 "$EVENTS" | jq -r '"\(.type) \(.reason) \(.programs_attached)"')" = "agent_exiting signal true"
+# the same follower goes on across an agent restart (the new agent appends to the same log)
+lab_agent_start "$LAB_DIR/agent2.log" --policy "$POLICY" --mount-port 20048 ||
+	fatal "the agent did not get ready again: $(cat "$LAB_DIR/agent2.log")"
+for ((i = 0; i < 20; i++)); do
+	[[ $(tail -n 1 "$EVENTS" | jq -r .type) == agent_ready ]] && break
+	sleep 0.1
+done
+restarted=$(jq -s -r '[.[] | select(.type == "agent_started")] | map(.pins) | join(" ")' "$EVENTS")
+check "events: the follower sees the restarted agent adopt the pins (agent_started pins: $restarted)" \
+	test "$restarted" = "fresh adopted"
+lab_agent_stop TERM
 "$NFSF_BIN" events --no-follow --state-dir "$LAB_STATE_DIR" >"$LAB_DIR/events.txt" 2>&1 || true
 check "events --no-follow (text, the one log found alone): as many lines as the JSON follower's ($(wc -l <"$LAB_DIR/events.txt"))" \
 	test "$(wc -l <"$LAB_DIR/events.txt")" = "$(wc -l <"$EVENTS")"
