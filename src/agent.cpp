@@ -304,7 +304,8 @@ Expected<unsigned> check_tc_attach(const AttachOptions& opt, const Policy& polic
       log("warning: " + why + " (--mode lsm refuses writes at the file level)");
   if (::geteuid() != 0)
     return make_error(
-        "attach needs root (CAP_BPF, CAP_NET_ADMIN and CAP_SYS_ADMIN to load, attach and pin): run it with sudo");
+        "attach needs root (CAP_BPF, CAP_PERFMON and CAP_NET_ADMIN to load and attach: dist/README.md): run it with "
+        "sudo");
   if (auto e = ensure_bpffs(opt.pin_root); !e.empty()) return make_error(e);
   return ifindex;
 }
