@@ -50,6 +50,9 @@ down() {
 		kill "$p" 2>/dev/null || true
 		wait "$p" 2>/dev/null || true
 	done
+	# without -e: under errexit `(exit 1)` of a failed run would end the trap right here and
+	# leave the namespaces, ganesha and the bpffs mount behind
+	set +e
 	(exit $rc)
 	lab_e2e_down
 }
