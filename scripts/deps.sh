@@ -14,6 +14,7 @@ PKGS=(
   nfs-ganesha nfs-ganesha-vfs rpcbind libnfs-utils libnfs-dev iproute2  # the lab
   nfstrace hyperfine                     # benchmarks
   prometheus-cpp-dev prometheus        # --metrics (prometheus-cpp), and the Prometheus server its test scrapes with
+  systemd python3-yaml util-linux        # dist/: systemd-analyze verify, the manifest's check; setpriv (lab_agent_capabilities)
   qemu-system-x86 busybox-static cpio nfs-common python3  # tests/vm: Debian 12's 6.1 kernel, its NFS client (mount.nfs)
 )
 missing=()

@@ -4,6 +4,7 @@
 // ring buffer's events as decoder input (nfs/ring_event.h), libbpf's messages
 // (src/libbpf_log.h), `status` (src/status.h) and the LSM mode (src/lsm_agent.h).
 #include "src/agent.h"
+#include "src/event_log.h"
 #include "src/metrics.h"
 
 #include <bpf/libbpf.h>
@@ -14,6 +15,7 @@
 
 #include <cerrno>
 #include <chrono>
+#include <cmath>
 #include <cstdio>
 #include <cstring>
 #include <ctime>
@@ -93,8 +95,10 @@ class Agent {
               {[this](int t, bool over, Timestamp) { on_limit(t, over); }, [this](int t, Timestamp) { on_soft(t); }}),
         mirror_(maps, acct_.policy(), previous),
         dec_([this](const RpcMessage& m) { on_message(m); }),
-        state_(state_file_of(opt.state_dir, opt.iface)) {
+        state_(state_file_of(opt.state_dir, opt.iface)),
+        event_log_(event_log_of(opt.state_dir, opt.iface)) {
     acct_.cache().track_changes(true);
+    report_refused();  // the kernel's counts so far (an adopted map's) are the baseline
     struct timespec rt {
     }, mono{};
     clock_gettime(CLOCK_REALTIME, &rt);
@@ -160,9 +164,43 @@ class Agent {
     if (c && (*c)[NFSF_C_EVENTS_LOST] > lost_seen_) {
       log("warning: " + std::to_string((*c)[NFSF_C_EVENTS_LOST] - lost_seen_) +
           " ring buffer events lost: walking the trees again to resynchronise");
+      emit("events_lost", json{{"lost", (*c)[NFSF_C_EVENTS_LOST] - lost_seen_}});
       lost_seen_ = (*c)[NFSF_C_EVENTS_LOST];
-      if (auto r = walk(); !r) log("warning: resync walk failed: " + r.error().message);
+      if (auto r = walk(); !r) {
+        log("warning: resync walk failed: " + r.error().message);
+        emit("resync", json{{"ok", false}, {"error", r.error().message}});
+      } else {
+        emit("resync", json{{"ok", true}, {"handles", r->handles}, {"directories", r->directories}});
+      }
     }
+    report_refused();
+  }
+
+  // `nfsfence events` (src/event_log.h; types and fields: docs/events.md).
+  void emit(std::string_view type, const json& fields = json::object()) { event_log_.emit(type, fields); }
+
+  // One writes_refused event per tree whose count of refused WRITEs (the kernel's, in the
+  // trees map) grew since the last look, about once a second: a flood of refusals is one
+  // line per tree and second. A tree not seen before (the first look, a tree a policy
+  // reload added) only sets the baseline.
+  void report_refused() {
+    auto now = std::chrono::steady_clock::now();
+    double secs = std::chrono::duration<double>(now - refused_at_).count();
+    refused_at_ = now;
+    std::map<std::string, RefusedSeen> seen_now;  // by name: a reload renumbers trees
+    for (size_t i = 0; i < policy().trees.size(); i++) {
+      const std::string& name = policy().trees[i].name;
+      auto kt = maps_.tree(mirror_.kernel_id(int(i)));
+      if (!kt) continue;
+      auto it = refused_seen_.find(name);
+      if (it != refused_seen_.end() && kt->refused_writes > it->second.writes)
+        emit("writes_refused", json{{"tree", name},
+                                    {"count", kt->refused_writes - it->second.writes},
+                                    {"bytes", kt->refused_bytes - it->second.bytes},
+                                    {"interval_s", std::round(secs * 1000) / 1000}});
+      seen_now[name] = RefusedSeen{kt->refused_writes, kt->refused_bytes};
+    }
+    refused_seen_ = std::move(seen_now);
   }
 
   void write_state() {
@@ -260,6 +298,7 @@ class Agent {
     reload_errors_++;
     policy_error_ = why;
     log("policy rejected, the last good policy stays in force: " + why);
+    emit("policy_rejected", json{{"policy", src_.name()}, {"error", why}});
     write_state();
     publish_metrics();
   }
@@ -343,6 +382,14 @@ class Agent {
     log(std::string("policy applied (") + why + "): " + std::to_string(policy().trees.size()) + " trees, " +
         std::to_string(to_walk.size()) + " new or moved, " + std::to_string(removed) + " removed, " +
         std::to_string(changed) + " with new limits; walked " + std::to_string(walked) + " handles in " + took);
+    emit("policy_applied", json{{"policy", src_.name()},
+                                {"trigger", why},
+                                {"trees", policy().trees.size()},
+                                {"added_or_moved", to_walk.size()},
+                                {"removed", removed},
+                                {"limits_changed", changed},
+                                {"handles_walked", walked},
+                                {"ms", std::round(std::chrono::duration<double, std::milli>(end - t0).count() * 10) / 10}});
     write_state();
     publish_metrics();
   }
@@ -358,12 +405,19 @@ class Agent {
     log("tree '" + t.name + "' " + (over ? "reached" : "is back below") + " its limit (" + format_size(t.limit) +
         "): usage " + format_size(acct_.trees()[tree].usage) + (over ? ", refusing WRITEs" : ", WRITEs allowed again"));
     mirror_.set_over(tree, over);
+    emit(
+        over ? "tree_over" : "tree_under",
+        json{{"tree", t.name}, {"path", t.path}, {"usage_bytes", acct_.trees()[tree].usage}, {"limit_bytes", t.limit}});
   }
 
   void on_soft(int tree) {
     const TreePolicy& t = policy().trees[tree];
     log("warning: tree '" + t.name + "' reached its soft limit (" + format_size(*t.soft_limit) + "): usage " +
         format_size(acct_.trees()[tree].usage));
+    emit("soft_limit", json{{"tree", t.name},
+                            {"path", t.path},
+                            {"usage_bytes", acct_.trees()[tree].usage},
+                            {"soft_limit_bytes", *t.soft_limit}});
   }
 
   const AttachOptions& opt_;
@@ -386,6 +440,12 @@ class Agent {
   std::string policy_error_;  // why the last change was rejected ("" once a good one is applied)
   uint64_t reloads_ = 0, reload_errors_ = 0;
   std::time_t applied_at_ = std::time(nullptr);
+  EventLog event_log_;
+  struct RefusedSeen {
+    uint64_t writes = 0, bytes = 0;
+  };
+  std::map<std::string, RefusedSeen> refused_seen_;
+  std::chrono::steady_clock::time_point refused_at_{};
 };
 
 // Called from libbpf's C code, which an exception must not cross (that would end the
@@ -438,7 +498,8 @@ Expected<unsigned> check_tc_attach(const AttachOptions& opt, const Policy& polic
       log("warning: " + why + " (--mode lsm refuses writes at the file level)");
   if (::geteuid() != 0)
     return make_error(
-        "attach needs root (CAP_BPF, CAP_NET_ADMIN and CAP_SYS_ADMIN to load, attach and pin): run it with sudo");
+        "attach needs root (CAP_BPF, CAP_PERFMON and CAP_NET_ADMIN to load and attach: dist/README.md): run it with "
+        "sudo");
   if (auto e = ensure_bpffs(opt.pin_root); !e.empty()) return make_error(e);
   return ifindex;
 }
@@ -561,9 +622,18 @@ int run_attach_tc(const AttachOptions& opt, const Policy& policy, const std::ato
       opt, policy, (*prog)->maps(), policy_source(opt),
       pins.adopting ? previous_ids(state_file_of(opt.state_dir, opt.iface)) : std::map<std::string, uint32_t>{});
   agent.watch_policy();  // before the walk: a change made while it runs is applied after it
+  agent.emit("agent_started", json{{"mode", "tc"},
+                                   {"iface", opt.iface},
+                                   {"pid", ::getpid()},
+                                   {"pins", pins.adopting ? "adopted" : "fresh"},
+                                   {"action", action_name(opt.action)},
+                                   {"policy", policy_source(opt).name()},
+                                   {"trees", policy.trees.size()}});
   auto t0 = std::chrono::steady_clock::now();
   auto walked = agent.walk();
   if (!walked) {
+    agent.emit("agent_exiting",
+               json{{"reason", "the walk failed: " + walked.error().message}, {"programs_attached", pins.adopting}});
     if (pins.adopting) {
       (*prog)->keep_attached();  // the previous state keeps being enforced
       log(walked.error().message + " (the programs stay attached with the state they had)");
@@ -590,9 +660,16 @@ int run_attach_tc(const AttachOptions& opt, const Policy& policy, const std::ato
   }
   libbpf_log_live();
   log(ready_line(opt, agent.policy(), agent, *walked, secs));
+  agent.emit("agent_ready", json{{"handles", walked->handles},
+                                 {"directories", walked->directories},
+                                 {"walk_s", std::round(secs * 1000) / 1000},
+                                 {"enforced", agent.mirrored()}});
   follow(rb.get(), ctx, opt.wakeup_us, stop);
   rb.reset();
   agent.write_state();
+  agent.report_refused();
+  agent.emit("agent_exiting",
+             json{{"reason", stop.load() ? "signal" : "ring buffer poll failed"}, {"programs_attached", true}});
   log("exiting: the programs stay attached to " + opt.iface +
       " and keep enforcing the last state; `nfsfence attach` adopts them, `nfsfence detach " + opt.iface +
       "` removes them");

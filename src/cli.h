@@ -22,6 +22,7 @@ int cmd_replay(const std::vector<std::string>& args);
 int cmd_attach(const std::vector<std::string>& args);
 int cmd_detach(const std::vector<std::string>& args);
 int cmd_status(const std::vector<std::string>& args);
+int cmd_events(const std::vector<std::string>& args);
 #endif
 
 // One-line error to stderr, prefixed "nfsfence: " (control bytes escaped).

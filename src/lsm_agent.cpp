@@ -17,6 +17,7 @@
 #include <unordered_set>
 
 #include "src/agent_common.h"
+#include "src/event_log.h"
 #include "src/lsm_loader.h"
 #include "src/status.h"
 
@@ -157,7 +158,8 @@ class LsmAgent {
         usage_(policy.trees.size()),
         files_(policy.trees.size()),
         over_(policy.trees.size()),
-        state_(state_file_of(opt.state_dir, kLsmName)) {}
+        state_(state_file_of(opt.state_dir, kLsmName)),
+        event_log_(event_log_of(opt.state_dir, kLsmName)) {}
 
   // Sums the regular files below the tree's root (each inode once; each superblock's root,
   // not crossing into other filesystems), and sets each file's charged size to what was
@@ -279,8 +281,15 @@ class LsmAgent {
       log("tree '" + p.name + "' " + (over ? "reached" : "is back below") + " its limit (" + format_size(p.limit) +
           "): usage " + format_size(t->usage > 0 ? uint64_t(t->usage) : 0) +
           (over ? ", refusing writes" : ", writes allowed again"));
+      emit(over ? "tree_over" : "tree_under", json{{"tree", p.name},
+                                                   {"path", p.path},
+                                                   {"usage_bytes", t->usage > 0 ? uint64_t(t->usage) : 0},
+                                                   {"limit_bytes", p.limit}});
     }
   }
+
+  // `nfsfence events` (src/event_log.h; docs/events.md).
+  void emit(std::string_view type, const json& fields = json::object()) { event_log_.emit(type, fields); }
 
   void write_state() {
     json trees = json::array();
@@ -320,6 +329,7 @@ class LsmAgent {
   uint64_t scans_ = 0;
   bool warned_ = false;
   StateWriter state_;
+  EventLog event_log_;
 };
 
 }  // namespace
@@ -416,6 +426,13 @@ int run_attach_lsm(const AttachOptions& opt, const Policy& policy, const std::at
     }
   }
   LsmAgent agent(opt, policy, maps, roots, mount);
+  agent.emit("agent_started", json{{"mode", "lsm"},
+                                   {"iface", kLsmName},
+                                   {"pid", ::getpid()},
+                                   {"pins", adopting ? "adopted" : "fresh"},
+                                   {"mount", mount},
+                                   {"policy", opt.policy_path},
+                                   {"trees", policy.trees.size()}});
   auto t0 = std::chrono::steady_clock::now();
   agent.rescan_all();
   double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
@@ -436,6 +453,7 @@ int run_attach_lsm(const AttachOptions& opt, const Policy& policy, const std::at
   for (const std::string& md : mount_dirs) on += (on.empty() ? "" : ", ") + md;
   log("ready: lsm on " + on + " (hooks: " + hooks + "); scanned in " + std::to_string(secs).substr(0, 5) +
       " s; trees: " + trees);
+  agent.emit("agent_ready", json{{"scan_s", double(int64_t(secs * 1000)) / 1000}, {"hooks", (*prog)->hooks()}});
 
   auto next = std::chrono::steady_clock::now();
   unsigned ticks = 0;
@@ -448,6 +466,7 @@ int run_attach_lsm(const AttachOptions& opt, const Policy& policy, const std::at
     agent.write_state();
   }
   agent.write_state();
+  agent.emit("agent_exiting", json{{"reason", "signal"}, {"programs_attached", true}});
   log("exiting: the LSM hooks stay attached and keep enforcing (usage grows from the hooks alone until an agent "
       "rescans); `nfsfence attach --mode lsm` adopts them, `nfsfence detach lsm` removes them");
   return 0;

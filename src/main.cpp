@@ -21,6 +21,7 @@ const Command kCommands[] = {
     {"attach", "load the TC programs on an interface and run the agent (enforce quotas live)", cmd_attach},
     {"detach", "remove the programs, links and pinned maps from an interface", cmd_detach},
     {"status", "show per-tree usage, state and counters from the pinned maps", cmd_status},
+    {"events", "print and follow what an agent did: limits crossed, WRITEs refused, policy, restarts", cmd_events},
 #endif
 };
 

@@ -106,7 +106,9 @@ std::optional<int> running_agent(const std::string& state_file) {
   auto state = read_state(state_file);
   if (!state) return std::nullopt;
   int pid = (*state)["pid"].get<int>();
-  if (!process_alive(pid)) return std::nullopt;
+  // A container's agent is pid 1 in every new pod: a state file its predecessor left (on a
+  // hostPath) names this very process, which is not another agent.
+  if (pid == ::getpid() || !process_alive(pid)) return std::nullopt;
   return pid;
 }
 

@@ -136,3 +136,38 @@ TEST_F(Cli, EmptyCaptureReplaysToZero) {
   EXPECT_NE(r.out.find("\"packets\": 0"), std::string::npos) << r.out;
   EXPECT_NE(r.out.find("\"usage_bytes\": 0"), std::string::npos) << r.out;
 }
+
+// `nfsfence events`: which log, and the errors when there is none or more than one.
+TEST_F(Cli, EventsWithoutAnAgent) {
+  one_line_error(run("events --no-follow --state-dir " + (dir_ / "missing").string()), 1, "does not exist");
+  fs::create_directories(dir_ / "state");
+  one_line_error(run("events --no-follow --state-dir " + (dir_ / "state").string()), 1, "no agent's event log in");
+  write("state/eth0.json", "{\"pid\": 1}");  // a state file without a log is no log
+  one_line_error(run("events --no-follow --state-dir " + (dir_ / "state").string()), 1, "no agent's event log in");
+}
+
+TEST_F(Cli, EventsOfTwoAgentsNeedAnInterface) {
+  fs::create_directories(dir_ / "state");
+  write("state/eth0.events.jsonl", "{\"time\":\"T0\",\"type\":\"agent_started\",\"pins\":\"fresh\"}\n");
+  write("state/eth1.events.jsonl", "{\"time\":\"T1\",\"type\":\"tree_over\",\"tree\":\"a\",\"limit_bytes\":1024}\n");
+  std::string sd = " --no-follow --state-dir " + (dir_ / "state").string();
+  one_line_error(run("events" + sd), 2, "event logs of 2 agents in " + (dir_ / "state").string() + ": eth0, eth1");
+  one_line_error(run("events eth9" + sd), 1, "no event log for eth9");
+  Outcome r = run("events eth1" + sd);
+  EXPECT_EQ(r.code, 0) << r.err;
+  EXPECT_EQ(r.out, "T1 tree_over a limit=1Ki\n");
+  r = run("events eth0 --format json" + sd);
+  EXPECT_EQ(r.code, 0) << r.err;
+  EXPECT_EQ(r.out, "{\"time\":\"T0\",\"type\":\"agent_started\",\"pins\":\"fresh\"}\n");
+  one_line_error(run("events eth0 --format yaml" + sd), 2, "--format");
+}
+
+TEST_F(Cli, EventsOfOneAgentOldestFirstDamagedLinesSkipped) {
+  fs::create_directories(dir_ / "state");
+  write("state/lsm.events.jsonl.1", "{\"time\":\"T0\",\"type\":\"a\"}\n");
+  write("state/lsm.events.jsonl", "{\"time\":\"T1\",\"ty\n{\"time\":\"T2\",\"type\":\"b\"}\n{\"time\":\"T3\"");
+  Outcome r = run("events --no-follow --state-dir " + (dir_ / "state").string());
+  EXPECT_EQ(r.code, 0) << r.err;
+  EXPECT_EQ(r.out, "T0 a\nT2 b\n");  // the unfinished last line is not printed
+  EXPECT_NE(r.err.find("1 damaged line(s)"), std::string::npos) << r.err;
+}

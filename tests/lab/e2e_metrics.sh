@@ -10,6 +10,12 @@
 #   refused_writes_total == the client's DQUOT count (> 0), agent_up == 1, and Prometheus
 #   saw no counter reset (resets() == 0);
 # and a second agent whose metrics port is taken fails with one line, exit 1, nothing left.
+# `nfsfence events --format json` follows the agent from another process all along: it
+# shows agent_started and tree_over for vol-a; after a flood of 1 KiB WRITEs into the full
+# vol-a the sum of its writes_refused counts equals the client's NFS3ERR_DQUOT count (the
+# oracle), in far fewer lines than refusals (one per tree and second); SIGTERM to the agent
+# gives agent_exiting, and a restarted agent's agent_started (pins adopted) reaches the
+# same follower.
 #
 # Env: as e2e_enforce.sh (NFSF_BIN, NFSF_CLIENT or NFSF_BUILD_DIR, LAB_KEEP=1).
 # Exit: 0 pass, 1 fail, 77 skip (not root, no netns/ganesha/libnfs client/clsact/BPF/prometheus).
@@ -36,12 +42,17 @@ ok() { echo "ok: $*"; }
 check() { local what=$1; shift; if "$@"; then ok "$what"; else fail "$what"; fi; }
 
 PROM_PID=
+EVENTS_PID=
 down() {
 	local rc=$?
-	if [[ -n $PROM_PID ]]; then
-		kill "$PROM_PID" 2>/dev/null || true
-		wait "$PROM_PID" 2>/dev/null || true
-	fi
+	local p
+	for p in $PROM_PID $EVENTS_PID; do
+		kill "$p" 2>/dev/null || true
+		wait "$p" 2>/dev/null || true
+	done
+	# without -e: under errexit `(exit 1)` of a failed run would end the trap right here and
+	# leave the namespaces, ganesha and the bpffs mount behind
+	set +e
 	(exit $rc)
 	lab_e2e_down
 }
@@ -58,6 +69,9 @@ lab_client "$(lab_url)" mkdir vol-a mkdir vol-b >"$LAB_DIR/setup.out" 2>&1 || fa
 lab_agent_start "$LAB_DIR/agent.log" --policy "$POLICY" --mount-port 20048 --metrics "$METRICS" ||
 	fatal "attach --metrics did not get ready: $(cat "$LAB_DIR/agent.log")"
 ok "attach --metrics $METRICS ready"
+EVENTS=$LAB_DIR/events.jsonl
+"$NFSF_BIN" events vcli --format json --state-dir "$LAB_STATE_DIR" >"$EVENTS" 2>"$LAB_DIR/events.err" &
+EVENTS_PID=$!
 
 mkdir -p "$LAB_DIR/prom"
 cat >"$LAB_DIR/prom/prometheus.yml" <<EOF2
@@ -129,6 +143,55 @@ done
 check "Prometheus saw no counter of nfsfence go back (10 counters, resets() == 0 for each)" test "$resets" -eq 0
 v=$(query 'nfsfence_packets_total')
 check "Prometheus: nfsfence_packets_total > 0 ($v)" test "${v%%.*}" -gt 0 2>/dev/null
+
+# ---- nfsfence events, followed from another process since the agent was ready
+# a flood: 600 WRITEs of 1 KiB into the full vol-a, every one refused (one op each: a write
+# op stops at its first refusal, --keep-going goes on with the next op)
+for ((i = 0; i < 600; i++)); do echo "pwrite vol-a/f $((i * 1024)) 1Ki"; done >"$LAB_DIR/flood.script"
+lab_client --keep-going --script "$LAB_DIR/flood.script" "$(lab_url)" >"$LAB_DIR/flood.out" 2>&1 || true
+dq2=$(grep -c -E '^op=write path=vol-a/f .*status=NFS3ERR_DQUOT' "$LAB_DIR/flood.out" || true)
+check "the flood: $dq2 WRITEs of 1 KiB refused with NFS3ERR_DQUOT" test "$dq2" -ge 500
+refused=$((dq + dq2))
+# refused_sum: the sum of the writes_refused counts of vol-a the follower printed so far
+refused_sum() { jq -s '[.[] | select(.type == "writes_refused" and .tree == "vol-a") | .count] | add // 0' "$EVENTS"; }
+for ((i = 0; i < 40; i++)); do
+	[[ $(refused_sum) == "$refused" ]] && break
+	sleep 0.25
+done
+check "events: the writes_refused counts of vol-a add up to $(refused_sum), the client's NFS3ERR_DQUOT replies: $refused" \
+	test "$(refused_sum)" = "$refused"
+lines=$(jq -s '[.[] | select(.type == "writes_refused")] | length' "$EVENTS")
+check "events: $refused refusals in $lines writes_refused lines (aggregated per tree and second)" \
+	test "$lines" -ge 1 -a $((lines * 20)) -le "$refused"
+check "events: no writes_refused for vol-b" test "$(jq -s '[.[] | select(.type == "writes_refused" and .tree == "vol-b")] | length' "$EVENTS")" = 0
+first=$(head -n 1 "$EVENTS" | jq -r '"\(.type) \(.pins) \(.iface)"')
+check "events: the first line is agent_started with fresh pins on vcli ($first)" test "$first" = "agent_started fresh vcli"
+over=$(jq -s '[.[] | select(.type == "tree_over" and .tree == "vol-a" and .limit_bytes == 1048576 and .usage_bytes >= 1048576)] | length' "$EVENTS")
+check "events: tree_over for vol-a, usage >= limit ($over line)" test "$over" = 1
+check "events: every line has a time and a type" \
+	test "$(jq -s '[.[] | select((.time | test("^[0-9-]{10}T[0-9:.]{12}Z$")) and (.type | type == "string"))] | length' "$EVENTS")" = "$(wc -l <"$EVENTS")"
+lab_agent_stop TERM
+for ((i = 0; i < 20; i++)); do
+	grep -q '"type":"agent_exiting"' "$EVENTS" && break
+	sleep 0.1
+done
+check "events: SIGTERM to the agent gives agent_exiting, programs attached" \
+	test "$(tail -n 1 "$EVENTS" | jq -r '"\(.type) \(.reason) \(.programs_attached)"')" = "agent_exiting signal true"
+# the same follower goes on across an agent restart (the new agent appends to the same log)
+lab_agent_start "$LAB_DIR/agent2.log" --policy "$POLICY" --mount-port 20048 ||
+	fatal "the agent did not get ready again: $(cat "$LAB_DIR/agent2.log")"
+for ((i = 0; i < 20; i++)); do
+	[[ $(tail -n 1 "$EVENTS" | jq -r .type) == agent_ready ]] && break
+	sleep 0.1
+done
+restarted=$(jq -s -r '[.[] | select(.type == "agent_started")] | map(.pins) | join(" ")' "$EVENTS")
+check "events: the follower sees the restarted agent adopt the pins (agent_started pins: $restarted)" \
+	test "$restarted" = "fresh adopted"
+lab_agent_stop TERM
+"$NFSF_BIN" events --no-follow --state-dir "$LAB_STATE_DIR" >"$LAB_DIR/events.txt" 2>&1 || true
+check "events --no-follow (text, the one log found alone): as many lines as the JSON follower's ($(wc -l <"$LAB_DIR/events.txt"))" \
+	test "$(wc -l <"$LAB_DIR/events.txt")" = "$(wc -l <"$EVENTS")"
+echo "    events (text):" && sed 's/^/      /' "$LAB_DIR/events.txt" | head -n 20
 
 # a second agent whose metrics port is taken (Prometheus's own): one line, exit 1, nothing left
 rc=0
