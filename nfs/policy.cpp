@@ -277,7 +277,7 @@ Expected<Policy> parse_policy(const std::string& text, const std::string& origin
     if (!root.IsDefined() || root.IsNull())
       return make_error(origin + ": policy: is empty (expected a YAML mapping with keys export, trees, ...)");
     if (!root.IsMap()) fail(origin, root, "policy", "must be a YAML mapping with keys export, trees, ...");
-    Keys keys = check_keys(origin, root, "", {"export", "server", "accounting", "root_fh", "trees"});
+    Keys keys = check_keys(origin, root, "", {"export", "server", "accounting", "root_fh", "fsstat", "trees"});
     Policy p;
     if (!root["export"])
       fail(origin, root, "export", "missing (the export path as the client mounts it, e.g. /srv/nfs)");
@@ -297,6 +297,15 @@ Expected<Policy> parse_policy(const std::string& text, const std::string& origin
         p.accounting = AccountingMode::Size;
       else
         fail(origin, root["accounting"], "accounting", quote(a) + " is not one of: used, size");
+    }
+    if (root["fsstat"]) {
+      std::string f = scalar(origin, root, keys, "fsstat", "fsstat");
+      if (f == "rewrite")
+        p.fsstat = FsstatMode::Rewrite;
+      else if (f == "pass")
+        p.fsstat = FsstatMode::Pass;
+      else
+        fail(origin, root["fsstat"], "fsstat", quote(f) + " is not one of: rewrite, pass");
     }
     if (root["root_fh"]) {
       auto fh = from_hex(scalar(origin, root, keys, "root_fh", "root_fh"));

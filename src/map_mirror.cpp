@@ -15,6 +15,8 @@ std::span<const uint8_t> bytes_of(const std::string& fh) {
 
 }  // namespace
 
+uint32_t kernel_tree_id(size_t index) { return uint32_t(index + 1); }
+
 void MapMirror::mirror(HandleCache& c, HandleCache::Id id) {
   HandleCache::Node& n = c.node(id);
   if (!n.live) return;
@@ -24,7 +26,7 @@ void MapMirror::mirror(HandleCache& c, HandleCache::Id id) {
   std::span<const uint8_t> fh = bytes_of(*n.fh);
   if (fh.size() > NFSF_FH_MAX) return;
   if (t >= 0) {
-    if (auto r = maps_.set_handle_tree(fh, uint32_t(t + 1)); !r) {
+    if (auto r = maps_.set_handle_tree(fh, kernel_tree_id(size_t(t))); !r) {
       log("error: " + r.error().message());
       return;
     }
@@ -57,18 +59,30 @@ void MapMirror::sync_rooms(const std::vector<TreeState>& trees, bool all) {
   if (room_usage_.size() != policy_.trees.size()) {
     room_usage_.assign(policy_.trees.size(), ~uint64_t(0));
     room_dirty_.assign(policy_.trees.size(), true);
+    df_usage_.assign(policy_.trees.size(), ~uint64_t(0));
   }
   for (size_t i = 0; i < policy_.trees.size(); i++) {
     uint64_t usage = trees[i].usage, limit = policy_.trees[i].limit;
+    uint32_t id = kernel_tree_id(i);
+    if (all || usage != df_usage_[i]) {
+      nfsf_tree_df df{};
+      df.limit = limit;
+      df.used = usage;
+      df.flags = policy_.fsstat == FsstatMode::Rewrite ? NFSF_DF_REWRITE : 0;
+      if (auto r = maps_.set_tree_df(id, df); !r)
+        log("error: " + r.error().message());
+      else
+        df_usage_[i] = usage;
+    }
     if (!all && !room_dirty_[i] && usage == room_usage_[i]) continue;
     room_dirty_[i] = false;
-    auto t = maps_.tree(uint32_t(i + 1));
+    auto t = maps_.tree(id);
     if (!t) {
       log("error: " + t.error().message());
       continue;
     }
     uint64_t full_at = t->write_bytes + (usage < limit ? limit - usage : 0);
-    if (auto r = maps_.set_tree_room(uint32_t(i + 1), full_at ? full_at : 1); !r) {
+    if (auto r = maps_.set_tree_room(id, full_at ? full_at : 1); !r) {
       log("error: " + r.error().message());
       continue;
     }
@@ -77,7 +91,7 @@ void MapMirror::sync_rooms(const std::vector<TreeState>& trees, bool all) {
 }
 
 void MapMirror::set_over(int tree, bool over) {
-  if (auto r = maps_.set_tree_over(uint32_t(tree + 1), over); !r) log("error: " + r.error().message());
+  if (auto r = maps_.set_tree_over(kernel_tree_id(size_t(tree)), over); !r) log("error: " + r.error().message());
 }
 
 }  // namespace nfsfence::agent
