@@ -82,7 +82,11 @@ counter() {
 		jq -r --arg c "$1" '(if type == "array" then .[0] else . end).counters[$c] // "missing"'
 }
 # the export filesystem as the server's statfs sees it: "size avail" in bytes
-disk_df() { stat -f -c '%b %a %S' "$LAB_EXPORT" | awk '{ printf "%d %d\n", $1 * $3, $2 * $3 }'; }
+disk_df() {
+	local b a bs
+	read -r b a bs < <(stat -f -c '%b %a %S' "$LAB_EXPORT")
+	echo "$((b * bs)) $((a * bs))"
+}
 
 root_before=$(fsstat "" .)
 check "without the agent, the export root's FSSTAT answers ($root_before)" test "$root_before" != none
@@ -103,13 +107,14 @@ check "export root left alone: tbytes $rt == the export filesystem's size $dsize
 check "export root left alone: abytes $ra within 64 MiB of the server's f_bavail $davail" \
 	test $((ra > davail ? ra - davail : davail - ra)) -le $((64 * MI))
 
-# fill vol-a past its limit: the refusals prove the tree is over, then nothing is left
-lab_client --keep-going "$(lab_url)" write vol-a/big 2Mi 64Ki >"$LAB_DIR/fill.out" 2>&1 || true
+# fill vol-a: 64 KiB WRITEs until refused (the room bound stops them short of the limit),
+# then 4 KiB WRITEs into what is left: the tree ends exactly full, nothing left
+lab_client --keep-going "$(lab_url)" write vol-a/big 2Mi 64Ki write vol-a/rest 256Ki 4Ki >"$LAB_DIR/fill.out" 2>&1 || true
 dq=$(grep -c 'status=NFS3ERR_DQUOT' "$LAB_DIR/fill.out" || true)
 check "filling vol-a: $dq WRITEs refused with NFS3ERR_DQUOT" test "$dq" -gt 0
 used=$(lab_tree_used vol-a)
 check "vol-a's disk usage $used >= its limit $MI" test "$used" -ge $MI
-wait_fsstat "vol-a over its limit: nothing left" vol-a . vol-a $MI
+wait_fsstat "vol-a full: nothing left" vol-a . vol-a $MI
 
 rw=$(counter fsstat_rewritten)
 cut=$(counter fsstat_cut)
