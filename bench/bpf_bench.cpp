@@ -114,6 +114,27 @@ Bytes write_reply(uint32_t xid, uint64_t used) {
   return pkt::write3res(x, 0, pkt::WccAttr{used - 65536, t0, t1}, post, 65536, 0, 0x1111111122222222ull).bytes();
 }
 
+// FSSTAT3res OK with post_op_attr (a directory), what ganesha sends for `df`.
+Bytes fsstat_reply(uint32_t xid) {
+  pkt::Fattr3 a{.type = 2, .mode = 0755, .nlink = 4, .size = 4096, .used = 4096, .fsid = 1, .fileid = 77};
+  XdrWriter x;
+  x.reply_header(xid);
+  return pkt::fsstat3res(x, 0, a,
+                         {.tbytes = 40ull << 30,
+                          .fbytes = 10ull << 30,
+                          .abytes = 9ull << 30,
+                          .tfiles = 1u << 20,
+                          .ffiles = 1u << 19,
+                          .afiles = 1u << 19,
+                          .invarsec = 0})
+      .bytes();
+}
+
+Bytes fsstat_call(uint32_t xid, const Bytes& fh) {
+  XdrWriter x = rpc_call_head(xid, 18);
+  return x.opaque(fh).bytes();
+}
+
 // ------------------------------------------------------------------ running
 
 struct Run {
@@ -169,8 +190,9 @@ struct Class {
   Bytes repeat_pkt;  // what repeat mode runs (head classes: + an invalid trailing mark)
   // flow state to install before a fresh call (nullopt: leave as is)
   std::optional<nfsf_flow_state> fresh_state;
-  std::function<void(const Tc&)> prepare;  // per program, once (e.g. establish flow state)
-  nfsf_counter path = NFSF_C_PACKETS;      // counter that must advance once per run
+  std::function<void(const Tc&)> prepare;      // per program, once (e.g. establish flow state)
+  std::function<void(const Tc&)> before_each;  // per program, before every fresh call (untimed)
+  nfsf_counter path = NFSF_C_PACKETS;          // counter that must advance once per run
   bool repeat_ok = true;
 };
 
@@ -247,7 +269,8 @@ int main(int argc, char** argv) {
       if (!m.set_handle_tree(fh, 3 + i % 100)) die("set_handle_tree (fill)");
     }
     if (!m.set_handle_tree(fh_under, 1) || !m.set_handle_tree(fh_over, 2) || !m.set_tree_over(1, false) ||
-        !m.set_tree_over(2, true))
+        !m.set_tree_over(2, true) ||
+        !m.set_tree_df(1, nfsf_tree_df{.limit = 1ull << 30, .used = 300ull << 20, .flags = NFSF_DF_REWRITE, .pad = 0}))
       die("map setup");
   }
 
@@ -324,6 +347,26 @@ int main(int argc, char** argv) {
   {
     Bytes m = write_reply(0x1001, 5 << 20);
     head_class("WRITE reply (ingress)", true, 5, m, uint32_t(m.size()), m, NFSF_C_RPC_REPLIES, true);
+  }
+  {
+    Bytes m = fsstat_call(0x6001, fh_under);
+    head_class("FSSTAT call, handle in a tree", false, 6, m, uint32_t(m.size()), m, NFSF_C_RPC_CALLS, true);
+  }
+  {
+    // The same reply twice: to an FSSTAT of the export root (no pending entry: the one
+    // lookup every reply makes, then passed) and to one of tree 1 (the entry is put back
+    // before every call, untimed; repeat mode would rewrite only its first run).
+    Bytes m = fsstat_reply(0x7001);
+    head_class("FSSTAT reply, export root (passed)", true, 7, m, uint32_t(m.size()), m, NFSF_C_RPC_REPLIES, true);
+    head_class("FSSTAT reply, tree (rewritten)", true, 8, m, uint32_t(m.size()), m, NFSF_C_FSSTAT_REWRITTEN, false);
+    nfsf_xid_key k{};
+    k.flow = flow_key(cls.back().seg);
+    k.xid = htonl(0x7001);
+    cls.back().before_each = [k](const Tc& t) {
+      nfsf_dirop d{.tree = 1, .proc = 18};
+      if (bpf_map_update_elem(t.prog->maps().pending_dirop_fd, &k, &d, BPF_ANY))
+        die("pending_dirop update: " + std::string(std::strerror(errno)));
+    };
   }
   {
     Class c;
@@ -410,6 +453,7 @@ int main(int argc, char** argv) {
         if (t) a = counters(*t);
         for (uint32_t s = 0; s < samples; s++) {
           if (t) reset_state(*t, c);
+          if (t && c.before_each) c.before_each(*t);
           Run r = test_run(fd, c.fresh_pkt, 1);
           if (r.err) die(c.name + ": test_run: " + std::strerror(r.err));
           d.push_back(r.duration);

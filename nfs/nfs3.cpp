@@ -500,6 +500,7 @@ DecodeResult nfs3_reply(uint32_t proc, XdrIn& in, NfsFields& out) {
       if (!ok) return get_post_op(in, out.attr);
       Owned<FSSTAT3resok> r(xdr_FSSTAT3resok);
       if (!r.decode(in)) return in.failure();
+      out.fsstat = FsStatRes{r->tbytes, r->fbytes, r->abytes, r->tfiles, r->ffiles, r->afiles};
       return from_post_op(r->obj_attributes, out.attr) ? DecodeResult::Ok : DecodeResult::Malformed;
     }
     case NFS3_FSINFO: {

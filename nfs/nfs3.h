@@ -65,6 +65,10 @@ struct Attr {  // the parts of fattr3 we use
   uint32_t nlink = 0;
 };
 
+struct FsStatRes {  // FSSTAT3resok's sizes (RFC 1813 3.3.18)
+  uint64_t tbytes = 0, fbytes = 0, abytes = 0, tfiles = 0, ffiles = 0, afiles = 0;
+};
+
 struct DirEntryPlus {  // one READDIRPLUS entry
   std::string name;
   uint64_t fileid = 0;
@@ -95,6 +99,7 @@ struct NfsFields {
   std::optional<bool> eof;            // READ/READDIR reply
   std::vector<DirEntryPlus> entries;  // READDIRPLUS
   std::optional<Bytes> cookieverf;    // READDIR(PLUS) reply: the verifier to continue with
+  std::optional<FsStatRes> fsstat;    // FSSTAT reply (NFS3_OK)
 };
 
 enum class DecodeResult { Ok, Truncated, Malformed, Unsupported };

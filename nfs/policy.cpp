@@ -170,7 +170,7 @@ void check_server(const std::string& origin, const YAML::Node& at, const std::st
 }
 
 // The keys a policy file and a policy directory's _defaults.yaml share: export (when
-// given), server, accounting, root_fh.
+// given), server, accounting, root_fh, fsstat.
 void parse_common(const std::string& origin, const YAML::Node& root, const Keys& keys, Policy& p) {
   if (root["export"]) {
     p.export_path = scalar(origin, root, keys, "export", "export");
@@ -190,6 +190,15 @@ void parse_common(const std::string& origin, const YAML::Node& root, const Keys&
       p.accounting = AccountingMode::Size;
     else
       fail(origin, root["accounting"], "accounting", quote(a) + " is not one of: used, size");
+  }
+  if (root["fsstat"]) {
+    std::string f = scalar(origin, root, keys, "fsstat", "fsstat");
+    if (f == "rewrite")
+      p.fsstat = FsstatMode::Rewrite;
+    else if (f == "pass")
+      p.fsstat = FsstatMode::Pass;
+    else
+      fail(origin, root["fsstat"], "fsstat", quote(f) + " is not one of: rewrite, pass");
   }
   if (root["root_fh"]) {
     auto fh = from_hex(scalar(origin, root, keys, "root_fh", "root_fh"));
@@ -361,7 +370,7 @@ Expected<Policy> with_document(const std::string& text, const std::string& origi
 
 Expected<Policy> parse_policy(const std::string& text, const std::string& origin) {
   return with_document(text, origin, "policy", "export, trees, ...", [&](const YAML::Node& root) -> Policy {
-    Keys keys = check_keys(origin, root, "", {"export", "server", "accounting", "root_fh", "trees"});
+    Keys keys = check_keys(origin, root, "", {"export", "server", "accounting", "root_fh", "fsstat", "trees"});
     Policy p;
     if (!root["export"])
       fail(origin, root, "export", "missing (the export path as the client mounts it, e.g. /srv/nfs)");
@@ -458,9 +467,9 @@ Expected<Policy> load_policy_dir(const std::string& dir) {
   if (fs::exists(defaults, ec)) {
     auto text = read_policy_text(defaults);
     if (!text) return unexpected(text.error());
-    auto d = with_document(*text, defaults, "defaults file", "export, server, accounting, root_fh",
+    auto d = with_document(*text, defaults, "defaults file", "export, server, accounting, root_fh, fsstat",
                            [&](const YAML::Node& root) -> Policy {
-                             Keys keys = check_keys(defaults, root, "", {"export", "server", "accounting", "root_fh"});
+                             Keys keys = check_keys(defaults, root, "", {"export", "server", "accounting", "root_fh", "fsstat"});
                              Policy q;
                              parse_common(defaults, root, keys, q);
                              return q;

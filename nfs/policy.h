@@ -4,6 +4,7 @@
 //   server: 10.99.0.2            # optional: only traffic to/from this server (address or host name, no port)
 //   accounting: used             # used (fattr3.used, what quotas count) or size
 //   root_fh: "0100...ab"         # optional: export root handle, for captures without MNT
+//   fsstat: rewrite              # rewrite (default): FSSTAT of a tree says its limit and room; pass
 //   trees:
 //     - name: vol-a
 //       path: vol-a              # relative to the export root
@@ -20,6 +21,9 @@
 namespace nfsfence {
 
 enum class AccountingMode { Used, Size };
+// FSSTAT replies for handles in a tree: Rewrite (tbytes = limit, fbytes/abytes = what is
+// left, so `df` on a mount of the tree shows the quota) or Pass (the server's numbers).
+enum class FsstatMode { Rewrite, Pass };
 
 struct TreePolicy {
   std::string name;
@@ -34,6 +38,7 @@ struct Policy {
   std::string export_path;
   std::optional<std::string> server;
   AccountingMode accounting = AccountingMode::Used;
+  FsstatMode fsstat = FsstatMode::Rewrite;
   std::optional<Bytes> root_fh;
   std::vector<TreePolicy> trees;
 };

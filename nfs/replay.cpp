@@ -13,6 +13,18 @@ namespace nfsfence {
 
 using nlohmann::json;
 
+FsStatRes tree_fsstat(const FsStatRes& server, uint64_t limit, uint64_t used, FsstatMode mode) {
+  if (mode == FsstatMode::Pass) return server;
+  uint64_t left = used < limit ? limit - used : 0;
+  FsStatRes r = server;
+  r.tbytes = limit;
+  r.fbytes = std::min(server.fbytes, left);
+  r.abytes = std::min(server.abytes, left);
+  return r;
+}
+
+DfView df_of(const FsStatRes& r) { return DfView{r.tbytes, r.tbytes > r.fbytes ? r.tbytes - r.fbytes : 0, r.abytes}; }
+
 Replayer::Replayer(const Policy& policy, const ReplayOptions& opt)
     : acct_(policy, opt.max_handles), counters_(policy.trees.size()), max_handles_(opt.max_handles) {}
 
@@ -60,6 +72,9 @@ void Replayer::on_message(const RpcMessage& m) {
           outside_writes_++;
           outside_write_bytes_ += bytes;
         }
+      } else if (*m.proc == NFS3_FSSTAT) {
+        int tree = acct_.tree_of(ByteView(fh.data(), fh.size()));
+        if (tree >= 0) counters_[tree].fsstat_calls++;
       } else if (*m.proc == NFS3_READ) {
         int tree = acct_.tree_of(ByteView(fh.data(), fh.size()));
         if (tree >= 0) {
@@ -69,12 +84,28 @@ void Replayer::on_message(const RpcMessage& m) {
       }
     }
   }
+  if (m.type == MsgType::Reply && m.proc == NFS3_FSSTAT && m.prog == kProgNfs && m.vers == 3 && m.fields.fsstat &&
+      m.call && m.call->fh) {
+    int tree = acct_.tree_of(ByteView(m.call->fh->data(), m.call->fh->size()));
+    if (tree >= 0) {
+      TreeCounters& c = counters_[tree];
+      c.fsstat_replies++;
+      c.server_df = df_of(*m.fields.fsstat);
+      c.df = df_of(tree_fsstat(*m.fields.fsstat, acct_.policy().trees[tree].limit, acct_.trees()[tree].usage,
+                               acct_.policy().fsstat));
+    }
+  }
   // Usage follows the server's replies: the simulation counts refusals but does not
   // change what the server reported (it accepted those writes in the capture).
   acct_.on_message(m);
 }
 
 static json ts_or_null(const std::optional<Timestamp>& t) { return t ? json(t->seconds()) : json(nullptr); }
+
+static json df_json(const std::optional<DfView>& d) {
+  if (!d) return nullptr;
+  return json{{"size_bytes", d->size}, {"used_bytes", d->used}, {"avail_bytes", d->avail}};
+}
 
 json Replayer::report(const Decoder& d, uint64_t capture_bytes, double seconds) const {
   json j = stats_json(d);
@@ -101,10 +132,15 @@ json Replayer::report(const Decoder& d, uint64_t capture_bytes, double seconds) 
         {"refused_bytes", c.refused_bytes},
         {"reads", c.reads},
         {"read_bytes", c.read_bytes},
+        {"fsstat", json{{"calls", c.fsstat_calls},
+                        {"replies", c.fsstat_replies},
+                        {"df", df_json(c.df)},
+                        {"server_df", df_json(c.server_df)}}},
     });
   }
   j["trees"] = std::move(trees);
   j["accounting"] = p.accounting == AccountingMode::Used ? "used" : "size";
+  j["fsstat"] = p.fsstat == FsstatMode::Rewrite ? "rewrite" : "pass";
   j["unknown_handle_writes"] = unknown_writes_;
   j["unknown_handle_write_bytes"] = unknown_write_bytes_;
   j["poisoned_writes"] = poisoned_writes_;
@@ -181,6 +217,25 @@ std::string Replayer::text_report(const Decoder& d, uint64_t capture_bytes, doub
              format_size(t["refused_bytes"]).c_str(), static_cast<unsigned long long>(t["reads"].get<uint64_t>()),
              ex.c_str());
     out += buf;
+  }
+  bool any_df = false;
+  for (const TreeCounters& c : counters_) any_df = any_df || c.df;
+  if (any_df) {
+    out += std::string("df, from each tree's last FSSTAT reply (fsstat: ") +
+           (pol.fsstat == FsstatMode::Rewrite ? "rewrite" : "pass") + "; the server's numbers in brackets):\n";
+    snprintf(buf, sizeof buf, "%-16s %8s %10s %10s %10s  %s\n", "tree", "fsstats", "size", "used", "avail",
+             "[server size used avail]");
+    out += buf;
+    for (size_t i = 0; i < counters_.size(); i++) {
+      const TreeCounters& c = counters_[i];
+      if (!c.df) continue;
+      snprintf(buf, sizeof buf, "%-16s %8llu %10s %10s %10s  [%s %s %s]\n", printable(pol.trees[i].name).c_str(),
+               static_cast<unsigned long long>(c.fsstat_replies), format_size(c.df->size).c_str(),
+               format_size(c.df->used).c_str(), format_size(c.df->avail).c_str(),
+               format_size(c.server_df->size).c_str(), format_size(c.server_df->used).c_str(),
+               format_size(c.server_df->avail).c_str());
+      out += buf;
+    }
   }
   snprintf(buf, sizeof buf, "writes to unknown handles: %llu, outside any tree: %llu\n",
            static_cast<unsigned long long>(unknown_writes_), static_cast<unsigned long long>(outside_writes_));

@@ -4,6 +4,7 @@
 #pragma once
 
 #include <map>
+#include <optional>
 #include <nlohmann/json_fwd.hpp>
 
 #include "nfs/accounting.h"
@@ -13,10 +14,24 @@ namespace nfsfence {
 
 class Decoder;
 
+// What `df` (statfs: f_blocks, f_bfree, f_bavail) shows from one FSSTAT reply, in bytes:
+// size = tbytes, used = tbytes - fbytes, avail = abytes.
+struct DfView {
+  uint64_t size = 0, used = 0, avail = 0;
+};
+// The FSSTAT reply a client gets for a handle in a tree with `limit` and `used` (the TC
+// ingress rewrite, bpf/include/nfsf_fsstat.h): tbytes = limit, fbytes and abytes =
+// min(the server's, limit - used), 0 at or past the limit; with FsstatMode::Pass the
+// server's own. The same arithmetic as the kernel's.
+FsStatRes tree_fsstat(const FsStatRes& server, uint64_t limit, uint64_t used, FsstatMode mode);
+DfView df_of(const FsStatRes& r);
+
 struct TreeCounters {
   uint64_t writes = 0, write_bytes = 0;            // every WRITE call to the tree
   uint64_t refused_writes = 0, refused_bytes = 0;  // the subset enforcement refuses
   uint64_t reads = 0, read_bytes = 0;              // READ calls (never refused)
+  uint64_t fsstat_calls = 0, fsstat_replies = 0;   // FSSTAT for handles in the tree (replies: NFS3_OK)
+  std::optional<DfView> df, server_df;             // the last reply: as the client sees it, as the server sent it
 };
 
 struct ReplayOptions {

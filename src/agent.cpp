@@ -75,7 +75,7 @@ std::string unchangeable(const Policy& cur, const Policy& next) {
 }
 
 bool same_trees(const Policy& a, const Policy& b) {
-  if (a.trees.size() != b.trees.size()) return false;
+  if (a.trees.size() != b.trees.size() || a.fsstat != b.fsstat) return false;
   for (size_t i = 0; i < a.trees.size(); i++) {
     const TreePolicy &x = a.trees[i], &y = b.trees[i];
     if (x.name != y.name || x.path != y.path || x.limit != y.limit || x.soft_limit != y.soft_limit) return false;

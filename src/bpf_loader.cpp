@@ -64,7 +64,7 @@ void UniqueFd::reset(int fd) {
 namespace {
 
 // MapSet's maps by name (the same in the TC and the XDP object).
-std::array<detail::MapSlot, 12> slots_of(MapSet& m) {
+std::array<detail::MapSlot, 13> slots_of(MapSet& m) {
   return {{{"handles", &m.handles_fd},
            {"trees", &m.trees_fd},
            {"counters", &m.counters_fd},
@@ -77,7 +77,8 @@ std::array<detail::MapSlot, 12> slots_of(MapSet& m) {
            {"tree_room", &m.tree_room_fd, true},
            {"pending_dirop", &m.pending_dirop_fd, true},
            {"split_heads", &m.split_heads_fd, true},
-           {"split_tmpl", &m.split_tmpl_fd, true}}};
+           {"split_tmpl", &m.split_tmpl_fd, true},
+           {"tree_df", &m.tree_df_fd, true}}};
 }
 
 template <typename Skel>
@@ -158,6 +159,7 @@ Result<void> MapSet::clear_tree(uint32_t id) const {
   nfsf_tree t{};
   if (int rc = bpf_map_update_elem(trees_fd, &id, &t, BPF_ANY); rc)
     return NFSF_ERR(err_of(rc), "bpf_map_update_elem(trees)");
+  if (auto r = set_tree_df(id, nfsf_tree_df{}); !r) return r;  // FSSTAT of its handles passes
   return set_tree_room(id, 0);
 }
 
@@ -167,6 +169,22 @@ Result<void> MapSet::set_tree_room(uint32_t id, uint64_t full_at) const {
   if (int rc = bpf_map_update_elem(tree_room_fd, &id, &full_at, BPF_ANY); rc)
     return NFSF_ERR(err_of(rc), "bpf_map_update_elem(tree_room)");
   return {};
+}
+
+Result<void> MapSet::set_tree_df(uint32_t id, const nfsf_tree_df& df) const {
+  if (id == 0 || id >= NFSF_MAX_TREES) return NFSF_ERR(EINVAL, "set_tree_df: tree id " + std::to_string(id));
+  if (tree_df_fd < 0) return {};  // maps pinned by an older agent: FSSTAT passes
+  if (int rc = bpf_map_update_elem(tree_df_fd, &id, &df, BPF_ANY); rc)
+    return NFSF_ERR(err_of(rc), "bpf_map_update_elem(tree_df)");
+  return {};
+}
+
+Result<nfsf_tree_df> MapSet::tree_df(uint32_t id) const {
+  nfsf_tree_df df{};
+  if (tree_df_fd < 0) return df;
+  if (int rc = bpf_map_lookup_elem(tree_df_fd, &id, &df); rc)
+    return NFSF_ERR(err_of(rc), "bpf_map_lookup_elem(tree_df, " + std::to_string(id) + ")");
+  return df;
 }
 
 template <size_t N>

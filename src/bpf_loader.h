@@ -103,8 +103,11 @@ class MapSet {
   Result<void> set_tree_over(uint32_t tree, bool over) const;  // keeps the counters
   // tree_room: refuse WRITEs once the tree's write_bytes passes full_at (0: no bound).
   Result<void> set_tree_room(uint32_t tree, uint64_t full_at) const;
+  // tree_df: what FSSTAT replies for handles in the tree say (nfsf_fsstat.h).
+  Result<void> set_tree_df(uint32_t tree, const nfsf_tree_df& df) const;
+  Result<nfsf_tree_df> tree_df(uint32_t tree) const;
   Result<nfsf_tree> tree(uint32_t tree) const;
-  // A tree id given up or given to a new tree: state, counters and room bound zeroed.
+  // A tree id given up or given to a new tree: state, counters, room bound and df zeroed.
   Result<void> clear_tree(uint32_t tree) const;
   Result<Counters> counters() const;  // per-CPU values summed
   Result<void> reset_counters() const;
@@ -117,7 +120,7 @@ class MapSet {
 
   int handles_fd = -1, trees_fd = -1, counters_fd = -1, flows_fd = -1, poisoned_fd = -1, want_xids_fd = -1,
       rpc_ports_fd = -1, events_fd = -1, pending_dirop_fd = -1, split_heads_fd = -1, split_tmpl_fd = -1,
-      tree_room_fd = -1;  // split_*: measured by nfsf_map_memory only
+      tree_room_fd = -1, tree_df_fd = -1;  // split_*: measured by nfsf_map_memory only
 };
 
 // One bpftool skeleton (nfsfence_tc, nfsfence_xdp), owned: load() opens it, configures it

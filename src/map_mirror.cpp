@@ -78,6 +78,7 @@ bool MapMirror::apply(HandleCache& cache, const Policy& next, const std::vector<
   slots_ = std::move(slots);
   room_usage_ = std::move(usage);
   room_dirty_ = std::move(dirty);
+  df_usage_.assign(next.trees.size(), ~uint64_t(0));  // limits may have changed: all written again
   policy_ = &next;  // the caller moves it into Accounting and calls set_policy()
   return true;
 }
@@ -126,17 +127,29 @@ void MapMirror::sync_rooms(const std::vector<TreeState>& trees, bool all) {
     room_usage_.assign(policy.trees.size(), ~uint64_t(0));
     room_dirty_.assign(policy.trees.size(), true);
   }
+  if (df_usage_.size() != policy.trees.size()) df_usage_.assign(policy.trees.size(), ~uint64_t(0));
   for (size_t i = 0; i < policy.trees.size(); i++) {
     uint64_t usage = trees[i].usage, limit = policy.trees[i].limit;
+    uint32_t id = kernel_id(int(i));
+    if (all || usage != df_usage_[i]) {
+      nfsf_tree_df df{};
+      df.limit = limit;
+      df.used = usage;
+      df.flags = policy.fsstat == FsstatMode::Rewrite ? NFSF_DF_REWRITE : 0;
+      if (auto r = maps_.set_tree_df(id, df); !r)
+        log("error: " + r.error().message());
+      else
+        df_usage_[i] = usage;
+    }
     if (!all && !room_dirty_[i] && usage == room_usage_[i]) continue;
     room_dirty_[i] = false;
-    auto t = maps_.tree(kernel_id(int(i)));
+    auto t = maps_.tree(id);
     if (!t) {
       log("error: " + t.error().message());
       continue;
     }
     uint64_t full_at = t->write_bytes + (usage < limit ? limit - usage : 0);
-    if (auto r = maps_.set_tree_room(kernel_id(int(i)), full_at ? full_at : 1); !r) {
+    if (auto r = maps_.set_tree_room(id, full_at ? full_at : 1); !r) {
       log("error: " + r.error().message());
       continue;
     }

@@ -1,5 +1,6 @@
 // What the TC agent keeps in the BPF maps from its accounting (nfs/accounting.h): handle ->
-// tree from the handle cache, and per tree its over flag and its room (tree_room). Errors
+// tree from the handle cache, and per tree its over flag, its room (tree_room) and what
+// FSSTAT says (tree_df). Errors
 // of a map update are logged; the next sync tries again.
 #pragma once
 
@@ -15,6 +16,7 @@
 #include "src/bpf_loader.h"
 
 namespace nfsfence::agent {
+
 
 class MapMirror {
  public:
@@ -48,6 +50,8 @@ class MapMirror {
   // their replies are read, so a tree with less room than the WRITEs in flight can refuse
   // a rewrite.
   void sync_rooms(const std::vector<TreeState>& trees, bool all);
+  // The same pass writes tree_df (limit, usage, fsstat flag: what the ingress program puts
+  // into FSSTAT replies, bpf/include/nfsf_fsstat.h) for every tree whose usage changed.
   // A WRITE to tree `tree` (0-based) was answered: its room is refreshed at the next
   // sync_rooms, also when usage did not change (a rewrite in place used up room).
   void write_answered(int tree);
@@ -67,6 +71,7 @@ class MapMirror {
   uint64_t mirrored_ = 0;
   std::vector<uint64_t> room_usage_;  // per tree: the usage tree_room was last set from
   std::vector<bool> room_dirty_;      // per tree: a WRITE reply since the last sync_rooms
+  std::vector<uint64_t> df_usage_;    // per tree: the usage tree_df was last set from
 };
 
 }  // namespace nfsfence::agent

@@ -88,6 +88,12 @@ std::vector<MetricFamily> metric_families(const MetricsSnapshot& s) {
                       {NFSF_C_ROOM_REFUSED, "refused_room"}})
     add(verdicts, double(s.counters[c]), {{"verdict", v}});
   out.push_back(std::move(verdicts));
+  auto fsstat = family("nfsfence_fsstat_replies_total",
+                       "FSSTAT replies for handles in a tree: sizes rewritten to the tree's, or cut (passed)",
+                       MetricType::Counter);
+  for (auto [c, v] : {std::pair{NFSF_C_FSSTAT_REWRITTEN, "rewritten"}, {NFSF_C_FSSTAT_CUT, "cut"}})
+    add(fsstat, double(s.counters[c]), {{"result", v}});
+  out.push_back(std::move(fsstat));
   auto events = family("nfsfence_events_total", "ring buffer events sent to the agent", MetricType::Counter);
   add(events, double(s.counters[NFSF_C_EVENTS]));
   out.push_back(std::move(events));

@@ -38,6 +38,7 @@ export: /srv/nfs/export/
 server: 10.99.0.2
 accounting: size
 root_fh: "01AB02"
+fsstat: pass
 trees:
   - name: vol-a
     path: vol-a/
@@ -50,6 +51,7 @@ trees:
   EXPECT_EQ(p->export_path, "/srv/nfs/export");
   EXPECT_EQ(*p->server, "10.99.0.2");
   EXPECT_EQ(p->accounting, AccountingMode::Size);
+  EXPECT_EQ(p->fsstat, FsstatMode::Pass);
   EXPECT_EQ(*p->root_fh, (Bytes{0x01, 0xab, 0x02}));
   ASSERT_EQ(p->trees.size(), 2u);
   EXPECT_EQ(p->trees[0].path, "vol-a");
@@ -101,6 +103,15 @@ INSTANTIATE_TEST_SUITE_P(
         BadPolicy{"export: /e\ntrees: [{name: a, path: a, limit: 1M}\n", "p.yaml:"},
         BadPolicy{"export: /e\ntrees: []\n", "non-empty list"},
         BadPolicy{"- just\n- a list\n", "must be a YAML mapping"}));
+
+TEST(Policy, FsstatDefaultsToRewrite) {
+  auto p = parse_policy("export: /e\ntrees: [{name: a, path: a, limit: 1M}]\n", "p.yaml");
+  ASSERT_TRUE(p) << p.error().message;
+  EXPECT_EQ(p->fsstat, FsstatMode::Rewrite);
+  p = parse_policy("export: /e\nfsstat: rewrite\ntrees: [{name: a, path: a, limit: 1M}]\n", "p.yaml");
+  ASSERT_TRUE(p) << p.error().message;
+  EXPECT_EQ(p->fsstat, FsstatMode::Rewrite);
+}
 
 TEST(Policy, MissingFile) {
   auto p = load_policy("/nonexistent/policy.yaml");
@@ -194,14 +205,15 @@ INSTANTIATE_TEST_SUITE_P(
                         "p.yaml:3: trees[0]: keys must be plain names (found a mapping)"},
         DocumentedError{"EmptyKey", "export: /e\n: 1\n",
                         "p.yaml:2: policy: keys must be plain names (found an empty key)"},
-        DocumentedError{"UnknownKey", "export: /e\nexpor: /x\n" + kTree,
-                        "p.yaml:2: expor: unknown key (expected one of: export, server, accounting, root_fh, trees)"},
+        DocumentedError{
+            "UnknownKey", "export: /e\nexpor: /x\n" + kTree,
+            "p.yaml:2: expor: unknown key (expected one of: export, server, accounting, root_fh, fsstat, trees)"},
         DocumentedError{"UnknownTreeKey",
                         "export: /e\ntrees:\n  - name: a\n    path: a\n    limit: 1M\n    soft_limt: 1K\n",
                         "p.yaml:6: trees[0].soft_limt: unknown key (expected one of: name, path, limit, soft_limit)"},
         DocumentedError{
             "UnknownKeyEscaped", "export: /e\n\"ex\\nport\": /x\n",
-            "p.yaml:2: ex\\x0aport: unknown key (expected one of: export, server, accounting, root_fh, trees)"},
+            "p.yaml:2: ex\\x0aport: unknown key (expected one of: export, server, accounting, root_fh, fsstat, trees)"},
         DocumentedError{"TreeKeyGivenTwice", "export: /e\ntrees:\n  - {name: a, path: a, limit: 2Mi, limit: 50Gi}\n",
                         "p.yaml:3: trees[0].limit: given twice (first at line 3)"},
         DocumentedError{"TopKeyGivenTwice", "export: /e\n" + kTree + "trees: [{name: b, path: b, limit: 1M}]\n",
@@ -241,6 +253,8 @@ INSTANTIATE_TEST_SUITE_P(
                         "digits, '-' and '.')"},
         DocumentedError{"Accounting", "export: /e\naccounting: blocks\n" + kTree,
                         "p.yaml:2: accounting: 'blocks' is not one of: used, size"},
+        DocumentedError{"Fsstat", "export: /e\nfsstat: off\n" + kTree,
+                        "p.yaml:2: fsstat: 'off' is not one of: rewrite, pass"},
         DocumentedError{"RootFh", "export: /e\nroot_fh: xyz\n" + kTree,
                         "p.yaml:2: root_fh: must be 1 to 64 bytes of hex (as `nfsfence decode` prints handles)"},
         // trees

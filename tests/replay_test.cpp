@@ -8,6 +8,7 @@
 #include <fstream>
 #include <nlohmann/json.hpp>
 
+#include "nfs/decoder.h"
 #include "nfs/replay.h"
 
 using namespace nfsfence;
@@ -112,3 +113,122 @@ TEST(LabReplayKernelClient, SeesTheWriteTheRewriteRefused) {
 }
 
 }  // namespace
+
+// What `df` would have shown: per tree, from the FSSTAT replies the capture has, the
+// rewrite's numbers (the tree's limit and room, never more free than the server said) and
+// the server's. Messages built by hand (as tests/handle_cache_test.cpp does).
+namespace {
+
+RpcMessage reply_msg(uint32_t prog, uint32_t proc, NfsFields call, NfsFields res, double t) {
+  RpcMessage m;
+  m.type = MsgType::Reply;
+  m.prog = prog;
+  m.vers = 3;
+  m.proc = proc;
+  m.ts = Timestamp{int64_t(t), 0};
+  m.flow.src.port = 2049;
+  m.call = std::make_shared<NfsFields>(std::move(call));
+  m.fields = std::move(res);
+  if (!m.fields.status) m.fields.status = 0;
+  return m;
+}
+
+RpcMessage fsstat_call(const Bytes& fh) {
+  RpcMessage m;
+  m.type = MsgType::Call;
+  m.prog = kProgNfs;
+  m.vers = 3;
+  m.proc = NFS3_FSSTAT;
+  m.proc_name = "FSSTAT";
+  m.flow.dst.port = 2049;
+  m.fields.fh = fh;
+  return m;
+}
+
+RpcMessage fsstat_reply(const Bytes& fh, const FsStatRes& st) {
+  NfsFields c, r;
+  c.fh = fh;
+  r.fsstat = st;
+  return reply_msg(kProgNfs, NFS3_FSSTAT, c, r, 10);
+}
+
+}  // namespace
+
+TEST(ReplayFsstat, ReportsWhatDfWouldShowPerTree) {
+  const Bytes root(32, 1), a(32, 2), f(32, 3);
+  const FsStatRes server{40ull << 30, 10ull << 30, 9ull << 30, 1000, 900, 900};
+  for (FsstatMode mode : {FsstatMode::Rewrite, FsstatMode::Pass}) {
+    auto p = parse_policy("export: /export\ntrees: [{name: a, path: vol-a, limit: 1Mi}]\n", "t.yaml");
+    ASSERT_TRUE(p) << p.error().message;
+    p->fsstat = mode;
+    Replayer rp(*p, ReplayOptions{});
+    NfsFields mc, mr;
+    mc.path = "/export";
+    mr.obj_fh = root;
+    rp.on_message(reply_msg(kProgMount, MOUNT3_MNT, mc, mr, 1));
+    NfsFields dc, dr;
+    dc.dir_fh = root;
+    dc.name = "vol-a";
+    dr.obj_fh = a;
+    dr.attr = Attr{NF3DIR, 4096, 4096, 0, 2};
+    rp.on_message(reply_msg(kProgNfs, NFS3_MKDIR, dc, dr, 2));
+    NfsFields cc, cr;
+    cc.dir_fh = a;
+    cc.name = "f";
+    cr.obj_fh = f;
+    cr.attr = Attr{NF3REG, 300 << 10, 300 << 10, 0, 1};
+    rp.on_message(reply_msg(kProgNfs, NFS3_CREATE, cc, cr, 3));
+    rp.on_message(fsstat_call(a));
+    rp.on_message(fsstat_reply(a, server));
+    rp.on_message(fsstat_call(root));  // the export root: in no tree, not counted
+    rp.on_message(fsstat_reply(root, server));
+
+    Decoder dec([](const RpcMessage&) {}, DecoderLimits{});
+    json j = rp.report(dec, 0, 0);
+    const json& t = j["trees"][0]["fsstat"];
+    EXPECT_EQ(j["fsstat"], mode == FsstatMode::Rewrite ? "rewrite" : "pass");
+    EXPECT_EQ(t["calls"], 1);
+    EXPECT_EQ(t["replies"], 1);
+    EXPECT_EQ(t["server_df"]["size_bytes"], 40ull << 30);
+    EXPECT_EQ(t["server_df"]["used_bytes"], 30ull << 30);
+    EXPECT_EQ(t["server_df"]["avail_bytes"], 9ull << 30);
+    if (mode == FsstatMode::Rewrite) {
+      EXPECT_EQ(t["df"]["size_bytes"], 1u << 20);
+      EXPECT_EQ(t["df"]["used_bytes"], 300u << 10);
+      EXPECT_EQ(t["df"]["avail_bytes"], (1u << 20) - (300u << 10));
+    } else {
+      EXPECT_EQ(t["df"], t["server_df"]);
+    }
+    std::string text = rp.text_report(dec, 0, 0);
+    EXPECT_NE(text.find("df, from each tree's last FSSTAT reply"), std::string::npos) << text;
+
+    // Past the limit: nothing left, used shows the whole limit.
+    NfsFields wc, wr;
+    wc.fh = f;
+    wr.attr = Attr{NF3REG, 2 << 20, 2 << 20, 0, 1};
+    rp.on_message(reply_msg(kProgNfs, NFS3_WRITE, wc, wr, 11));
+    rp.on_message(fsstat_reply(a, server));
+    j = rp.report(dec, 0, 0);
+    const json& t2 = j["trees"][0]["fsstat"];
+    EXPECT_EQ(t2["replies"], 2);
+    if (mode == FsstatMode::Rewrite) {
+      EXPECT_EQ(t2["df"]["size_bytes"], 1u << 20);
+      EXPECT_EQ(t2["df"]["used_bytes"], 1u << 20);
+      EXPECT_EQ(t2["df"]["avail_bytes"], 0);
+    }
+  }
+}
+
+TEST(ReplayFsstat, NeverMoreFreeThanTheServerSays) {
+  FsStatRes server{40ull << 30, 100, 50, 7, 6, 5};
+  FsStatRes r = tree_fsstat(server, 1 << 20, 1000, FsstatMode::Rewrite);
+  EXPECT_EQ(r.tbytes, 1u << 20);
+  EXPECT_EQ(r.fbytes, 100u);
+  EXPECT_EQ(r.abytes, 50u);
+  EXPECT_EQ(r.tfiles, 7u);
+  EXPECT_EQ(r.ffiles, 6u);
+  DfView d = df_of(r);
+  EXPECT_EQ(d.size, 1u << 20);
+  EXPECT_EQ(d.used, (1u << 20) - 100);
+  EXPECT_EQ(d.avail, 50u);
+}

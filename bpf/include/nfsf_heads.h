@@ -17,6 +17,7 @@
 
 #include "nfsf_events.h"
 #include "nfsf_learn.h"
+#include "nfsf_fsstat.h"
 
 enum nfsf_head_ret {
 	NFSF_HEAD_DONE = 0,
@@ -113,6 +114,8 @@ static __always_inline int head_call(struct nfsf_walk *w, struct nfsf_head *h, i
 			want_reply(w, &call);
 		if (is_nfs3(&call) && is_dirop(call.proc))
 			note_dirop(w, &call, &h->src, carried, &wr.fh); /* wr.fh: scratch (stack budget) */
+		else if (is_nfs3(&call) && call.proc == NFS3_FSSTAT)
+			note_fsstat(w, &call, &h->src, carried, &wr.fh);
 		emit_head(w, h, carried ? h->src.total : head_avail(h), carried);
 		return NFSF_HEAD_DONE;
 	}
@@ -152,12 +155,13 @@ static __always_inline int head_call(struct nfsf_walk *w, struct nfsf_head *h, i
 	return judge_write(w, &call, &wr, h->seq, again, where) ? NFSF_HEAD_REFUSED : NFSF_HEAD_DONE;
 }
 
-/* One reply head: learning, streaming, and nfsstat3 -> NFS3ERR_DQUOT for XIDs of poisoned
- * WRITEs. */
+/* One reply head: learning, streaming, FSSTAT sizes of trees (nfsf_fsstat.h), and nfsstat3
+ * -> NFS3ERR_DQUOT for XIDs of poisoned WRITEs. */
 static __always_inline int head_reply(struct nfsf_walk *w, struct nfsf_head *h, int again, const int carried)
 {
 	struct nfsf_xid_key xk = {};
 	struct nfsf_reply r;
+	struct nfsf_dirop d;
 	int ret, want;
 
 	ret = parse_reply(&h->src, carried, h->m, &r);
@@ -188,7 +192,13 @@ static __always_inline int head_reply(struct nfsf_walk *w, struct nfsf_head *h, 
 				w->fs->flags |= NFSF_FS_STREAM;
 			}
 		}
-		learn_handle(&h->src, carried, &r, &xk);
+		/* one pending_dirop lookup per reply: a dir-op's handle, or an FSSTAT's sizes */
+		if (take_dirop(&xk, &d) && r.accepted && d.tree) {
+			if (d.proc == NFS3_FSSTAT)
+				rewrite_fsstat(w, &h->src, carried, &r, d.tree, h->base, h->lo);
+			else
+				learn_handle(&h->src, carried, &r, &d);
+		}
 	}
 	if (!r.accepted || !bpf_map_lookup_elem(&poisoned, &xk))
 		return NFSF_HEAD_DONE;

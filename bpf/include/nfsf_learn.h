@@ -75,22 +75,20 @@ static __always_inline int take_dirop(struct nfsf_xid_key *xk, struct nfsf_dirop
 	return 1;
 }
 
-/* The reply to a remembered dir-op call: map its new handle. */
+/* The successful reply (r->accepted, d->tree set) to a remembered dir-op call, taken out
+ * of pending_dirop by the caller: map its new handle. */
 static __always_inline void learn_handle(const struct nfsf_src *s, const int buf, struct nfsf_reply *r,
-					 struct nfsf_xid_key *xk)
+					 const struct nfsf_dirop *d)
 {
-	struct nfsf_dirop d;
 	struct nfsf_fh_key fh;
 	__u32 st, follows, fo, next = 0;
 
-	if (!take_dirop(xk, &d) || !r->accepted || d.tree == 0)
-		return;
 	if (src_load(s, buf, r->res, &st, 4))
 		goto missed;
 	if (st != 0)
 		return; /* not NFS3_OK: nothing was created / found */
 	fo = r->res + 4;
-	if (d.proc != NFS3_LOOKUP) {
+	if (d->proc != NFS3_LOOKUP) {
 		/* post_op_fh3: bool handle_follows, then nfs_fh3 */
 		if (src_load(s, buf, fo, &follows, 4))
 			goto missed;
@@ -102,7 +100,7 @@ static __always_inline void learn_handle(const struct nfsf_src *s, const int buf
 	}
 	if (parse_fh(s, buf, fo, &fh, &next))
 		goto missed;
-	if (bpf_map_update_elem(&handles, &fh, &d.tree, BPF_NOEXIST) == 0)
+	if (bpf_map_update_elem(&handles, &fh, &d->tree, BPF_NOEXIST) == 0)
 		count(NFSF_C_HANDLE_LEARNED);
 	return;
 missed:

@@ -38,6 +38,15 @@ struct {
 	__type(value, __u64);
 } tree_room SEC(".maps");
 
+/* Per tree: limit, usage and whether FSSTAT replies are rewritten (nfsf_fsstat.h). Written
+ * by the agent only; a map of its own for the same reason as tree_room. */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, NFSF_MAX_TREES);
+	__type(key, __u32);
+	__type(value, struct nfsf_tree_df);
+} tree_df SEC(".maps");
+
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
 	__uint(max_entries, NFSF_C_MAX);

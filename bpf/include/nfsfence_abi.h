@@ -16,7 +16,11 @@
  *   want_xids LRU_HASH nfsf_xid_key -> __u32 proc        NFSF_MAX_POISONED (replies to stream)
  *   pending_dirop LRU_HASH nfsf_xid_key -> nfsf_dirop    NFSF_MAX_POISONED (LOOKUP/CREATE/MKDIR/
  *                                                        SYMLINK/MKNOD calls in a mapped directory:
- *                                                        the reply's new handle is mapped in-kernel)
+ *                                                        the reply's new handle is mapped in-kernel;
+ *                                                        FSSTAT calls on a handle in a tree whose
+ *                                                        tree_df says rewrite: nfsf_fsstat.h)
+ *   tree_df   ARRAY    __u32 tree id -> nfsf_tree_df     NFSF_MAX_TREES (what an FSSTAT reply for a
+ *                                                        handle in the tree says; written by the agent)
  *   split_heads LRU_HASH nfsf_flow_key -> nfsf_split     NFSF_MAX_SPLITS (a record head cut by
  *                                                        the skb end, completed from the next skb)
  *   progs     PROG_ARRAY enum nfsf_prog_slot -> program  NFSF_PROG_SLOTS (tail calls, nfsf_split.h)
@@ -118,7 +122,11 @@ struct nfsf_tree {
 	X(NFSF_C_HEAD_CARRIED, "head_carried") /* a head cut by the skb end, completed from the next skb */  \
 	X(NFSF_C_ROOM_REFUSED,                                                                               \
 	  "room_refused") /* WRITE refused by the room bound (tree_room), tree not yet over */               \
-	X(NFSF_C_EVENTS_WAKEUP, "events_wakeups") /* events that woke the agent (nfsf_events.h) */
+	X(NFSF_C_EVENTS_WAKEUP, "events_wakeups") /* events that woke the agent (nfsf_events.h) */           \
+	X(NFSF_C_FSSTAT_REWRITTEN,                                                                           \
+	  "fsstat_rewritten") /* FSSTAT reply sizes set to the tree's (nfsf_fsstat.h) */                     \
+	X(NFSF_C_FSSTAT_CUT,                                                                                 \
+	  "fsstat_cut") /* ...whose sizes were not in one skb: passed as the server sent it */
 
 #define NFSF_X_ENUM(e, name) e,
 enum nfsf_counter {
@@ -165,8 +173,19 @@ struct nfsf_xid_key {
 /* Value of `pending_dirop` (key: reply flow + XID of the call). */
 struct nfsf_dirop {
 	__u32 tree; /* tree id of the directory the call names */
-	__u32 proc; /* NFSv3 procedure: 3 LOOKUP, 8 CREATE, 9 MKDIR, 10 SYMLINK, 11 MKNOD */
+	__u32 proc; /* NFSv3 procedure: 3 LOOKUP, 8 CREATE, 9 MKDIR, 10 SYMLINK, 11 MKNOD, 18 FSSTAT */
 };
+
+/* Value of `tree_df`, indexed by tree id: what the ingress program puts into an FSSTAT
+ * reply for a handle in the tree (tbytes = limit; fbytes, abytes = min(server's value,
+ * limit - used), 0 when used >= limit). Written by the agent only (src/map_mirror.cpp). */
+struct nfsf_tree_df {
+	__u64 limit; /* bytes */
+	__u64 used;  /* bytes: the tree's usage as the agent accounts it */
+	__u32 flags; /* NFSF_DF_REWRITE */
+	__u32 pad;
+};
+#define NFSF_DF_REWRITE 1 /* policy `fsstat: rewrite`: without it FSSTAT replies pass untouched */
 
 struct nfsf_poisoned {
 	__u64 ts_ns;

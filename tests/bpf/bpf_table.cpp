@@ -232,6 +232,7 @@ void apply(const bpf::MapSet& m, const Setup& s) {
   for (const auto& [fh, tree] : s.handles) ASSERT_TRUE(m.set_handle_tree(fh, tree)) << "set_handle_tree";
   for (auto [tree, over] : s.over) ASSERT_TRUE(m.set_tree_over(tree, over)) << "set_tree_over";
   for (auto [tree, full_at] : s.room) ASSERT_TRUE(m.set_tree_room(tree, full_at)) << "set_tree_room";
+  for (const auto& [tree, df] : s.df) ASSERT_TRUE(m.set_tree_df(tree, df)) << "set_tree_df";
 }
 
 }  // namespace

@@ -91,9 +91,10 @@ Out rewritten(Bytes want);
 Out any_out();
 
 struct Setup {
-  std::vector<std::pair<Bytes, uint32_t>> handles;  // handle -> tree
-  std::vector<std::pair<uint32_t, bool>> over;      // tree -> over
-  std::vector<std::pair<uint32_t, uint64_t>> room;  // tree -> full_at (0: no bound)
+  std::vector<std::pair<Bytes, uint32_t>> handles;    // handle -> tree
+  std::vector<std::pair<uint32_t, bool>> over;        // tree -> over
+  std::vector<std::pair<uint32_t, uint64_t>> room;    // tree -> full_at (0: no bound)
+  std::vector<std::pair<uint32_t, nfsf_tree_df>> df;  // tree -> what FSSTAT says (tree_df)
 };
 // The handle in `tree`, the tree over (or not).
 Setup tree_of(const Bytes& fh, uint32_t tree, bool over);

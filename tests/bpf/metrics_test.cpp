@@ -31,6 +31,7 @@ MetricsSnapshot snapshot() {
   s.counters[NFSF_C_PACKETS] = 1000;
   s.counters[NFSF_C_ERR_FH_LEN] = 2;
   s.counters[NFSF_C_WRITE_REFUSED_REWRITE] = 3;
+  s.counters[NFSF_C_FSSTAT_REWRITTEN] = 5;
   s.handles = 42;
   s.reply_lag_count = 10;
   s.reply_lag_sum_s = 0.01;
@@ -55,6 +56,7 @@ TEST(Metrics, SnapshotAsTextExposition) {
         "nfsfence_tree_refused_bytes_total{tree=\"vol-a\"} 196608", "nfsfence_packets_total 1000",
         "nfsfence_parse_errors_total{reason=\"fh_len\"} 2", "nfsfence_parse_errors_total{reason=\"short\"} 0",
         "nfsfence_write_verdicts_total{verdict=\"refused_rewrite\"} 3", "nfsfence_handles 42",
+        "nfsfence_fsstat_replies_total{result=\"rewritten\"} 5", "nfsfence_fsstat_replies_total{result=\"cut\"} 0",
         "nfsfence_reply_lag_seconds{quantile=\"0.99\"} 0.004", "nfsfence_reply_lag_seconds_count 10",
         "# TYPE nfsfence_tree_refused_writes_total counter", "# TYPE nfsfence_tree_over gauge"})
     EXPECT_NE(t.find(std::string(line) + "\n"), std::string::npos) << line << "\n--- in ---\n" << t;

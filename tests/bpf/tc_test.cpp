@@ -217,6 +217,107 @@ INSTANTIATE_TEST_SUITE_P(
         dirop({.name = "lookup_known_handle_kept", .flow = Flow{}, .proc = 3, .premapped = 2})),
     table_name);
 
+// ---------------------------------------------------------------- FSSTAT: df shows the tree (nfsf_fsstat.h)
+
+struct FsstatCase {
+  const char* name;
+  Flow flow;
+  bool mapped = true;  // the call's handle is in tree 1 (false: the export root, in no tree)
+  uint32_t flags = NFSF_DF_REWRITE;
+  uint64_t limit = 1 << 20, used = 300 << 10;
+  bool attrs = true;  // the reply carries post_op_attr
+  uint32_t status = 0;
+  pkt::FsStat server{.tbytes = 40ull << 30,
+                     .fbytes = 10ull << 30,
+                     .abytes = 9ull << 30,
+                     .tfiles = 1000,
+                     .ffiles = 900,
+                     .afiles = 800,
+                     .invarsec = 0};
+  bool want_pending = true;
+  std::optional<pkt::FsStat> want;  // nullopt: the reply passes unchanged
+};
+
+Bytes fsstat_reply_frame(const Flow& fl, uint32_t xid, uint32_t status, bool attrs, const pkt::FsStat& st) {
+  XdrWriter x;
+  x.reply_header(xid);
+  pkt::Fattr3 a{.type = 2, .mode = 0755, .nlink = 3, .size = 4096, .used = 4096, .fileid = 77};
+  fsstat3res(x, status, attrs ? std::optional(a) : std::nullopt, st);
+  return build_reply(fl, fl.udp ? x.bytes() : mark(x.bytes()));
+}
+
+// An FSSTAT call for a handle, then its reply: for a handle in a tree that rewrites, the
+// sizes become the tree's (tbytes = limit, fbytes/abytes = min(server's, limit - used)),
+// every other byte stays, checksums valid; otherwise the reply passes as sent.
+Table fsstat(FsstatCase c) {
+  return single(c.name, [c] {
+    Bytes fh = fh_of(50, 30);
+    Row r{.what = c.name};
+    if (c.mapped) r.setup.handles.push_back({fh, 1});
+    r.setup.df = {{1, nfsf_tree_df{.limit = c.limit, .used = c.used, .flags = c.flags, .pad = 0}}};
+    const uint32_t xid = 0x0f5a0001;
+    Bytes msg = call_msg(fh, {.xid = xid, .proc = 18});
+    Bytes in = build(c.flow, c.flow.udp ? msg : mark(msg));
+    auto key = xid_key_for_reply(in, xid);
+    Step s1 = call("FSSTAT call", in);
+    s1.then = Checks{.dirops = {{key, c.want_pending ? std::optional(nfsf_dirop{1, 18}) : std::nullopt}}};
+    Bytes rin = fsstat_reply_frame(c.flow, xid, c.status, c.attrs, c.server);
+    Step s2 = reply("FSSTAT reply", rin);
+    if (c.want) s2.out = rewritten(fsstat_reply_frame(c.flow, xid, c.status, c.attrs, *c.want));
+    s2.then = Checks{.counters = {{NFSF_C_FSSTAT_REWRITTEN, c.want ? 1u : 0u}, {NFSF_C_FSSTAT_CUT, 0}},
+                     .dirops = {{key, std::nullopt, "pending entry not deleted by the reply"}}};
+    r.steps = {s1, s2};
+    return r;
+  });
+}
+
+pkt::FsStat with_sizes(pkt::FsStat s, uint64_t t, uint64_t f, uint64_t a) {
+  s.tbytes = t;
+  s.fbytes = f;
+  s.abytes = a;
+  return s;
+}
+
+const pkt::FsStat kServer{.tbytes = 40ull << 30,
+                          .fbytes = 10ull << 30,
+                          .abytes = 9ull << 30,
+                          .tfiles = 1000,
+                          .ffiles = 900,
+                          .afiles = 800,
+                          .invarsec = 0};
+constexpr uint64_t kLeft = (1 << 20) - (300 << 10);
+
+INSTANTIATE_TEST_SUITE_P(
+    Fsstat, BpfTable,
+    ::testing::Values(
+        fsstat({.name = "rewrite_tcp4", .flow = Flow{}, .want = with_sizes(kServer, 1 << 20, kLeft, kLeft)}),
+        fsstat({.name = "rewrite_udp4", .flow = Flow{.udp = true}, .want = with_sizes(kServer, 1 << 20, kLeft, kLeft)}),
+        fsstat({.name = "rewrite_tcp6", .flow = Flow{.v6 = true}, .want = with_sizes(kServer, 1 << 20, kLeft, kLeft)}),
+        fsstat({.name = "rewrite_udp6",
+                .flow = Flow{.v6 = true, .udp = true},
+                .want = with_sizes(kServer, 1 << 20, kLeft, kLeft)}),
+        fsstat({.name = "rewrite_no_attributes",
+                .flow = Flow{},
+                .attrs = false,
+                .want = with_sizes(kServer, 1 << 20, kLeft, kLeft)}),
+        // The disk has less free space than the tree's room: the disk's numbers stay.
+        fsstat({.name = "disk_tighter_than_tree",
+                .flow = Flow{},
+                .server = with_sizes(kServer, 40ull << 30, 500 << 10, 100 << 10),
+                .want = with_sizes(kServer, 1 << 20, 500 << 10, 100 << 10)}),
+        fsstat({.name = "over_limit_shows_zero_free",
+                .flow = Flow{},
+                .used = 5 << 20,
+                .want = with_sizes(kServer, 1 << 20, 0, 0)}),
+        fsstat({.name = "at_limit_shows_zero_free",
+                .flow = Flow{},
+                .used = 1 << 20,
+                .want = with_sizes(kServer, 1 << 20, 0, 0)}),
+        fsstat({.name = "policy_pass_leaves_reply", .flow = Flow{}, .flags = 0, .want_pending = false}),
+        fsstat({.name = "export_root_left_alone", .flow = Flow{}, .mapped = false, .want_pending = false}),
+        fsstat({.name = "error_reply_left_alone", .flow = Flow{}, .attrs = true, .status = 70})),
+    table_name);
+
 // ---------------------------------------------------------------- TCP streams (one table each)
 
 std::vector<Table> stream_tables() {
@@ -237,6 +338,35 @@ std::vector<Table> stream_tables() {
                 .handles = {{obj, 1}}};
     return r;
   }));
+
+  // An FSSTAT reply cut by the skb end is carried: cut before its sizes, they are in the
+  // skb that completes it and are rewritten there; cut inside them, the first part already
+  // went out: the reply passes as the server sent it, counted in fsstat_cut.
+  for (bool in_sizes : {false, true}) {
+    t.push_back(single(in_sizes ? "FsstatReplyCutInSizesPasses" : "FsstatReplyCutBeforeSizesIsRewritten", [in_sizes] {
+      Bytes fh = fh_of(52, 32);
+      Row r{.what = "FSSTAT reply cut", .setup = {.handles = {{fh, 1}}}};
+      r.setup.df = {{1, nfsf_tree_df{.limit = 1 << 20, .used = 300 << 10, .flags = NFSF_DF_REWRITE, .pad = 0}}};
+      auto rec_of = [](const pkt::FsStat& st) {
+        XdrWriter x;
+        x.reply_header(21);
+        fsstat3res(x, 0, pkt::Fattr3{.type = 2}, st);
+        return mark(x.bytes());
+      };
+      Bytes rec = rec_of(kServer), want = rec_of(with_sizes(kServer, 1 << 20, kLeft, kLeft));
+      const size_t sizes = 4 + 24 + 4 + 4 + 84;  // mark, reply header, status, follows, fattr3
+      const size_t k = in_sizes ? sizes + 12 : sizes - 20;
+      Bytes second = build_reply(Flow{}, slice(rec, k), kPsh | kAck, 5000 + uint32_t(k));
+      Step r2 = reply("the rest", second);
+      if (!in_sizes) r2.out = rewritten(build_reply(Flow{}, slice(want, k), kPsh | kAck, 5000 + uint32_t(k)));
+      r.steps = {call("FSSTAT call", build(Flow{}, mark(call_msg(fh, {.xid = 21, .proc = 18}))), any_out()),
+                 reply("the reply's first skb", build_reply(Flow{}, slice(rec, 0, k))), r2};
+      r.checks = {.counters = {{NFSF_C_FSSTAT_REWRITTEN, in_sizes ? 0u : 1u},
+                               {NFSF_C_FSSTAT_CUT, in_sizes ? 1u : 0u},
+                               {NFSF_C_HEAD_CARRIED, 1}}};
+      return r;
+    }));
+  }
 
   // The next segment lies inside a 100,000-byte record but its bytes look exactly like a
   // WRITE head to the over-quota tree: it must pass untouched.

@@ -53,6 +53,7 @@ static const char* usage_text =
     "  create FILE | mkdir DIR | rm FILE | rmdir DIR | rename OLD NEW | truncate FILE SIZE\n"
     "  read FILE [CHUNK]               READ to EOF, CHUNK bytes per READ (64Ki)\n"
     "  stat PATH | lookup PATH         GETATTR / LOOKUP\n"
+    "  fsstat PATH                     FSSTAT (what df asks; PATH . is the mounted directory)\n"
     "  ls DIR                          READDIRPLUS until EOF\n"
     "  commit FILE | null | sleep MS\n"
     "With unstable writes (default) a write op ends with a COMMIT.\n";
@@ -497,6 +498,25 @@ static void h_getattr(struct call* c, void* data) {
     o->a = res->GETATTR3res_u.resok.obj_attributes;
     o->have = true;
   }
+}
+
+struct fsstat_out {
+  bool have;
+  uint64_t tbytes, fbytes, abytes, tfiles, ffiles, afiles;
+};
+
+static void h_fsstat(struct call* c, void* data) {
+  FSSTAT3res* res = data;
+  struct fsstat_out* o = c->out;
+  if (res->status != NFS3_OK) return;
+  FSSTAT3resok* ok = &res->FSSTAT3res_u.resok;
+  o->have = true;
+  o->tbytes = ok->tbytes;
+  o->fbytes = ok->fbytes;
+  o->abytes = ok->abytes;
+  o->tfiles = ok->tfiles;
+  o->ffiles = ok->ffiles;
+  o->afiles = ok->afiles;
 }
 
 static void cl_getattr(struct fh* f, struct attr_out* o, struct result* r) {
@@ -1013,6 +1033,27 @@ static void run_op(char** t, int nt, int* pos, struct result* r) {
     if (r->status == NFS3_OK && o.have)
       snprintf(extra, sizeof extra, " type=%s size=%" PRIu64 " used=%" PRIu64 " fileid=%" PRIu64, ftype_name(o.a.type),
                (uint64_t)o.a.size, (uint64_t)o.a.used, (uint64_t)o.a.fileid);
+    print_simple(op, a[0], r, extra);
+  } else if (!strcmp(op, "fsstat")) {
+    /* FSSTAT of PATH ("." or "": the mounted directory itself), what statvfs/df ask */
+    NEED(1);
+    used = 1;
+    struct fh f;
+    struct fsstat_out o = {0};
+    const char* p = strcmp(a[0], ".") ? a[0] : "";
+    if (resolve(p, &f, r) == 0) {
+      struct call* c = call_new(h_fsstat, &o);
+      FSSTAT3args fa;
+      memset(&fa, 0, sizeof fa);
+      fa.fsroot = fh3(&f);
+      call_finish(c, rpc_nfs3_fsstat_async(g.rpc, rpc_done_cb, &fa, c), "FSSTAT", r);
+    }
+    char extra[256] = "";
+    if (r->status == NFS3_OK && o.have)
+      snprintf(extra, sizeof extra,
+               " tbytes=%" PRIu64 " fbytes=%" PRIu64 " abytes=%" PRIu64 " tfiles=%" PRIu64 " ffiles=%" PRIu64
+               " afiles=%" PRIu64,
+               o.tbytes, o.fbytes, o.abytes, o.tfiles, o.ffiles, o.afiles);
     print_simple(op, a[0], r, extra);
   } else if (!strcmp(op, "truncate")) {
     NEED(2);

@@ -91,4 +91,11 @@ XdrWriter& dirop3res(XdrWriter& x, uint32_t proc, uint32_t status, bool follows,
   return proc == 3 ? x.u32(0) : x.u32(0).u32(0);  // dir_attributes / dir_wcc
 }
 
+XdrWriter& fsstat3res(XdrWriter& x, uint32_t status, const std::optional<Fattr3>& attrs, const FsStat& st) {
+  x.u32(status);
+  post_op_attr(x, attrs);
+  if (status != 0) return x;
+  return x.u64(st.tbytes).u64(st.fbytes).u64(st.abytes).u64(st.tfiles).u64(st.ffiles).u64(st.afiles).u32(st.invarsec);
+}
+
 }  // namespace nfsfence::pkt

@@ -62,5 +62,12 @@ XdrWriter& write3res(XdrWriter& x, uint32_t status, const std::optional<WccAttr>
 // LOOKUP3res (proc 3: the object handle) or CREATE3res-style (MKDIR, SYMLINK, MKNOD:
 // post_op_fh3 with `follows`), all attributes absent; on failure the attributes only.
 XdrWriter& dirop3res(XdrWriter& x, uint32_t proc, uint32_t status, bool follows, ByteView obj);
+// FSSTAT3res: status, post_op_attr, and for NFS3_OK tbytes, fbytes, abytes, tfiles, ffiles,
+// afiles, invarsec.
+struct FsStat {
+  uint64_t tbytes = 0, fbytes = 0, abytes = 0, tfiles = 0, ffiles = 0, afiles = 0;
+  uint32_t invarsec = 0;
+};
+XdrWriter& fsstat3res(XdrWriter& x, uint32_t status, const std::optional<Fattr3>& attrs, const FsStat& st);
 
 }  // namespace nfsfence::pkt

@@ -54,6 +54,7 @@ for line in open(args.markers, errors="replace"):
         kernel = line.split()[1]
 
 disk = {}  # label -> {tree: {"size": n, "used": n}}
+hostfs = {}  # label -> (f_frsize, f_blocks, f_bfree, f_bavail) of the export's filesystem
 sha = {}   # label -> {path: sha}
 sync_at = {}
 for line in open(args.host):
@@ -62,6 +63,8 @@ for line in open(args.host):
         sync_at[p[1]] = float(p[3])
     elif len(p) >= 6 and p[2] == "bytes":
         disk.setdefault(p[1], {})[p[3]] = {"size": int(p[4]), "used": int(p[5])}
+    elif len(p) >= 7 and p[2] == "statfs":
+        hostfs[p[1]] = tuple(int(x) for x in p[3:7])
     elif len(p) >= 5 and p[2] == "sha":
         sha.setdefault(p[1], {})[p[3]] = p[4]
 
@@ -156,6 +159,54 @@ check(o is not None and o <= 256 * 1024, f"tc: with the agent dead, bytes past t
 check(results.get("adopted") == ["1"], "tc: the restarted agent adopted the pinned maps")
 status_matches("tc_end", "tc_end", "tc, after the restart")
 
+# ---- 5. df: FSSTAT of a tree says its limit and what is left, the export root the server's
+# numbers. Expected from the policy (dfa: LIMIT) and the server's disk (accounting: size,
+# so the sum of st_size below dfa; the export filesystem's statfs). The kernel turns bytes
+# into f_bsize blocks, rounding up (nfs_statfs): so do the expectations.
+def up(n, bs):
+    return -(-n // bs) * bs
+
+
+def nums(key):
+    v = results.get(key, [""])[0].split()
+    return [int(x) for x in v] if len(v) >= 3 and all(x.isdigit() for x in v) else None
+
+
+out["df"] = {k: results.get(k) for k in results if k.startswith(("df_", "statfs_"))}
+for label, tags in (("df_under", ("tree_under", "file_in_tree")), ("df_over", ("tree_over",))):
+    used = disk.get(label, {}).get("dfa", {}).get("size")
+    if not check(used is not None, f"df: the server's disk at {label} was snapshot"):
+        continue
+    for tag in tags:
+        st, df = nums("statfs_" + tag), nums("df_" + tag)
+        if not check(st is not None and df is not None, f"df {tag}: df -B1 and statfs answered "
+                     f"({results.get('df_' + tag)}, {results.get('statfs_' + tag)})"):
+            continue
+        bs = st[0]
+        left = max(LIMIT - used, 0)
+        want = (up(LIMIT, bs), up(LIMIT, bs) - up(left, bs), up(left, bs))
+        if tag != "file_in_tree":  # df FILE statfs()es FILE's mount point: the root's mount
+            check(tuple(df) == want, f"df -B1 {tag}: size used avail {tuple(df)} == limit {LIMIT}, limit - left, "
+                  f"left {left} (disk usage {used}; f_bsize {bs}) {want}")
+        check((st[1] * bs, st[2] * bs, st[3] * bs) == (want[0], want[2], want[2]),
+              f"statfs {tag}: f_blocks f_bfree f_bavail x f_bsize {(st[1] * bs, st[2] * bs, st[3] * bs)} == "
+              f"({want[0]}, {want[2]}, {want[2]})")
+w = one("dfa2")
+check(w is not None and w["err"] == "EDQUOT", f"df: filling dfa ends in EDQUOT ({w and w['err']}); the disk holds "
+      f"{disk.get('df_over', {}).get('dfa')} of its {LIMIT}")
+st, df, h = nums("statfs_root"), nums("df_root"), hostfs.get("df_under")
+if check(st is not None and df is not None and h is not None, "df of the export root's mount and the server's statfs"):
+    bs = st[0]
+    total, avail = h[0] * h[1], h[0] * h[3]
+    check(st[1] * bs == up(total, bs), f"statfs of the export root: the server's size, untouched "
+          f"({st[1] * bs} == {up(total, bs)})")
+    check(abs(st[3] * bs - avail) <= 64 * MiB + bs, f"statfs of the export root: f_bavail {st[3] * bs} within 64 MiB "
+          f"of the server's {avail} (the host's disk is shared)")
+    check(df[0] == up(total, bs), f"df -B1 of the export root: size {df[0]} == the server's {up(total, bs)}")
+    fdf = nums("df_file_in_tree")
+    check(fdf is not None and fdf[0] == up(total, bs), f"df -B1 of a file of dfa through the root's mount reports "
+          f"that mount: the server's size ({fdf and fdf[0]})")
+
 # ---- 3. drop and UDP
 udp = results.get("udp_mount", [""])[0]
 check(not udp.startswith("rc=0"), f"UDP: Debian's 6.1 kernel refuses proto=udp ({udp.strip()})")
@@ -244,6 +295,13 @@ if rep:
            if t["usage_bytes"] != disk.get("final", {}).get(t["name"], {}).get("size")]
     check(not bad, f"replay of the guest's capture ({rep.get('packets')} packets) gives every tree's usage on the "
           "server's disk" + (f": differ {bad}" if bad else ""))
+    dfa = next((t for t in rep["trees"] if t["name"] == "dfa"), {}).get("fsstat", {})
+    out["replay_dfa_fsstat"] = dfa
+    left = max(LIMIT - (disk.get("df_over", {}).get("dfa", {}).get("size") or 0), 0)
+    check(dfa.get("replies", 0) >= 3 and (dfa.get("df") or {}).get("size_bytes") == LIMIT and
+          (dfa.get("df") or {}).get("avail_bytes") == left,
+          f"replay: dfa's FSSTAT replies ({dfa.get('replies')}) would have shown df size {LIMIT}, "
+          f"{left} left at the last one ({dfa.get('df')})")
 
 # ---- speed (no assertion on time: recorded)
 table = {}

@@ -3,8 +3,9 @@
 # Debian 12's 6.1 kernel under QEMU (TCG) runs every scenario of tests/vm/guest/kclient.sh:
 # TC rewrite (buffered, close, O_SYNC, O_DIRECT, parallel, mmap, wsize 64 KiB), reads,
 # other trees, deletes, `status` against the server's disk, the agent SIGKILLed and
-# restarted, the LSM fallback, the LSM write() benchmark, TC drop on soft and hard mounts,
-# and the UDP mount. The server is nfs-ganesha in a network namespace of its own, with
+# restarted, df/statfs on a mount of a tree and of the export root (the FSSTAT rewrite),
+# the LSM fallback, the LSM write() benchmark, TC drop on soft and hard mounts, and the UDP
+# mount. The server is nfs-ganesha in a network namespace of its own, with
 # QEMU's user network in that namespace: the guest reaches it at 10.0.2.2 and nothing leaves
 # the namespace. QEMU's filter-dump records the guest's traffic; after the guest powers off
 # the capture is replayed and compared with the server's disk. tests/vm/kclient_check.py
@@ -63,7 +64,7 @@ EXP=$WORK/export
 # private tmpfs on /srv: nothing changes on the host), so captures name a stable path.
 XPATH=/srv/nfs/kclient
 [[ -d /srv ]] || vm_skip "/srv does not exist (the bind mount that gives the export a stable path needs it)"
-TREES="tiny fsync close osync odirect par mmap w64buf w64sync other kill lsmbuf lsmdio lsmpar lsmw64 lsmmmap lsmother bench drop"
+TREES="tiny fsync close osync odirect par mmap w64buf w64sync other kill lsmbuf lsmdio lsmpar lsmw64 lsmmmap lsmother bench drop dfa"
 limit_of() {
 	case $1 in
 	tiny) echo 131072 ;; other | lsmother) echo $((64 << 20)) ;; bench) echo $((1 << 30)) ;;
@@ -169,6 +170,8 @@ snapshot() { # LABEL: per tree the size and the allocated bytes of its regular f
 	for t in $TREES; do
 		echo "HOST $1 bytes $t $(find "$EXP/$t" -type f -printf '%s %b\n' | awk '{s += $1; u += $2 * 512} END {print s + 0, u + 0}')"
 	done
+	# the export's filesystem as the server's statfs sees it: f_frsize f_blocks f_bfree f_bavail
+	echo "HOST $1 statfs $(stat -f -c '%S %b %f %a' "$EXP")"
 	if [[ $1 == tc_writes || $1 == lsm_writes ]]; then
 		(cd "$EXP" && find . -type f -size -64M -printf '%P\n' | sort | while read -r f; do
 			echo "HOST $1 sha $f $(sha256sum "$f" | cut -d' ' -f1)"

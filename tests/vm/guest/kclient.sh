@@ -89,6 +89,28 @@ agent_start /tmp/agent2.log eth0 --policy /etc/p.yaml --mount-port 20048 || true
 r adopted "$(grep -c 'adopted the maps' /tmp/agent2.log)"
 status_line tc_end eth0
 sync_host tc_end
+# 5. df: a mount of the tree itself (as csi-driver-nfs mounts a volume) shows the tree's
+# limit and what is left; the export root's mount shows the server's numbers. df -B1 and
+# statfs(2) (busybox stat -f: f_bsize f_blocks f_bfree f_bavail).
+dfr() { r "df_$1" "$(df -B1 "$2" | tail -n 1 | awk '{print $(NF - 4), $(NF - 3), $(NF - 2)}')"; r "statfs_$1" "$(stat -f -c '%s %b %f %a' "$2")"; }
+mkdir -p /mnt/dfa
+# nosharecache: a superblock of its own. Shared with $M, both mounts have one st_dev and
+# busybox df (first mount of that device) would report $M: coreutils df picks the longest
+# mount point; statfs(2) is right either way.
+mount.nfs 10.0.2.2:"$EXPORT/dfa" /mnt/dfa -o $opts,nosharecache || r mount_failed dfa
+w dfa1 /mnt/dfa/f 1M 1M fsync
+sleep 2
+dfr tree_under /mnt/dfa
+dfr root $M
+# statfs(2) of a file of dfa through the root's mount: FSSTAT names the file, a handle in
+# dfa (df FILE reports the filesystem FILE is on, the root's mount: the server's numbers)
+dfr file_in_tree $M/dfa/f
+sync_host df_under
+w dfa2 /mnt/dfa/g 16M 1M fsync
+sleep 2
+dfr tree_over /mnt/dfa
+sync_host df_over
+umount /mnt/dfa
 agent_stop
 /bin/nfsfence detach eth0 --pin-dir $PIN --state-dir $ST >/tmp/detach.out 2>&1
 r tc_detach "rc=$? $(cat /tmp/detach.out)"
