@@ -243,6 +243,7 @@ void HandleCache::compact() {
   while (end > 0 && !nodes_[end - 1].live) end--;
   if (end < nodes_.size()) {
     std::erase_if(free_, [&](Id id) { return id >= end; });
+    std::erase_if(touched_, [&](Id id) { return id >= end; });  // forgotten since: nothing to mirror
     nodes_.resize(end);
   }
   nodes_.shrink_to_fit();

@@ -467,13 +467,14 @@ Expected<Policy> load_policy_dir(const std::string& dir) {
   if (fs::exists(defaults, ec)) {
     auto text = read_policy_text(defaults);
     if (!text) return unexpected(text.error());
-    auto d = with_document(*text, defaults, "defaults file", "export, server, accounting, root_fh, fsstat",
-                           [&](const YAML::Node& root) -> Policy {
-                             Keys keys = check_keys(defaults, root, "", {"export", "server", "accounting", "root_fh", "fsstat"});
-                             Policy q;
-                             parse_common(defaults, root, keys, q);
-                             return q;
-                           });
+    auto d = with_document(
+        *text, defaults, "defaults file", "export, server, accounting, root_fh, fsstat",
+        [&](const YAML::Node& root) -> Policy {
+          Keys keys = check_keys(defaults, root, "", {"export", "server", "accounting", "root_fh", "fsstat"});
+          Policy q;
+          parse_common(defaults, root, keys, q);
+          return q;
+        });
     if (!d) return d;
     p = std::move(*d);
     if (!p.export_path.empty()) export_from = defaults;

@@ -53,15 +53,25 @@ json lag_json(const EventLag::Summary& s) {
 
 const char* action_name(nfsf_action a) { return a == NFSF_ACTION_DROP ? "drop" : "rewrite"; }
 
-// The tree ids an earlier agent on this interface gave (its state file), so that a tree
-// keeps its kernel id, and with it its counters, across a restart.
-std::map<std::string, uint32_t> previous_ids(const std::string& state_file) {
+// What an earlier agent on this interface left in its state file: the tree ids it gave, so
+// that a tree keeps its kernel id (and with it its counters) across a restart, and its
+// policy change counts, so that those counters do not go back either.
+struct Previous {
   std::map<std::string, uint32_t> ids;
-  if (auto st = read_state(state_file))
+  uint64_t reloads = 0, reload_errors = 0;
+};
+
+Previous previous_state(const std::string& state_file) {
+  Previous p;
+  if (auto st = read_state(state_file)) {
     for (const json& t : st->value("trees", json::array()))
       if (t.contains("name") && t["name"].is_string() && t.contains("id") && t["id"].is_number_unsigned())
-        ids.emplace(t["name"].get<std::string>(), t["id"].get<uint32_t>());
-  return ids;
+        p.ids.emplace(t["name"].get<std::string>(), t["id"].get<uint32_t>());
+    p.reloads = st->value("policy_reloads", json(0)).is_number_unsigned() ? st->value("policy_reloads", 0ull) : 0;
+    p.reload_errors =
+        st->value("policy_reload_errors", json(0)).is_number_unsigned() ? st->value("policy_reload_errors", 0ull) : 0;
+  }
+  return p;
 }
 
 // What a policy change may not change while the agent runs (it walks one export of one server).
@@ -87,17 +97,19 @@ bool same_trees(const Policy& a, const Policy& b) {
 class Agent {
  public:
   Agent(const AttachOptions& opt, const Policy& policy, const bpf::MapSet& maps, PolicySource src,
-        const std::map<std::string, uint32_t>& previous)
+        const Previous& previous)
       : opt_(opt),
         maps_(maps),
         src_(std::move(src)),
         acct_(policy, opt.max_handles,
               {[this](int t, bool over, Timestamp) { on_limit(t, over); }, [this](int t, Timestamp) { on_soft(t); }}),
-        mirror_(maps, acct_.policy(), previous),
+        mirror_(maps, acct_.policy(), previous.ids),
         dec_([this](const RpcMessage& m) { on_message(m); }),
         state_(state_file_of(opt.state_dir, opt.iface)),
         event_log_(event_log_of(opt.state_dir, opt.iface)) {
     acct_.cache().track_changes(true);
+    reloads_ = previous.reloads;
+    reload_errors_ = previous.reload_errors;
     report_refused();  // the kernel's counts so far (an adopted map's) are the baseline
     struct timespec rt {
     }, mono{};
@@ -227,6 +239,7 @@ class Agent {
                       {"policy_error", policy_error_.empty() ? json(nullptr) : json(policy_error_)},
                       {"trees", trees},
                       {"handles", acct_.cache().stats().handles},
+                      {"memory", memory_json()},
                       {"events", events_},
                       {"reply_lag", lag_json(reply_lag_.summary())},
                       {"updated", std::time(nullptr)}});
@@ -272,6 +285,17 @@ class Agent {
   const Accounting& accounting() const { return acct_; }
 
  private:
+  // The heap the handle cache and the decoder hold (their own estimates; the cache's is
+  // recounted only when its handle count changed: it visits every handle).
+  json memory_json() {
+    uint64_t h = acct_.cache().stats().handles;
+    if (h != cache_bytes_at_) {
+      cache_bytes_ = acct_.cache().memory_bytes();
+      cache_bytes_at_ = h;
+    }
+    return json{{"cache_bytes", cache_bytes_}, {"decoder_bytes", dec_.memory_bytes()}};
+  }
+
   // Every tree's over flag and room, from the accounting, into the kernel.
   void sync_trees() {
     for (size_t i = 0; i < policy().trees.size(); i++) mirror_.set_over(int(i), acct_.trees()[i].over);
@@ -382,14 +406,15 @@ class Agent {
     log(std::string("policy applied (") + why + "): " + std::to_string(policy().trees.size()) + " trees, " +
         std::to_string(to_walk.size()) + " new or moved, " + std::to_string(removed) + " removed, " +
         std::to_string(changed) + " with new limits; walked " + std::to_string(walked) + " handles in " + took);
-    emit("policy_applied", json{{"policy", src_.name()},
-                                {"trigger", why},
-                                {"trees", policy().trees.size()},
-                                {"added_or_moved", to_walk.size()},
-                                {"removed", removed},
-                                {"limits_changed", changed},
-                                {"handles_walked", walked},
-                                {"ms", std::round(std::chrono::duration<double, std::milli>(end - t0).count() * 10) / 10}});
+    emit("policy_applied",
+         json{{"policy", src_.name()},
+              {"trigger", why},
+              {"trees", policy().trees.size()},
+              {"added_or_moved", to_walk.size()},
+              {"removed", removed},
+              {"limits_changed", changed},
+              {"handles_walked", walked},
+              {"ms", std::round(std::chrono::duration<double, std::milli>(end - t0).count() * 10) / 10}});
     write_state();
     publish_metrics();
   }
@@ -438,7 +463,8 @@ class Agent {
   bool change_seen_ = false;
   std::chrono::steady_clock::time_point first_change_{}, last_change_{};
   std::string policy_error_;  // why the last change was rejected ("" once a good one is applied)
-  uint64_t reloads_ = 0, reload_errors_ = 0;
+  uint64_t cache_bytes_ = 0, cache_bytes_at_ = ~uint64_t(0);
+  uint64_t reloads_ = 0, reload_errors_ = 0;  // since the pins were made (carried across restarts)
   std::time_t applied_at_ = std::time(nullptr);
   EventLog event_log_;
   struct RefusedSeen {
@@ -618,9 +644,8 @@ int run_attach_tc(const AttachOptions& opt, const Policy& policy, const std::ato
   }
   if (pins.adopting) log("adopted the maps pinned under " + pins.dir + ": enforcement continued without a gap");
 
-  Agent agent(
-      opt, policy, (*prog)->maps(), policy_source(opt),
-      pins.adopting ? previous_ids(state_file_of(opt.state_dir, opt.iface)) : std::map<std::string, uint32_t>{});
+  Agent agent(opt, policy, (*prog)->maps(), policy_source(opt),
+              pins.adopting ? previous_state(state_file_of(opt.state_dir, opt.iface)) : Previous{});
   agent.watch_policy();  // before the walk: a change made while it runs is applied after it
   agent.emit("agent_started", json{{"mode", "tc"},
                                    {"iface", opt.iface},

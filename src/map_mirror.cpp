@@ -79,7 +79,7 @@ bool MapMirror::apply(HandleCache& cache, const Policy& next, const std::vector<
   room_usage_ = std::move(usage);
   room_dirty_ = std::move(dirty);
   df_usage_.assign(next.trees.size(), ~uint64_t(0));  // limits may have changed: all written again
-  policy_ = &next;  // the caller moves it into Accounting and calls set_policy()
+  policy_ = &next;                                    // the caller moves it into Accounting and calls set_policy()
   return true;
 }
 

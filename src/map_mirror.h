@@ -17,7 +17,6 @@
 
 namespace nfsfence::agent {
 
-
 class MapMirror {
  public:
   // Kernel tree ids are slots (1 .. NFSF_MAX_TREES-1) that stay with a tree by name while

@@ -1,5 +1,7 @@
 #include "src/metrics.h"
 
+#include <unordered_map>
+
 #include <prometheus/collectable.h>
 #include <prometheus/exposer.h>
 #include <prometheus/metric_family.h>
@@ -109,15 +111,17 @@ std::vector<MetricFamily> metric_families(const MetricsSnapshot& s) {
   add(handles, double(s.handles));
   out.push_back(std::move(handles));
 
-  auto reloads = family("nfsfence_policy_reloads_total",
-                        "policy changes applied (file changed or SIGHUP) since the agent started", MetricType::Counter);
+  auto reloads =
+      family("nfsfence_policy_reloads_total",
+             "policy changes applied (file changed or SIGHUP) since the maps were pinned (kept across agent restarts)",
+             MetricType::Counter);
   add(reloads, double(s.policy_reloads));
   out.push_back(std::move(reloads));
-  auto reload_errors =
-      family("nfsfence_policy_reload_errors_total",
-             "policy changes rejected (invalid, or naming a path missing on the server); the last good "
-             "policy stays in force",
-             MetricType::Counter);
+  auto reload_errors = family("nfsfence_policy_reload_errors_total",
+                              "policy changes rejected (invalid, or naming a path missing on the server) since the "
+                              "maps were pinned; the last good "
+                              "policy stays in force",
+                              MetricType::Counter);
   add(reload_errors, double(s.policy_reload_errors));
   out.push_back(std::move(reload_errors));
 
@@ -144,14 +148,16 @@ class MetricsServer::Collector : public prometheus::Collectable {
     // Counters never go back (a scrape must not see a reset): the kernel's write_bytes is
     // raised before a room check and lowered again when it refuses.
     for (size_t c = 0; c < s.counters.size(); c++) s.counters[c] = std::max(s.counters[c], snap_.counters[c]);
+    std::unordered_map<std::string_view, const MetricsSnapshot::Tree*> before;  // by name: linear, not quadratic
+    for (const auto& o : snap_.trees) before.emplace(o.name, &o);
     for (auto& t : s.trees)
-      for (const auto& o : snap_.trees)
-        if (o.name == t.name) {
-          t.writes = std::max(t.writes, o.writes);
-          t.write_bytes = std::max(t.write_bytes, o.write_bytes);
-          t.refused_writes = std::max(t.refused_writes, o.refused_writes);
-          t.refused_bytes = std::max(t.refused_bytes, o.refused_bytes);
-        }
+      if (auto it = before.find(t.name); it != before.end()) {
+        const MetricsSnapshot::Tree& o = *it->second;
+        t.writes = std::max(t.writes, o.writes);
+        t.write_bytes = std::max(t.write_bytes, o.write_bytes);
+        t.refused_writes = std::max(t.refused_writes, o.refused_writes);
+        t.refused_bytes = std::max(t.refused_bytes, o.refused_bytes);
+      }
     snap_ = std::move(s);
   }
 

@@ -31,8 +31,8 @@ struct MetricsSnapshot {
   std::vector<Tree> trees;
   std::array<uint64_t, NFSF_C_MAX> counters{};  // the programs' counters, summed over CPUs
   uint64_t handles = 0;                         // handles the agent knows
-  uint64_t policy_reloads = 0;                  // policy changes applied since the agent started
-  uint64_t policy_reload_errors = 0;            // policy changes rejected since the agent started
+  uint64_t policy_reloads = 0;                  // policy changes applied since the maps were pinned
+  uint64_t policy_reload_errors = 0;            // policy changes rejected since the maps were pinned
   uint64_t reply_lag_count = 0;                 // EventLag
   double reply_lag_sum_s = 0, reply_lag_p50_s = 0, reply_lag_p99_s = 0;
 };

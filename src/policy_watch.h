@@ -33,7 +33,7 @@ class PolicyWatch {
 
  private:
   bpf::UniqueFd fd_;
-  bpf::UniqueFd fd_dir_;  // the watched directory (for a new entry's type)
+  bpf::UniqueFd fd_dir_;   // the watched directory (for a new entry's type)
   std::string file_name_;  // --policy: the file's name in the watched directory
 };
 

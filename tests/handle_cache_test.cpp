@@ -715,6 +715,7 @@ TEST(Accounting, SetPolicyKeepsMovesAndForgets) {
   Policy p = make_policy();
   std::vector<std::pair<int, bool>> flips;
   Accounting acct(p, 1000, {[&](int t, bool over, Timestamp) { flips.push_back({t, over}); }, nullptr});
+  acct.cache().track_changes(true);  // as the agent does: touched() must stay valid through compact()
   Msgs m;
   build_tree(acct, m);
   acct.on_message(m.create(NFS3_CREATE, kA, "f", fh(10), NF3REG, 400));
@@ -765,4 +766,8 @@ TEST(Accounting, SetPolicyKeepsMovesAndForgets) {
   EXPECT_EQ(acct.tree_of(kOut), HandleCache::kUnknown);
   EXPECT_EQ(acct.cache().stats().handles, handles - 2);
   EXPECT_EQ(flips, (std::vector<std::pair<int, bool>>{{0, false}}));
+  size_t nodes = 0;
+  acct.cache().for_each([&](HandleCache::Id id, HandleCache::Node&) { nodes = std::max<size_t>(nodes, id + 1); });
+  for (HandleCache::Id id : acct.cache().touched()) EXPECT_LT(id, nodes) << "a touched id past the node table";
+  acct.cache().clear_touched();
 }

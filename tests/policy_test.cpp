@@ -532,8 +532,9 @@ TEST(PolicyDir, Errors) {
   dir = policy_dir({{"_defaults.yaml", "export: /e\ntrees: []\n"}});
   p = load_policy_dir(dir);
   ASSERT_FALSE(p);
-  EXPECT_EQ(p.error().message,
-            dir + "/_defaults.yaml:2: trees: unknown key (expected one of: export, server, accounting, root_fh)");
+  EXPECT_EQ(
+      p.error().message,
+      dir + "/_defaults.yaml:2: trees: unknown key (expected one of: export, server, accounting, root_fh, fsstat)");
   p = load_policy_dir(dir + "/_defaults.yaml");
   ASSERT_FALSE(p);
   EXPECT_EQ(p.error().message, dir +

@@ -33,11 +33,6 @@ lab_client_bin >/dev/null || lab_skip "nfsf_client not built (needs libnfs-dev; 
 [[ -x $NFSF_BIN ]] || { echo "FAIL: nfsfence binary not found at NFSF_BIN=$NFSF_BIN" >&2; exit 1; }
 lab_bpf_require
 
-FAILS=0
-fail() { echo "FAIL: $*" >&2; FAILS=$((FAILS + 1)); LAB_KEEP=1; }
-fatal() { echo "FAIL: $*" >&2; LAB_KEEP=1; exit 1; }
-ok() { echo "ok: $*"; }
-check() { local what=$1; shift; if "$@"; then ok "$what"; else fail "$what"; fi; }
 
 LAB_NO_TRAP=1
 lab_up fsstat || fatal "lab_up failed"

@@ -35,11 +35,6 @@ lab_client_bin >/dev/null || lab_skip "nfsf_client not built (needs libnfs-dev; 
 [[ $("$NFSF_BIN" attach --help 2>/dev/null || true) == *--metrics* ]] || lab_skip "$NFSF_BIN has no 'attach --metrics'"
 lab_bpf_require
 
-FAILS=0
-fail() { echo "FAIL: $*" >&2; FAILS=$((FAILS + 1)); LAB_KEEP=1; }
-fatal() { echo "FAIL: $*" >&2; LAB_KEEP=1; exit 1; }
-ok() { echo "ok: $*"; }
-check() { local what=$1; shift; if "$@"; then ok "$what"; else fail "$what"; fi; }
 
 PROM_PID=
 EVENTS_PID=
@@ -132,15 +127,23 @@ v=$(query 'nfsfence_tree_refused_writes_total{tree="vol-b"}')
 check "Prometheus: nfsfence_tree_refused_writes_total{tree=\"vol-b\"} == 0 ($v)" test "$v" = 0
 v=$(query 'nfsfence_write_verdicts_total{verdict="refused_rewrite"}')
 check "Prometheus: nfsfence_write_verdicts_total{verdict=\"refused_rewrite\"} == $dq ($v)" test "$v" = "$dq"
-# resets() drops the metric name, so one query per counter
-resets=0
-for c in nfsfence_tree_writes_total nfsfence_tree_write_bytes_total nfsfence_tree_refused_writes_total \
-	nfsfence_tree_refused_bytes_total nfsfence_packets_total nfsfence_nfs_packets_total nfsfence_parse_errors_total \
-	nfsfence_write_verdicts_total nfsfence_events_total nfsfence_events_lost_total; do
-	v=$(query "sum(resets($c[5m]))")
-	[[ $v == 0 ]] || { echo "    $c: resets $v" >&2; resets=$((resets + 1)); }
-done
-check "Prometheus saw no counter of nfsfence go back (10 counters, resets() == 0 for each)" test "$resets" -eq 0
+# a policy change while Prometheus scrapes: vol-b's limit raised, written and renamed over
+sed 's/limit: 1Gi/limit: 2Gi/' "$POLICY" >"$POLICY.new" && mv "$POLICY.new" "$POLICY"
+if wait_value 'nfsfence_tree_limit_bytes{tree="vol-b"}' 2147483648; then
+	ok "a policy change while scraped: nfsfence_tree_limit_bytes{tree=\"vol-b\"} == 2Gi"
+else
+	fail "the policy change did not reach the metrics: vol-b limit $GOT"
+fi
+v=$(query 'nfsfence_policy_reloads_total')
+check "Prometheus: nfsfence_policy_reloads_total == 1 ($v)" test "$v" = 1
+cp "$POLICY" "$POLICY.good"
+printf 'export: [' >"$POLICY.new" && mv "$POLICY.new" "$POLICY"
+if wait_value 'nfsfence_policy_reload_errors_total' 1; then
+	ok "an invalid policy file: nfsfence_policy_reload_errors_total == 1"
+else
+	fail "an invalid policy file: nfsfence_policy_reload_errors_total is $GOT"
+fi
+mv "$POLICY.good" "$POLICY"
 v=$(query 'nfsfence_packets_total')
 check "Prometheus: nfsfence_packets_total > 0 ($v)" test "${v%%.*}" -gt 0 2>/dev/null
 
@@ -178,7 +181,7 @@ done
 check "events: SIGTERM to the agent gives agent_exiting, programs attached" \
 	test "$(tail -n 1 "$EVENTS" | jq -r '"\(.type) \(.reason) \(.programs_attached)"')" = "agent_exiting signal true"
 # the same follower goes on across an agent restart (the new agent appends to the same log)
-lab_agent_start "$LAB_DIR/agent2.log" --policy "$POLICY" --mount-port 20048 ||
+lab_agent_start "$LAB_DIR/agent2.log" --policy "$POLICY" --mount-port 20048 --metrics "$METRICS" ||
 	fatal "the agent did not get ready again: $(cat "$LAB_DIR/agent2.log")"
 for ((i = 0; i < 20; i++)); do
 	[[ $(tail -n 1 "$EVENTS" | jq -r .type) == agent_ready ]] && break
@@ -187,6 +190,22 @@ done
 restarted=$(jq -s -r '[.[] | select(.type == "agent_started")] | map(.pins) | join(" ")' "$EVENTS")
 check "events: the follower sees the restarted agent adopt the pins (agent_started pins: $restarted)" \
 	test "$restarted" = "fresh adopted"
+# Prometheus scraped through the reload and the restart: a few scrapes of the new agent, then
+# no counter may have gone back
+sleep 3
+wait_value 'up{job="nfsfence"}' 1 || fail "Prometheus did not scrape the restarted agent (up: $GOT)"
+v=$(query 'nfsfence_policy_reloads_total')
+check "the restarted agent goes on counting policy changes: nfsfence_policy_reloads_total == 1 ($v)" test "$v" = 1
+# resets() drops the metric name, so one query per counter
+resets=0
+for c in nfsfence_tree_writes_total nfsfence_tree_write_bytes_total nfsfence_tree_refused_writes_total \
+	nfsfence_tree_refused_bytes_total nfsfence_packets_total nfsfence_nfs_packets_total nfsfence_parse_errors_total \
+	nfsfence_write_verdicts_total nfsfence_events_total nfsfence_events_lost_total \
+	nfsfence_policy_reloads_total nfsfence_policy_reload_errors_total; do
+	v=$(query "sum(resets($c[5m]))")
+	[[ $v == 0 ]] || { echo "    $c: resets $v" >&2; resets=$((resets + 1)); }
+done
+check "Prometheus saw no counter of nfsfence go back (12 counters, through a policy reload and an agent restart: resets() == 0 for each)" test "$resets" -eq 0
 lab_agent_stop TERM
 "$NFSF_BIN" events --no-follow --state-dir "$LAB_STATE_DIR" >"$LAB_DIR/events.txt" 2>&1 || true
 check "events --no-follow (text, the one log found alone): as many lines as the JSON follower's ($(wc -l <"$LAB_DIR/events.txt"))" \

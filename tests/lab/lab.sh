@@ -36,6 +36,13 @@
 LAB_SH_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 
 lab_log() { echo "lab: $*" >&2; }
+# The e2e scripts' checks: fail() counts and keeps the lab for a look, fatal() ends the
+# script, check WHAT CMD... is ok or fail by CMD's status.
+FAILS=0
+fail() { echo "FAIL: $*" >&2; FAILS=$((FAILS + 1)); LAB_KEEP=1; }
+fatal() { echo "FAIL: $*" >&2; LAB_KEEP=1; exit 1; }
+ok() { echo "ok: $*"; }
+check() { local what=$1; shift; if "$@"; then ok "$what"; else fail "$what"; fi; }
 lab_die() { echo "lab: ERROR: $*" >&2; return 1; }
 lab_skip() { echo "SKIP: $*"; exit 77; }
 
