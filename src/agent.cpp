@@ -724,11 +724,8 @@ int run_attach(const AttachOptions& opt_in, const std::atomic<bool>& stop) {
       return 1;
     }
   }
-  if (opt.mode == Mode::Lsm) {
-    log("note: the LSM agent reads " + policy_source(opt).name() +
-        " once; restart it to apply a changed policy (live changes are for --mode tc)");
-    return run_attach_lsm(opt, *policy, stop);
-  }
+  // The LSM agent reads the policy once (docs/policy.md; `attach --help` says live changes are tc's).
+  if (opt.mode == Mode::Lsm) return run_attach_lsm(opt, *policy, stop);
   return run_attach_tc(opt, *policy, stop);
 }
 
