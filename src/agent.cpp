@@ -163,11 +163,13 @@ class Agent {
     return 0;
   }
 
-  void after_batch() {
+  // policy_readable: epoll saw the policy watch's fd readable (only then is it read: the
+  // loop runs after every batch of ring events, a syscall there is not free).
+  void after_batch(bool policy_readable = false) {
     mirror_.sync_handles(acct_.cache(), false);
     mirror_.sync_rooms(acct_.trees(), false);
     auto now = std::chrono::steady_clock::now();
-    check_policy(now);
+    check_policy(now, policy_readable);
     if (now - last_state_ < std::chrono::seconds(1)) return;
     last_state_ = now;
     write_state();
@@ -304,9 +306,9 @@ class Agent {
 
   // A change seen by inotify is applied once the source has been quiet for 50 ms (a
   // writer that renames many files in is one change); SIGHUP applies at once.
-  void check_policy(std::chrono::steady_clock::time_point now) {
+  void check_policy(std::chrono::steady_clock::time_point now, bool readable) {
     using namespace std::chrono_literals;
-    if (watch_ && watch_->changed()) {
+    if (readable && watch_ && watch_->changed()) {
       if (!change_seen_) first_change_ = now;
       change_seen_ = true;
       last_change_ = now;
@@ -586,9 +588,11 @@ void follow(ring_buffer* rb, RingContext& ctx, unsigned wakeup_us, const std::at
   Agent& agent = ctx.agent;
   const int busy_ms = int(wakeup_us / 1000) + 1, idle_ms = 200, pending_ms = 10;
   bpf::UniqueFd ep(::epoll_create1(EPOLL_CLOEXEC));
-  for (int fd : {ring_buffer__epoll_fd(rb), agent.policy_fd()}) {
+  const int policy_fd = agent.policy_fd();
+  for (int fd : {ring_buffer__epoll_fd(rb), policy_fd}) {
     epoll_event e{};
     e.events = EPOLLIN;
+    e.data.fd = fd;
     if (fd >= 0 && ::epoll_ctl(ep.get(), EPOLL_CTL_ADD, fd, &e) != 0) {
       log("epoll: " + std::string(std::strerror(errno)));
       return;
@@ -597,17 +601,21 @@ void follow(ring_buffer* rb, RingContext& ctx, unsigned wakeup_us, const std::at
   int timeout = idle_ms;
   while (!stop.load()) {
     epoll_event evs[2];
-    if (::epoll_wait(ep.get(), evs, 2, timeout) < 0 && errno != EINTR) {
+    int ready = ::epoll_wait(ep.get(), evs, 2, timeout);
+    if (ready < 0 && errno != EINTR) {
       log("epoll_wait: " + std::string(std::strerror(errno)));
       break;
     }
+    bool policy_readable = false;
+    for (int i = 0; i < ready; i++)
+      policy_readable = policy_readable || (policy_fd >= 0 && evs[i].data.fd == policy_fd);
     int n = ring_buffer__consume(rb);
     if (ctx.failure) std::rethrow_exception(ctx.failure);
     if (n < 0 && n != -EINTR) {
       log("ring buffer poll: " + std::string(std::strerror(-n)));
       break;
     }
-    agent.after_batch();
+    agent.after_batch(policy_readable);
     timeout = agent.policy_pending() ? pending_ms : n > 0 ? busy_ms : idle_ms;
   }
 }
