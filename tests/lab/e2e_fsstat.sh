@@ -22,16 +22,9 @@
 # Exit: 0 pass, 1 fail, 77 skip (not root, no netns/ganesha/libnfs client/clsact/BPF).
 set -euo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
-NFSF_SOURCE_DIR=${NFSF_SOURCE_DIR:-$(cd "$HERE/../.." && pwd)}
-NFSF_BUILD_DIR=${NFSF_BUILD_DIR:-$NFSF_SOURCE_DIR/build}
-NFSF_BIN=${NFSF_BIN:-$NFSF_BUILD_DIR/nfsfence}
 # shellcheck source=tests/lab/lab.sh source-path=SCRIPTDIR
 source "$HERE/lab.sh"
-lab_require
-command -v jq >/dev/null || lab_skip "jq not installed (apt-get install jq)"
-lab_client_bin >/dev/null || lab_skip "nfsf_client not built (needs libnfs-dev; target nfsf_client)"
-[[ -x $NFSF_BIN ]] || { echo "FAIL: nfsfence binary not found at NFSF_BIN=$NFSF_BIN" >&2; exit 1; }
-lab_bpf_require
+lab_e2e_require jq
 
 
 LAB_NO_TRAP=1

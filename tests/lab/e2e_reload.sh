@@ -33,17 +33,10 @@
 # Exit: 0 pass, 1 fail, 77 skip (not root, no netns/ganesha/libnfs client/clsact/BPF).
 set -euo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
-NFSF_SOURCE_DIR=${NFSF_SOURCE_DIR:-$(cd "$HERE/../.." && pwd)}
-NFSF_BUILD_DIR=${NFSF_BUILD_DIR:-$NFSF_SOURCE_DIR/build}
-NFSF_BIN=${NFSF_BIN:-$NFSF_BUILD_DIR/nfsfence}
 # shellcheck source=tests/lab/lab.sh source-path=SCRIPTDIR
 source "$HERE/lab.sh"
-lab_require
-command -v jq >/dev/null || lab_skip "jq not installed (apt-get install jq)"
-lab_client_bin >/dev/null || lab_skip "nfsf_client not built (needs libnfs-dev; target nfsf_client)"
-[[ -x $NFSF_BIN ]] || { echo "FAIL: nfsfence binary not found at NFSF_BIN=$NFSF_BIN" >&2; exit 1; }
+lab_e2e_require jq
 [[ $("$NFSF_BIN" attach --help 2>/dev/null || true) == *--policy-dir* ]] || lab_skip "$NFSF_BIN has no 'attach --policy-dir'"
-lab_bpf_require
 
 N=${RELOAD_TREES:-200}
 HALF=$((N / 2))

@@ -34,6 +34,9 @@
 # Only addresses inside the namespaces created here are used; nothing is sent on the host.
 
 LAB_SH_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+NFSF_SOURCE_DIR=${NFSF_SOURCE_DIR:-$(cd "$LAB_SH_DIR/../.." && pwd)}
+NFSF_BUILD_DIR=${NFSF_BUILD_DIR:-$NFSF_SOURCE_DIR/build}
+NFSF_BIN=${NFSF_BIN:-$NFSF_BUILD_DIR/nfsfence}
 
 lab_log() { echo "lab: $*" >&2; }
 # The e2e scripts' checks: fail() counts and keeps the lab for a look, fatal() ends the
@@ -296,6 +299,18 @@ lab_disk_files() {
 #   lab_tree_used TREE [size|used]  sum over the regular files below TREE on the server's disk
 #   lab_e2e_down                stop the agent, unmount LAB_BPFFS, then lab_down
 # NFSF_BIN: the nfsfence binary.
+
+# lab_e2e_require [TOOL...]: what an e2e script needs: lab_require, each TOOL (Debian
+# package of the same name), nfsf_client, the nfsfence binary, TC BPF. Exit 77 (skip, with
+# why) or 1 (no nfsfence binary: a build problem, not a missing capability).
+lab_e2e_require() {
+	lab_require
+	local t
+	for t in "$@"; do command -v "$t" >/dev/null || lab_skip "$t not installed (apt-get install $t)"; done
+	lab_client_bin >/dev/null || lab_skip "nfsf_client not built (needs libnfs-dev; target nfsf_client)"
+	[[ -x $NFSF_BIN ]] || { echo "FAIL: nfsfence binary not found at NFSF_BIN=$NFSF_BIN" >&2; exit 1; }
+	lab_bpf_require
+}
 
 lab_bpf_require() {
 	local probe="nfsf-bpfprobe-$$" err
