@@ -220,13 +220,23 @@ void Accounting::update_attr(ByteView fh, const Attr& a) {
   HandleCache::Id id = cache_.intern(fh);
   if (id == HandleCache::kNone) return;
   auto& n = cache_.node(id);
+  uint64_t bytes = policy_.accounting == AccountingMode::Used ? a.used : a.size;
+  // Of two attributes of the same file the newer ctime wins. With the same (non-zero)
+  // ctime the larger size does: parallel WRITEs within one tick of the server's clock
+  // only grow a file, and a truncation in that tick is counted at the next attributes.
+  if (a.type == NF3REG && n.charged_file && a.ctime_ns != 0 &&
+      (a.ctime_ns < n.ctime_ns || (a.ctime_ns == n.ctime_ns && bytes < n.charged))) {
+    stats_.stale_attrs++;
+    return;
+  }
   n.type = a.type;
   n.nlink = a.nlink;
   if (a.type != NF3REG) {
     uncharge(id);
     return;
   }
-  charge(id, policy_.accounting == AccountingMode::Used ? a.used : a.size);
+  n.ctime_ns = a.ctime_ns;
+  charge(id, bytes);
 }
 
 void Accounting::link(ByteView dir, const std::string& name, ByteView child, const std::optional<Attr>& a) {

@@ -26,6 +26,9 @@ struct TreeState {
 
 struct AccountingStats {
   uint64_t attr_updates = 0;
+  // attributes of a regular file older (ctime) than the ones already applied: a reply the
+  // server built before another one it sent earlier; skipped
+  uint64_t stale_attrs = 0;
   uint64_t links = 0;
   uint64_t removes = 0;
   uint64_t renames = 0;

@@ -55,6 +55,7 @@ class HandleCache {
     // accounting: whether this file is charged, with how many bytes and to which tree
     bool charged_file = false;
     uint64_t charged = 0;
+    uint64_t ctime_ns = 0;  // of the attributes `charged` was taken from
     int charged_tree = kUnknown;
     // for a mirror of handle -> tree elsewhere (the agent's BPF map): what it holds now
     int mirrored_tree = kUnknown;

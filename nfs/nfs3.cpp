@@ -200,6 +200,7 @@ Attr to_attr(const fattr3& a) {
   r.used = a.used;
   r.fileid = a.fileid;
   r.nlink = a.nlink;
+  r.ctime_ns = uint64_t(a.ctime.seconds) * 1000000000ull + a.ctime.nseconds;
   return r;
 }
 

@@ -63,6 +63,9 @@ struct Attr {  // the parts of fattr3 we use
   uint64_t used = 0;
   uint64_t fileid = 0;
   uint32_t nlink = 0;
+  // ctime as nanoseconds since the epoch: orders two attributes of the same file (a
+  // server answering WRITEs in parallel can send the older post-op attributes last)
+  uint64_t ctime_ns = 0;
 };
 
 struct FsStatRes {  // FSSTAT3resok's sizes (RFC 1813 3.3.18)

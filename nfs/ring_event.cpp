@@ -37,6 +37,17 @@ bool parse_ring_event(const void* data, size_t size, int64_t mono_to_real_ns, ui
   return true;
 }
 
+nfsf_flow_key to_kernel_flow(const FlowKey& f) {
+  nfsf_flow_key k{};
+  std::memcpy(k.saddr, f.src.addr.data(), 16);
+  std::memcpy(k.daddr, f.dst.addr.data(), 16);
+  k.sport = htons(f.src.port);
+  k.dport = htons(f.dst.port);
+  k.family = f.src.v6 ? 6 : 4;
+  k.proto = uint8_t(f.transport);
+  return k;
+}
+
 void EventLag::add(uint64_t ns) {
   ring_[n_++ % kWindow] = ns;
   max_ = std::max(max_, ns);

@@ -6,6 +6,7 @@
 #include <array>
 
 #include "nfs/decoder.h"
+#include "nfsfence_abi.h"
 
 namespace nfsfence {
 
@@ -38,6 +39,10 @@ class EventLag {
 // to what `size` holds; `mono_to_real_ns` turns the event's CLOCK_MONOTONIC stamp into
 // wall time; `frame` numbers it for the decoder.
 bool parse_ring_event(const void* data, size_t size, int64_t mono_to_real_ns, uint64_t frame, RingEvent& out);
+
+// The kernel's key of a flow (struct nfsf_flow_key): the inverse of what parse_ring_event
+// reads from an event, for lookups in the maps keyed by flow (poisoned, flows, ...).
+nfsf_flow_key to_kernel_flow(const FlowKey& f);
 
 // FLOW_END closes the direction's stream state (RST: both directions), NEW_CONN starts it
 // anew (a reused 4-tuple's sequence numbers have nothing to do with the old stream's),

@@ -7,6 +7,7 @@
 #include "src/event_log.h"
 #include "src/metrics.h"
 
+#include <arpa/inet.h>
 #include <bpf/libbpf.h>
 #include <malloc.h>
 #include <net/if.h>
@@ -174,12 +175,14 @@ class Agent {
     last_state_ = now;
     write_state();
     publish_metrics();
+    mirror_.settle();
     auto c = maps_.counters();
     if (c && (*c)[NFSF_C_EVENTS_LOST] > lost_seen_) {
       log("warning: " + std::to_string((*c)[NFSF_C_EVENTS_LOST] - lost_seen_) +
           " ring buffer events lost: walking the trees again to resynchronise");
       emit("events_lost", json{{"lost", (*c)[NFSF_C_EVENTS_LOST] - lost_seen_}});
       lost_seen_ = (*c)[NFSF_C_EVENTS_LOST];
+      mirror_.forget_answered();
       if (auto r = walk(); !r) {
         log("warning: resync walk failed: " + r.error().message);
         emit("resync", json{{"ok", false}, {"error", r.error().message}});
@@ -423,8 +426,23 @@ class Agent {
 
   void on_message(const RpcMessage& m) {
     acct_.on_message(m);
-    if (m.type == MsgType::Reply && m.prog == kProgNfs && m.proc == 7u && m.call && m.call->fh)  // WRITE
-      mirror_.write_answered(acct_.cache().tree_of_fh(ByteView(m.call->fh->data(), m.call->fh->size())));
+    if (m.type == MsgType::Reply && m.prog == kProgNfs && m.proc == 7u && m.call && m.call->fh) {  // WRITE
+      int tree = acct_.cache().tree_of_fh(ByteView(m.call->fh->data(), m.call->fh->size()));
+      if (tree >= 0) mirror_.write_answered(tree, m.call->count.value_or(0), write_passed(m));
+    }
+  }
+
+  // Whether the programs let this answered WRITE through (its bytes are in the tree's
+  // write_bytes). The event has the server's own status: a WRITE that went out poisoned
+  // fails there, so an NFS3_OK one passed; a failed one passed unless the kernel remembers
+  // its XID as poisoned (a map lookup for failed WRITEs only).
+  bool write_passed(const RpcMessage& m) const {
+    if (m.fields.status == 0u) return true;
+    nfsf_xid_key k{};
+    k.flow = to_kernel_flow(m.flow);
+    k.xid = htonl(m.xid);
+    auto p = maps_.poisoned(k);
+    return p && !p->has_value();
   }
 
   void on_limit(int tree, bool over) {

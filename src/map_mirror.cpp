@@ -34,15 +34,24 @@ MapMirror::MapMirror(const bpf::MapSet& maps, const Policy& policy, const std::m
   for (uint32_t& s : slots_)
     if (!s) s = take_slot();
   // Every id no tree holds is cleared: whatever an earlier agent left there refuses nothing.
-  for (uint32_t id : free_)
-    if (auto r = maps_.clear_tree(id); !r) log("error: " + r.error().message());
+  for (uint32_t id : free_) clear(id);
+}
+
+void MapMirror::clear(uint32_t id) {
+  if (auto r = maps_.clear_tree(id); !r) {
+    log("error: " + r.error().message());
+    answered_[id] = kUnknown;
+    return;
+  }
+  answered_[id] = 0;
+  settled_at_[id] = 0;
 }
 
 uint32_t MapMirror::take_slot() {
   if (free_.empty()) return 0;
   uint32_t id = free_.front();
   free_.pop_front();
-  if (auto r = maps_.clear_tree(id); !r) log("error: " + r.error().message());
+  clear(id);
   return id;
 }
 
@@ -70,8 +79,7 @@ bool MapMirror::apply(HandleCache& cache, const Policy& next, const std::vector<
       freed.push_back(slots_[i]);
     }
   }
-  for (uint32_t id : freed)  // nothing points at them now: cleared, and given out last
-    if (auto r = maps_.clear_tree(id); !r) log("error: " + r.error().message());
+  for (uint32_t id : freed) clear(id);  // nothing points at them now: cleared, and given out last
   free_.insert(free_.end(), freed.begin(), freed.end());
   for (uint32_t& s : slots)
     if (!s) s = take_slot();
@@ -117,8 +125,32 @@ void MapMirror::sync_handles(HandleCache& c, bool full) {
   c.clear_touched();
 }
 
-void MapMirror::write_answered(int tree) {
-  if (tree >= 0 && size_t(tree) < room_dirty_.size()) room_dirty_[size_t(tree)] = true;
+void MapMirror::write_answered(int tree, uint64_t count, bool passed) {
+  if (tree < 0 || size_t(tree) >= room_dirty_.size()) return;
+  room_dirty_[size_t(tree)] = true;
+  uint32_t id = kernel_id(tree);
+  answered_since_[id] = true;
+  if (passed && answered_[id] != kUnknown) answered_[id] += count;
+}
+
+void MapMirror::forget_answered() {
+  std::fill(answered_.begin(), answered_.end(), kUnknown);
+  std::fill(room_dirty_.begin(), room_dirty_.end(), true);
+}
+
+void MapMirror::settle() {
+  for (size_t i = 0; i < slots_.size(); i++) {
+    uint32_t id = slots_[i];
+    auto t = maps_.tree(id);
+    if (!t) continue;
+    bool quiet = t->write_bytes == settled_at_[id] && !answered_since_[id];
+    settled_at_[id] = t->write_bytes;
+    answered_since_[id] = false;
+    if (quiet && answered_[id] != t->write_bytes && i < room_dirty_.size()) {
+      answered_[id] = kUnknown;
+      room_dirty_[i] = true;
+    }
+  }
 }
 
 void MapMirror::sync_rooms(const std::vector<TreeState>& trees, bool all) {
@@ -148,7 +180,9 @@ void MapMirror::sync_rooms(const std::vector<TreeState>& trees, bool all) {
       log("error: " + t.error().message());
       continue;
     }
-    uint64_t full_at = t->write_bytes + (usage < limit ? limit - usage : 0);
+    uint64_t& answered = answered_[id];
+    if (answered == kUnknown || answered > t->write_bytes) answered = t->write_bytes;
+    uint64_t full_at = answered + (usage < limit ? limit - usage : 0);
     if (auto r = maps_.set_tree_room(id, full_at ? full_at : 1); !r) {
       log("error: " + r.error().message());
       continue;

@@ -165,6 +165,29 @@ TEST(Accounting, UsageFollowsPostOpAttributesAndLimits) {
   EXPECT_EQ(acct.cache().find(fh(10)), HandleCache::kNone);  // removed file forgotten
 }
 
+// A server answering WRITEs in parallel can send a reply built earlier (older post-op
+// attributes) after a newer one: the usage must not go back to the older size.
+TEST(Accounting, OlderPostOpAttributesAreSkipped) {
+  Policy p = make_policy();
+  Accounting acct(p, 1000);
+  Msgs m;
+  build_tree(acct, m);
+  acct.on_message(m.create(NFS3_CREATE, kA, "f1", fh(10), NF3REG));
+  auto w = [&](uint64_t used, uint64_t ctime) {
+    RpcMessage r = m.write(fh(10), used, used);
+    r.fields.attr->ctime_ns = ctime;
+    acct.on_message(r);
+    return acct.trees()[0].usage;
+  };
+  EXPECT_EQ(w(300, 2'000'000'000), 300u);
+  EXPECT_EQ(w(200, 1'000'000'000), 300u);  // built before the 300 one
+  EXPECT_EQ(w(250, 2'000'000'000), 300u);  // same tick: the larger size
+  EXPECT_EQ(w(400, 2'000'000'000), 400u);
+  EXPECT_EQ(w(100, 3'000'000'000), 100u);  // newer: a truncation counts
+  EXPECT_EQ(w(50, 0), 50u);                // a server without ctime: the last one
+  EXPECT_EQ(acct.stats().stale_attrs, 2u);
+}
+
 TEST(Accounting, SizeModeCountsSize) {
   Policy p = make_policy(AccountingMode::Size);
   Accounting acct(p, 1000);

@@ -52,6 +52,26 @@ TEST(RingEvent, FieldsComeThroughAndTimeIsShiftedToWallClock) {
   EXPECT_EQ(ev.pkt.frame, 42u);
 }
 
+// The agent looks an answered WRITE up in `poisoned` by the reply's flow: the key it builds
+// must be the bytes the program wrote (an IPv4 and a UDP/IPv6 flow).
+TEST(RingEvent, KernelFlowKeyIsTheInverseOfTheEventsFlow) {
+  for (bool v6 : {false, true}) {
+    auto b = event(NFSF_EV_STREAM, NFSF_EVF_INGRESS, {1, 2, 3, 4}, 4);
+    auto* raw = reinterpret_cast<nfsf_event*>(b.data());
+    if (v6) {
+      raw->flow.family = 6;
+      raw->flow.proto = 17;
+      raw->flow.saddr[15] = 9;
+      raw->flow.daddr[0] = 0xfe;
+    }
+    RingEvent ev;
+    ASSERT_TRUE(parse_ring_event(b.data(), b.size(), 0, 1, ev));
+    nfsf_flow_key k = to_kernel_flow(ev.pkt.flow);
+    EXPECT_EQ(std::memcmp(&k, &raw->flow, sizeof k), 0) << "v6=" << v6;
+    EXPECT_EQ(k.sport, htons(2049));
+  }
+}
+
 TEST(RingEvent, LengthsAreClampedToWhatTheRecordHolds) {
   auto b = event(NFSF_EV_STREAM, 0, {9, 9, 9, 9}, 0);
   reinterpret_cast<nfsf_event*>(b.data())->len = 1u << 30;  // a lying length
