@@ -9,6 +9,7 @@
 
 #include <arpa/inet.h>
 #include <bpf/libbpf.h>
+#include <linux/if_link.h>
 #include <malloc.h>
 #include <net/if.h>
 #include <sys/epoll.h>
@@ -52,7 +53,12 @@ json lag_json(const EventLag::Summary& s) {
               {"max_us", double(s.max_ns) / 1e3}};
 }
 
-const char* action_name(nfsf_action a) { return a == NFSF_ACTION_DROP ? "drop" : "rewrite"; }
+const char* action_name(nfsf_action a) {
+  return a == NFSF_ACTION_DROP ? "drop" : a == NFSF_ACTION_DROP_REPLY ? "drop-reply" : "rewrite";
+}
+const char* hook_name(Hook h) { return h == Hook::Xdp ? "xdp" : "tc"; }
+const char* side_name(Side s) { return s == Side::Server ? "server" : "client"; }
+const char* xdp_mode_name(XdpMode m) { return m == XdpMode::Generic ? "generic" : "native"; }
 
 // What an earlier agent on this interface left in its state file: the tree ids it gave, so
 // that a tree keeps its kernel id (and with it its counters) across a restart, and its
@@ -154,7 +160,7 @@ class Agent {
     RingEvent ev;
     if (!parse_ring_event(data, size, mono_to_real_ns_, events_ + 1, ev)) return 0;
     events_++;
-    if (ev.flags & NFSF_EVF_INGRESS) {  // replies: how long the agent took to see them
+    if (ev.flags & NFSF_EVF_REPLY) {  // replies: how long the agent took to see them
       timespec now;
       clock_gettime(CLOCK_MONOTONIC, &now);
       uint64_t t = uint64_t(now.tv_sec) * 1000000000ull + uint64_t(now.tv_nsec);
@@ -237,6 +243,9 @@ class Agent {
     state_.write(json{{"pid", ::getpid()},
                       {"iface", opt_.iface},
                       {"action", action_name(opt_.action)},
+                      {"hook", hook_name(opt_.hook)},
+                      {"side", side_name(opt_.side)},
+                      {"xdp_mode", opt_.hook == Hook::Xdp ? json(xdp_mode_name(opt_.xdp_mode)) : json(nullptr)},
                       {"policy", src_.name()},
                       {"policy_applied", applied_at_},
                       {"policy_reloads", reloads_},
@@ -525,12 +534,35 @@ struct Pins {
 
 PolicySource policy_source(const AttachOptions& opt) { return PolicySource{opt.policy_path, opt.policy_dir}; }
 
-// What must hold before anything is loaded; the interface's index, or why not.
-Expected<unsigned> check_tc_attach(const AttachOptions& opt, const Policy& policy) {
+// What must hold before anything is loaded.
+struct AttachTarget {
+  unsigned ifindex = 0;
+  uint32_t xdp_replace = 0;  // an nfsfence XDP program an earlier agent left: swapped in one step
+};
+
+// The interface's XDP program, if any, against --hook xdp: another's is never touched.
+Expected<uint32_t> check_xdp_free(const AttachOptions& opt, unsigned ifindex) {
+  auto a = bpf::XdpProgram::attached(int(ifindex));
+  if (!a) return make_error("querying the XDP program of " + opt.iface + " failed: " + a.error().message());
+  if (!a->id) return uint32_t(0);
+  std::string which = "'" + (a->name.empty() ? std::string("?") : a->name) + "' (id " + std::to_string(a->id) + ", " +
+                      a->mode_name() + ")";
+  if (!a->ours())
+    return make_error(opt.iface + " already has an XDP program, " + which +
+                      ": nfsfence leaves it alone; remove it first (ip link set dev " + opt.iface + " xdp off)");
+  const char* want = opt.xdp_mode == XdpMode::Generic ? "generic" : "native";
+  if (std::strcmp(a->mode_name(), want) != 0)
+    return make_error(opt.iface + " has nfsfence's XDP program " + which + ", not " + want + ": nfsfence detach " +
+                      opt.iface + " first, or attach with --xdp-mode " + a->mode_name());
+  return a->id;
+}
+
+Expected<AttachTarget> check_tc_attach(const AttachOptions& opt, const Policy& policy) {
   if (opt.iface.empty())
     return make_error("--mode tc needs the NFS client's interface: nfsfence attach IFACE --policy FILE");
-  unsigned ifindex = if_nametoindex(opt.iface.c_str());
-  if (!ifindex)
+  AttachTarget t;
+  t.ifindex = if_nametoindex(opt.iface.c_str());
+  if (!t.ifindex)
     return make_error("interface '" + opt.iface +
                       "' does not exist (ip link shows the interfaces of this network namespace)");
   if (policy.trees.size() >= NFSF_MAX_TREES)
@@ -539,47 +571,103 @@ Expected<unsigned> check_tc_attach(const AttachOptions& opt, const Policy& polic
   if (opt.server.empty() && !policy.server)
     return make_error(policy_source(opt).name() +
                       ": the agent needs the server's address: add `server:` to the policy or give --server");
-  for (const NfsMount& m : nfs_mounts_of(opt.server.empty() ? *policy.server : opt.server, policy.export_path))
-    if (auto why = tc_blind_reason(m); !why.empty())
-      log("warning: " + why + " (--mode lsm refuses writes at the file level)");
+  if (opt.side == Side::Client)
+    for (const NfsMount& m : nfs_mounts_of(opt.server.empty() ? *policy.server : opt.server, policy.export_path))
+      if (auto why = tc_blind_reason(m); !why.empty())
+        log("warning: " + why + " (--mode lsm refuses writes at the file level)");
   if (::geteuid() != 0)
     return make_error(
         "attach needs root (CAP_BPF, CAP_PERFMON and CAP_NET_ADMIN to load and attach: dist/README.md): run it with "
         "sudo");
   if (auto e = ensure_bpffs(opt.pin_root); !e.empty()) return make_error(e);
-  return ifindex;
+  if (opt.hook == Hook::Xdp) {
+    auto r = check_xdp_free(opt, t.ifindex);
+    if (!r) return make_error(r.error().message);
+    t.xdp_replace = *r;
+  }
+  return t;
+}
+
+// The loaded programs of one interface: TC only (client), or XDP for the arriving
+// direction plus TC for the leaving one, both objects sharing the pinned maps.
+struct NetPrograms {
+  std::unique_ptr<bpf::XdpProgram> xdp;
+  std::unique_ptr<bpf::TcProgram> tc;
+  const bpf::MapSet& maps() const { return xdp ? xdp->maps() : tc->maps(); }
+  void keep_attached() {
+    if (xdp) xdp->keep_attached();
+    if (tc) tc->keep_attached();
+  }
+  void detach() {
+    if (xdp) xdp->detach();
+    if (tc) tc->detach();
+  }
+};
+
+std::string load_error(const AttachOptions& opt, const Pins& pins, const bpf::BpfError& e) {
+  if (e.err == EPERM || e.err == EACCES)
+    return "loading the BPF programs was refused (" + e.message() + "): run as root on a kernel with BPF enabled";
+  if (pins.adopting && e.err == EINVAL)
+    return "the maps pinned under " + pins.dir + " do not fit this build (" + e.message() + "): nfsfence detach " +
+           opt.iface + " first";
+  return "loading the BPF programs failed: " + e.message() + libbpf_note();
+}
+
+std::string xdp_attach_error(const AttachOptions& opt, const bpf::BpfError& e) {
+  std::string s =
+      "attaching XDP (" + std::string(xdp_mode_name(opt.xdp_mode)) + ") to " + opt.iface + " failed: " + e.message();
+  if (opt.xdp_mode == XdpMode::Native && (e.err == EOPNOTSUPP || e.err == EINVAL))
+    s += " (its driver has no native XDP: try --xdp-mode generic)";
+  else if (e.err == EBUSY || e.err == EEXIST)
+    s += " (another XDP program was attached meanwhile: nfsfence left it)";
+  else if (e.err == ERANGE || e.err == E2BIG)
+    s += " (the interface's MTU is too large for XDP in this mode)";
+  return s + libbpf_note();
 }
 
 // Loads the programs (adopting pinned maps) and attaches them to the interface; on a
-// failure the pins a fresh load made are removed again.
-Expected<std::unique_ptr<bpf::TcProgram>> load_and_attach(const AttachOptions& opt, unsigned ifindex,
-                                                          const Pins& pins) {
+// failure nothing of this attach stays attached and the pins a fresh load made are
+// removed again.
+Expected<NetPrograms> load_and_attach(const AttachOptions& opt, const AttachTarget& at, const Pins& pins) {
   bpf::LoadOptions lo;
   lo.action = opt.action;
   lo.pin_dir = pins.dir;
   lo.max_handles = uint32_t(opt.max_handles);
   lo.nfs_port = opt.nfs_port;
   lo.wake_ns = uint64_t(opt.wakeup_us) * 1000;
-  auto prog = bpf::TcProgram::load(lo);
-  if (!prog) {
-    const bpf::BpfError& e = prog.error();
-    pins.undo();
-    if (e.err == EPERM || e.err == EACCES)
-      return make_error("loading the BPF programs was refused (" + e.message() +
-                        "): run as root on a kernel with BPF enabled");
-    if (pins.adopting && e.err == EINVAL)
-      return make_error("the maps pinned under " + pins.dir + " do not fit this build (" + e.message() +
-                        "): nfsfence detach " + opt.iface + " first");
-    return make_error("loading the BPF programs failed: " + e.message() + libbpf_note());
+  NetPrograms p;
+  const bpf::Side side = opt.side == Side::Server ? bpf::Side::Server : bpf::Side::Client;
+  if (opt.hook == Hook::Xdp) {
+    auto x = bpf::XdpProgram::load(lo);
+    if (!x) {
+      pins.undo();
+      return make_error(load_error(opt, pins, x.error()));
+    }
+    p.xdp = std::move(*x);
   }
-  if (auto r = (*prog)->attach(int(ifindex)); !r) {
+  auto tc = bpf::TcProgram::load(lo);  // with XDP: adopts the maps the XDP object pinned
+  if (!tc) {
+    p.xdp.reset();
+    pins.undo();
+    return make_error(load_error(opt, pins, tc.error()));
+  }
+  p.tc = std::move(*tc);
+  if (auto r = p.tc->attach(int(at.ifindex), side); !r) {
     pins.undo();
     return make_error(
         "attaching to " + opt.iface + " failed: " + r.error().message() +
         (r.error().err == EOPNOTSUPP || r.error().err == ENOENT ? " (does this kernel have clsact / cls_bpf?)" : "") +
         libbpf_note());
   }
-  return std::move(*prog);
+  if (p.xdp) {
+    uint32_t mode = opt.xdp_mode == XdpMode::Generic ? XDP_FLAGS_SKB_MODE : XDP_FLAGS_DRV_MODE;
+    if (auto r = p.xdp->attach(int(at.ifindex), side, mode, at.xdp_replace); !r) {
+      p.tc->detach();
+      pins.undo();
+      return make_error(xdp_attach_error(opt, r.error()));
+    }
+  }
+  return p;
 }
 
 std::string ready_line(const AttachOptions& opt, const Policy& policy, const Agent& agent, const WalkResult& walked,
@@ -592,9 +680,13 @@ std::string ready_line(const AttachOptions& opt, const Policy& policy, const Age
     trees += (i ? ", " : "") + policy.trees[i].name + " " + format_size(s.usage) + "/" +
              format_size(policy.trees[i].limit) + (s.over ? " OVER" : "");
   }
-  return "ready: " + opt.iface + " action=" + action_name(opt.action) + "; walked " + std::to_string(walked.handles) +
-         " handles in " + std::to_string(walked.directories) + " directories in " + std::to_string(secs).substr(0, 5) +
-         " s (" + rate + " handles/s); " + std::to_string(agent.mirrored()) + " handles enforced; trees: " + trees;
+  std::string hooks = opt.hook == Hook::Xdp ? std::string(" hook=xdp side=") + side_name(opt.side) +
+                                                  " xdp-mode=" + xdp_mode_name(opt.xdp_mode)
+                                            : "";
+  return "ready: " + opt.iface + hooks + " action=" + action_name(opt.action) + "; walked " +
+         std::to_string(walked.handles) + " handles in " + std::to_string(walked.directories) + " directories in " +
+         std::to_string(secs).substr(0, 5) + " s (" + rate + " handles/s); " + std::to_string(agent.mirrored()) +
+         " handles enforced; trees: " + trees;
 }
 
 // Follows the ring buffer until `stop` (or a poll error). The kernel wakes the agent for a
@@ -639,9 +731,9 @@ void follow(ring_buffer* rb, RingContext& ctx, unsigned wakeup_us, const std::at
 }
 
 int run_attach_tc(const AttachOptions& opt, const Policy& policy, const std::atomic<bool>& stop) {
-  auto ifindex = check_tc_attach(opt, policy);
-  if (!ifindex) {
-    log(ifindex.error().message);
+  auto target = check_tc_attach(opt, policy);
+  if (!target) {
+    log(target.error().message);
     return 1;
   }
   Pins pins{pin_dir_of(opt.pin_root, opt.iface)};
@@ -663,17 +755,19 @@ int run_attach_tc(const AttachOptions& opt, const Policy& policy, const std::ato
     metrics = std::move(*m);
   }
   fs::create_directories(pins.dir, ec);
-  auto prog = load_and_attach(opt, *ifindex, pins);
+  auto prog = load_and_attach(opt, *target, pins);
   if (!prog) {
     log(prog.error().message);
     return 1;
   }
   if (pins.adopting) log("adopted the maps pinned under " + pins.dir + ": enforcement continued without a gap");
 
-  Agent agent(opt, policy, (*prog)->maps(), policy_source(opt),
+  Agent agent(opt, policy, prog->maps(), policy_source(opt),
               pins.adopting ? previous_state(state_file_of(opt.state_dir, opt.iface)) : Previous{});
   agent.watch_policy();  // before the walk: a change made while it runs is applied after it
   agent.emit("agent_started", json{{"mode", "tc"},
+                                   {"hook", hook_name(opt.hook)},
+                                   {"side", side_name(opt.side)},
                                    {"iface", opt.iface},
                                    {"pid", ::getpid()},
                                    {"pins", pins.adopting ? "adopted" : "fresh"},
@@ -686,10 +780,10 @@ int run_attach_tc(const AttachOptions& opt, const Policy& policy, const std::ato
     agent.emit("agent_exiting",
                json{{"reason", "the walk failed: " + walked.error().message}, {"programs_attached", pins.adopting}});
     if (pins.adopting) {
-      (*prog)->keep_attached();  // the previous state keeps being enforced
+      prog->keep_attached();  // the previous state keeps being enforced
       log(walked.error().message + " (the programs stay attached with the state they had)");
     } else {
-      (*prog)->detach();
+      prog->detach();
       pins.undo();
       log(walked.error().message);
     }
@@ -701,10 +795,10 @@ int run_attach_tc(const AttachOptions& opt, const Policy& policy, const std::ato
 
   // From here on the programs stay attached however the agent ends (an exception
   // included): they keep enforcing the last state, as when the agent is killed.
-  (*prog)->keep_attached();
+  prog->keep_attached();
   RingContext ctx{agent, nullptr};
   std::unique_ptr<ring_buffer, decltype(&ring_buffer__free)> rb(
-      ring_buffer__new((*prog)->maps().events_fd, ring_cb, &ctx, nullptr), ring_buffer__free);
+      ring_buffer__new(prog->maps().events_fd, ring_cb, &ctx, nullptr), ring_buffer__free);
   if (!rb) {
     log("ring buffer: " + std::string(std::strerror(errno)));
     return 1;
@@ -761,6 +855,9 @@ int run_detach(const std::string& iface, const std::string& pin_root, const std:
     return 1;
   }
   if (iface == kLsmName) return run_detach_lsm(pin_root, state_dir);
+  // libbpf's netlink notes are held back: a hook without our filter (a server side has no
+  // ingress one) is expected here, and a real failure says so in its own line
+  libbpf_log_install();
   std::string state = state_file_of(state_dir, iface);
   if (auto pid = running_agent(state)) {
     log("stopping the agent (pid " + std::to_string(*pid) + ")");
@@ -773,7 +870,12 @@ int run_detach(const std::string& iface, const std::string& pin_root, const std:
       log("detaching from " + iface + ": " + r.error().message());
       return 1;
     }
-    found = *r;
+    auto x = bpf::XdpProgram::detach_ifindex(int(ifindex));  // nfsfence's only
+    if (!x) {
+      log("detaching XDP from " + iface + ": " + x.error().message());
+      return 1;
+    }
+    found = *r || *x;
   }
   std::error_code ec;
   std::string pin_dir = pin_dir_of(pin_root, iface);
@@ -784,7 +886,7 @@ int run_detach(const std::string& iface, const std::string& pin_root, const std:
     log("nothing to detach: nfsfence is not attached to " + iface);
     return 1;
   }
-  log("detached from " + iface + ": filters, pinned maps and state removed");
+  log("detached from " + iface + ": programs, pinned maps and state removed");
   return 0;
 }
 

@@ -13,6 +13,12 @@
 namespace nfsfence::agent {
 
 enum class Mode { Tc, Lsm, Auto };
+// --mode tc's programs: TC on both directions (client), or XDP for the direction that
+// arrives (server: calls, with TC egress for the replies; client: replies, TC egress for
+// the calls).
+enum class Hook { Tc, Xdp };
+enum class Side { Client, Server };
+enum class XdpMode { Native, Generic };
 
 struct AttachOptions {
   Mode mode = Mode::Tc;
@@ -22,6 +28,9 @@ struct AttachOptions {
   std::string policy_path;   // --policy FILE, or
   std::string policy_dir;    // --policy-dir DIR (one file per tree); tc: followed live (inotify, SIGHUP)
   nfsf_action action = NFSF_ACTION_REWRITE;
+  Hook hook = Hook::Tc;
+  Side side = Side::Client;
+  XdpMode xdp_mode = XdpMode::Native;
   std::string server;  // empty: the policy's server
   uint16_t nfs_port = 2049;
   uint16_t mount_port = 0;

@@ -25,6 +25,9 @@ Result<void> set_pin_paths(bpf_object* obj, const std::string& dir) {
   bpf_object__for_each_map(m, obj) {
     const char* name = bpf_map__name(m);
     if (!name || name[0] == '.' || std::strchr(name, '.')) continue;  // .rodata and friends
+    // The tail-call array holds this object's programs (TC or XDP type): never shared
+    // between the two objects that share the other maps on a server.
+    if (bpf_map__type(m) == BPF_MAP_TYPE_PROG_ARRAY) continue;
     std::string path = dir + "/" + name;
     if (int rc = bpf_map__set_pin_path(m, path.c_str()); rc)
       return NFSF_ERR(-rc, "bpf_map__set_pin_path(" + path + ")");
@@ -316,12 +319,15 @@ TcProgram::~TcProgram() { detach(); }
 
 int TcProgram::egress_fd() const { return bpf_program__fd(skel_->progs.nfsf_egress); }
 int TcProgram::ingress_fd() const { return bpf_program__fd(skel_->progs.nfsf_ingress); }
+int TcProgram::srv_egress_fd() const { return bpf_program__fd(skel_->progs.nfsf_srv_egress); }
 
-Result<void> TcProgram::attach(int ifindex) {
+Result<void> TcProgram::attach(int ifindex, Side side) {
   detach();
   ifindex_ = ifindex;
-  for (auto [where, fd, flag] : {std::tuple{BPF_TC_EGRESS, egress_fd(), &attached_egress_},
-                                 std::tuple{BPF_TC_INGRESS, ingress_fd(), &attached_ingress_}}) {
+  const bool client = side == Side::Client;
+  for (auto [where, fd, flag] : {std::tuple{BPF_TC_EGRESS, client ? egress_fd() : srv_egress_fd(), &attached_egress_},
+                                 std::tuple{BPF_TC_INGRESS, client ? ingress_fd() : -1, &attached_ingress_}}) {
+    if (fd < 0) continue;
     LIBBPF_OPTS(bpf_tc_hook, hook, .ifindex = ifindex, .attach_point = where);
     int rc = bpf_tc_hook_create(&hook);
     if (rc && rc != -EEXIST) {
@@ -366,24 +372,82 @@ Result<bool> TcProgram::detach_ifindex(int ifindex) {
 
 // ---- XDP
 
+const char* XdpAttached::mode_name() const {
+  switch (mode) {
+    case XDP_ATTACHED_DRV:
+      return "native";
+    case XDP_ATTACHED_SKB:
+      return "generic";
+    case XDP_ATTACHED_HW:
+      return "offload";
+    case XDP_ATTACHED_MULTI:
+      return "several";
+    default:
+      return "none";
+  }
+}
+
 XdpProgram::~XdpProgram() { detach(); }
 
-int XdpProgram::prog_fd() const { return bpf_program__fd(skel_->progs.nfsf_xdp); }
+int XdpProgram::prog_fd(Side side) const {
+  return bpf_program__fd(side == Side::Server ? skel_->progs.nfsf_xdp : skel_->progs.nfsf_xdp_replies);
+}
 
-Result<void> XdpProgram::attach(int ifindex, uint32_t xdp_flags) {
+Result<XdpAttached> XdpProgram::attached(int ifindex) {
+  LIBBPF_OPTS(bpf_xdp_query_opts, q);
+  if (int rc = bpf_xdp_query(ifindex, 0, &q); rc)
+    return NFSF_ERR(err_of(rc), "bpf_xdp_query(ifindex " + std::to_string(ifindex) + ")");
+  XdpAttached a;
+  a.mode = q.attach_mode;
+  a.id = q.prog_id ? q.prog_id : q.drv_prog_id ? q.drv_prog_id : q.skb_prog_id ? q.skb_prog_id : q.hw_prog_id;
+  if (!a.id) return a;
+  UniqueFd fd(bpf_prog_get_fd_by_id(a.id));
+  if (fd.get() < 0) return a;  // gone meanwhile, or no permission: nameless
+  bpf_prog_info info{};
+  uint32_t len = sizeof info;
+  if (bpf_obj_get_info_by_fd(fd.get(), &info, &len) == 0)
+    a.name.assign(info.name, strnlen(info.name, sizeof info.name));
+  return a;
+}
+
+Result<void> XdpProgram::attach(int ifindex, Side side, uint32_t xdp_flags, uint32_t replace_id) {
   detach();
-  if (int rc = bpf_xdp_attach(ifindex, prog_fd(), xdp_flags, nullptr); rc)
+  UniqueFd old;
+  if (replace_id) {
+    old = UniqueFd(bpf_prog_get_fd_by_id(replace_id));
+    if (old.get() < 0) return NFSF_ERR(errno, "bpf_prog_get_fd_by_id(" + std::to_string(replace_id) + ")");
+  }
+  LIBBPF_OPTS(bpf_xdp_attach_opts, o, .old_prog_fd = old.get());
+  uint32_t flags = xdp_flags | (replace_id ? XDP_FLAGS_REPLACE : XDP_FLAGS_UPDATE_IF_NOEXIST);
+  if (int rc = bpf_xdp_attach(ifindex, prog_fd(side), flags, replace_id ? &o : nullptr); rc)
     return NFSF_ERR(err_of(rc), "bpf_xdp_attach(ifindex " + std::to_string(ifindex) + ")");
   ifindex_ = ifindex;
   flags_ = xdp_flags;
+  side_ = side;
   return {};
 }
 
 void XdpProgram::detach() {
   if (!ifindex_) return;
-  LIBBPF_OPTS(bpf_xdp_attach_opts, o, .old_prog_fd = prog_fd());
+  LIBBPF_OPTS(bpf_xdp_attach_opts, o, .old_prog_fd = prog_fd(side_));
   bpf_xdp_detach(ifindex_, flags_ | XDP_FLAGS_REPLACE, &o);
   ifindex_ = 0;
+}
+
+Result<bool> XdpProgram::detach_ifindex(int ifindex) {
+  auto a = attached(ifindex);
+  if (!a) return Fail{a.error()};
+  if (!a->id || !a->ours()) return false;
+  UniqueFd fd(bpf_prog_get_fd_by_id(a->id));
+  if (fd.get() < 0) return NFSF_ERR(errno, "bpf_prog_get_fd_by_id(" + std::to_string(a->id) + ")");
+  // REPLACE with our program's fd: detaches it only if it is still the one attached.
+  LIBBPF_OPTS(bpf_xdp_attach_opts, o, .old_prog_fd = fd.get());
+  uint32_t mode = a->mode == XDP_ATTACHED_SKB   ? XDP_FLAGS_SKB_MODE
+                  : a->mode == XDP_ATTACHED_DRV ? XDP_FLAGS_DRV_MODE
+                                                : 0;
+  if (int rc = bpf_xdp_detach(ifindex, mode | XDP_FLAGS_REPLACE, &o); rc)
+    return NFSF_ERR(err_of(rc), "bpf_xdp_detach(ifindex " + std::to_string(ifindex) + ")");
+  return true;
 }
 
 }  // namespace nfsfence::bpf

@@ -142,17 +142,23 @@ class Skeleton {
   MapSet maps_;
 };
 
-// TC: nfsf_egress (calls) + nfsf_ingress (replies) on an NFS client's interface.
+// Which end of the NFS conversation the interface is on.
+enum class Side { Client, Server };
+
+// TC: nfsf_egress (calls) + nfsf_ingress (replies) on an NFS client's interface; on a
+// server's, nfsf_srv_egress (replies) only, the calls being XdpProgram's.
 class TcProgram : public Skeleton<TcProgram, nfsfence_tc> {
  public:
   ~TcProgram();
 
   int egress_fd() const;
   int ingress_fd() const;
+  int srv_egress_fd() const;
 
-  // clsact hook + direct-action filters; detach() (also run by the destructor) removes
-  // only the filters this object attached.
-  Result<void> attach(int ifindex);
+  // clsact hook + direct-action filters (Client: egress + ingress; Server: egress with
+  // nfsf_srv_egress); detach() (also run by the destructor) removes only the filters this
+  // object attached.
+  Result<void> attach(int ifindex, Side side = Side::Client);
   void detach();
   // Leave the filters attached when this object goes away (the agent's exit: the
   // programs keep enforcing the last state from the pinned maps).
@@ -167,20 +173,38 @@ class TcProgram : public Skeleton<TcProgram, nfsfence_tc> {
   bool attached_egress_ = false, attached_ingress_ = false;
 };
 
-// XDP: nfsf_xdp (calls arriving at an NFS server).
+// The XDP program an interface has (id 0: none), as the kernel reports it.
+struct XdpAttached {
+  uint32_t id = 0;
+  uint8_t mode = 0;  // XDP_ATTACHED_DRV / _SKB / _HW / _MULTI
+  std::string name;  // the program's name (15 characters at most)
+  bool ours() const { return name.rfind("nfsf_xdp", 0) == 0; }
+  const char* mode_name() const;  // "native", "generic", "offload", "several"
+};
+
+// XDP: nfsf_xdp (calls arriving at an NFS server) or nfsf_xdp_replies (replies arriving at
+// a client).
 class XdpProgram : public Skeleton<XdpProgram, nfsfence_xdp> {
  public:
   ~XdpProgram();
 
-  int prog_fd() const;
-  Result<void> attach(int ifindex, uint32_t xdp_flags = 0);
+  int prog_fd(Side side = Side::Server) const;
+  // xdp_flags: XDP_FLAGS_DRV_MODE or XDP_FLAGS_SKB_MODE. Never replaces another program:
+  // with replace_id (an nfsfence program an earlier agent left) that one is swapped for
+  // this one in one step, else the attach fails if the interface has any XDP program.
+  Result<void> attach(int ifindex, Side side, uint32_t xdp_flags, uint32_t replace_id = 0);
   void detach();
+  void keep_attached() { ifindex_ = 0; }  // stays attached when this object goes away
+  static Result<XdpAttached> attached(int ifindex);
+  // Removes nfsfence's XDP program from an interface (never another's); false if none.
+  static Result<bool> detach_ifindex(int ifindex);
 
  private:
   friend Skeleton;
   XdpProgram() = default;
   int ifindex_ = 0;
   uint32_t flags_ = 0;
+  Side side_ = Side::Server;
 };
 
 }  // namespace nfsfence::bpf

@@ -1,5 +1,7 @@
 // attach / detach / status: the live agent (src/agent.cpp, src/lsm_agent.cpp; status: src/status.cpp).
 #include <csignal>
+#include <initializer_list>
+#include <utility>
 
 #include "src/agent.h"
 #include "src/metrics.h"
@@ -17,14 +19,68 @@ const char* kPinHelp = "where the maps are pinned (one directory per interface; 
 const char* kStateHelp = "where the agent writes per-tree usage for `status`";
 }  // namespace
 
+namespace {
+
+// --hook/--side/--xdp-mode/--action, checked against each other and against --mode.
+// One flag's word -> its value; false (after the one error line naming the choices) if
+// the word is none of them.
+template <typename T>
+bool pick(T& out, const char* flag, const std::string& word, std::initializer_list<std::pair<const char*, T>> choices) {
+  std::string names;
+  for (const auto& [name, v] : choices) {
+    if (word == name) {
+      out = v;
+      return true;
+    }
+    names += (names.empty() ? "" : ", ") + std::string(name);
+  }
+  error("--" + std::string(flag) + ": '" + word + "' is not one of: " + names);
+  return false;
+}
+
+std::optional<int> hook_options(agent::AttachOptions& o, const po::variables_map& vm, const std::string& hook,
+                                const std::string& side, const std::string& xdp_mode, const std::string& action) {
+  auto fail = [](const std::string& e) {
+    error(e);
+    return std::optional<int>(kExitUsage);
+  };
+  if (o.mode == agent::Mode::Lsm)
+    for (const char* k : {"hook", "side", "xdp-mode"})
+      if (!vm[k].defaulted()) return fail("--" + std::string(k) + " is for --mode tc: the LSM hooks work on files");
+  if (!pick(o.hook, "hook", hook, {{"tc", agent::Hook::Tc}, {"xdp", agent::Hook::Xdp}}) ||
+      !pick(o.side, "side", side, {{"client", agent::Side::Client}, {"server", agent::Side::Server}}) ||
+      !pick(o.xdp_mode, "xdp-mode", xdp_mode,
+            {{"native", agent::XdpMode::Native}, {"generic", agent::XdpMode::Generic}}))
+    return kExitUsage;
+  if (o.hook == agent::Hook::Tc && !vm["xdp-mode"].defaulted()) return fail("--xdp-mode is for --hook xdp");
+  if (o.hook == agent::Hook::Tc && o.side == agent::Side::Server)
+    return fail("--side server needs --hook xdp (the calls arrive there: XDP takes them, TC egress the replies)");
+  if (o.hook == agent::Hook::Xdp && o.mode == agent::Mode::Auto)
+    return fail("--hook xdp needs --mode tc (auto chooses between tc and lsm)");
+  const bool xdp_client = o.hook == agent::Hook::Xdp && o.side == agent::Side::Client;
+  if (!pick(o.action, "action", action,
+            {{"rewrite", NFSF_ACTION_REWRITE}, {"drop", NFSF_ACTION_DROP}, {"drop-reply", NFSF_ACTION_DROP_REPLY}}))
+    return kExitUsage;
+  if (xdp_client && vm["action"].defaulted()) o.action = NFSF_ACTION_DROP_REPLY;
+  if (xdp_client && o.action != NFSF_ACTION_DROP_REPLY)
+    return fail("--hook xdp --side client sees only replies: its one action is drop-reply (not " + action +
+                "); --hook tc refuses the calls themselves");
+  if (!xdp_client && o.action == NFSF_ACTION_DROP_REPLY)
+    return fail("--action drop-reply is for --hook xdp --side client");
+  return std::nullopt;
+}
+
+}  // namespace
+
 int cmd_attach(const std::vector<std::string>& args) {
   po::options_description opts("options");
   agent::AttachOptions o;
-  std::string action, mode;
+  std::string action, mode, hook, side, xdp_mode;
   Number<unsigned, 1, 3600> rescan{5};
   Number<unsigned, 0, 1000000> wakeup{NFSF_WAKE_NS / 1000};
   opts.add_options()("iface", po::value(&o.iface),
-                     "the NFS client's interface (egress: calls, ingress: replies); --mode tc needs it")(
+                     "the interface the NFS traffic crosses (the client's; with --side server the server's); "
+                     "--mode tc needs it")(
       "mode,m", po::value(&mode)->default_value("tc"),
       "tc: TC programs on IFACE read the NFS traffic and refuse WRITEs to full trees\n"
       "lsm: eBPF LSM hooks refuse writes to files under full trees on the local mount (sec=krb5p, "
@@ -43,7 +99,18 @@ int cmd_attach(const std::vector<std::string>& args) {
       "action,a", po::value(&action)->default_value("rewrite"),
       "rewrite: poison the WRITE's file handle so the server refuses it, and rewrite the reply to "
       "NFS3ERR_DQUOT: the client sees EDQUOT, TCP stays intact\n"
-      "drop: drop the packet (UDP: the client retries and times out; TCP: the connection stalls, reads included)")(
+      "drop: drop the packet (UDP: the client retries and times out; TCP: the connection stalls, reads included)\n"
+      "drop-reply: --hook xdp --side client only (its default and only action): the WRITE reaches the "
+      "server, which stores it; its reply is dropped. The survey's idea, built to measure why it fails")(
+      "hook", po::value(&hook)->default_value("tc"),
+      "tc: TC programs on both directions (clsact)\n"
+      "xdp: an XDP program takes the direction that arrives (--side server: the calls; --side client: the "
+      "replies), a TC egress program the one that leaves; both share the maps")(
+      "side", po::value(&side)->default_value("client"),
+      "which end of the NFS conversation IFACE is on. server (--hook xdp only): on the NFS server, or a "
+      "gateway in front of it; WRITEs arrive, replies leave")(
+      "xdp-mode", po::value(&xdp_mode)->default_value("native"),
+      "--hook xdp: native (in the driver; veth and most NICs) or generic (in the stack, any interface, slower)")(
       "server", po::value(&o.server), "NFS server address (default: the policy's `server:`)")(
       "nfs-port", po::value(&o.nfs_port)->default_value(2049), "NFS port on the server")(
       "mount-port", po::value(&o.mount_port)->default_value(0), "MOUNT v3 port (0: ask the server's portmapper)")(
@@ -60,7 +127,8 @@ int cmd_attach(const std::vector<std::string>& args) {
   pos.add("iface", 1);
   po::variables_map vm;
   const char* synopsis =
-      "nfsfence attach IFACE --policy FILE|--policy-dir DIR [--action rewrite|drop] [--server ADDR] | "
+      "nfsfence attach IFACE --policy FILE|--policy-dir DIR [--action rewrite|drop] [--server ADDR] "
+      "[--hook tc|xdp [--side client|server] [--xdp-mode native|generic]] | "
       "attach --mode lsm --policy FILE [--mount DIR] | attach [IFACE] --mode auto --policy FILE";
   const char* epilog =
       "Loads the TC programs, attaches them to IFACE (clsact egress + ingress), pins the maps under\n"
@@ -76,9 +144,15 @@ int cmd_attach(const std::vector<std::string>& args) {
       "  sudo nfsfence attach eth0 --policy /etc/nfsfence/policy.yaml\n"
       "  sudo nfsfence attach eth0 --policy-dir /etc/nfsfence/eth0.d   # vol-a.yaml, vol-b.yaml, _defaults.yaml\n"
       "  sudo nfsfence attach eth0 -p policy.yaml --action drop --server 10.0.0.5 --mount-port 20048\n"
+      "  sudo nfsfence attach eth1 -p policy.yaml --hook xdp --side server  # on the server: XDP in, TC out\n"
+      "  sudo nfsfence attach eth0 -p policy.yaml --hook xdp --side client  # drop-reply, to measure it\n"
       "  sudo nfsfence attach --mode lsm -p policy.yaml            # hooks on the local mount; status/detach name it "
       "`lsm`\n"
       "  sudo nfsfence attach eth0 --mode auto -p policy.yaml\n\n"
+      "With --hook xdp --side server the agent runs on the NFS server (or a gateway in front of it): XDP\n"
+      "refuses the WRITE calls as they arrive (rewrite or drop), TC egress turns the replies to NFS3ERR_DQUOT,\n"
+      "and the agent learns handles and usage from the same traffic; --policy's `server:` is this host.\n"
+      "`detach` removes nfsfence's XDP program only; another program already on IFACE is never replaced.\n\n"
       "With --mode lsm the hooks (file_permission, mmap_file, file_mprotect, inode_setattr, ...) refuse with\n"
       "EDQUOT at write() itself; usage comes from a statx scan of each tree and the growth the hooks see\n"
       "(see docs/architecture.md, \"The LSM fallback\").\n";
@@ -130,14 +204,7 @@ int cmd_attach(const std::vector<std::string>& args) {
   }
   o.rescan_secs = rescan.value;
   o.wakeup_us = wakeup.value;
-  if (action == "rewrite")
-    o.action = NFSF_ACTION_REWRITE;
-  else if (action == "drop")
-    o.action = NFSF_ACTION_DROP;
-  else {
-    error("--action: '" + action + "' is not one of: rewrite, drop");
-    return kExitUsage;
-  }
+  if (auto rc = hook_options(o, vm, hook, side, xdp_mode, action)) return *rc;
   struct sigaction sa {};
   sa.sa_handler = on_signal;
   sigaction(SIGINT, &sa, nullptr);

@@ -141,6 +141,10 @@ class MetricsServer::Collector : public prometheus::Collectable {
  public:
   std::vector<MetricFamily> Collect() const override {
     std::lock_guard<std::mutex> g(mu_);
+    // Nothing until the agent's first publish: the server listens before the programs are
+    // loaded (a port in use fails early), and a restarted agent's zeros would read as a
+    // counter reset in Prometheus (lab_metrics_e2e caught one).
+    if (!published_) return {};
     return metric_families(snap_);
   }
   void publish(MetricsSnapshot s) {
@@ -159,11 +163,13 @@ class MetricsServer::Collector : public prometheus::Collectable {
         t.refused_bytes = std::max(t.refused_bytes, o.refused_bytes);
       }
     snap_ = std::move(s);
+    published_ = true;
   }
 
  private:
   mutable std::mutex mu_;
   MetricsSnapshot snap_;
+  bool published_ = false;
 };
 
 std::string check_listen_address(const std::string& listen) {

@@ -53,6 +53,10 @@ Expected<json> status_tc(const std::string& iface, const std::string& pin_root, 
     }
   });
   j["action"] = state ? state_field(*state, "action") : json(nullptr);
+  // where the programs sit (attach --hook/--side/--xdp-mode); an older agent's state has none: tc
+  j["hook"] = state && state->contains("hook") ? state_field(*state, "hook") : json("tc");
+  j["side"] = state && state->contains("side") ? state_field(*state, "side") : json("client");
+  j["xdp_mode"] = state ? state_field(*state, "xdp_mode") : json(nullptr);
   if (state) j["handles"] = state_field(*state, "handles");
   if (state) j["reply_lag"] = state_field(*state, "reply_lag");
   if (state)
@@ -76,8 +80,13 @@ void render_status_text(const json& attachments) {
   for (const json& j : attachments) {
     std::string agent = j["agent_running"].get<bool>() ? "running (pid " + j["agent_pid"].dump() + ")"
                                                        : "not running (programs keep enforcing the last state)";
-    std::printf("%s: agent %s, action %s\n", printable(j["iface"].get<std::string>()).c_str(), agent.c_str(),
-                j["action"].is_string() ? j["action"].get<std::string>().c_str() : "?");
+    std::string where;
+    if (j.value("hook", json()).is_string() && j.value("side", json()).is_string())
+      where = ", hook " + printable(j["hook"].get<std::string>()) + " on the " +
+              printable(j["side"].get<std::string>()) + " side" +
+              (j.value("xdp_mode", json()).is_string() ? " (" + printable(j["xdp_mode"].get<std::string>()) + ")" : "");
+    std::printf("%s: agent %s, action %s%s\n", printable(j["iface"].get<std::string>()).c_str(), agent.c_str(),
+                j["action"].is_string() ? j["action"].get<std::string>().c_str() : "?", where.c_str());
     if (j.value("policy", json()).is_string()) {
       std::string line = "  policy " + printable(j["policy"].get<std::string>());
       if (j.value("policy_reloads", json()).is_number_unsigned())

@@ -19,7 +19,7 @@ static_assert(sizeof(nfsf_poisoned) == 16 && offsetof(nfsf_poisoned, tree) == 8)
 static_assert(offsetof(nfsf_event, ts_ns) == 8 && offsetof(nfsf_event, flow) == 16 && offsetof(nfsf_event, seq) == 56 &&
               offsetof(nfsf_event, wire_len) == 60 && offsetof(nfsf_event, flags) == 64 &&
               offsetof(nfsf_event, data) == 72 && sizeof(nfsf_event) == 72 + NFSF_EVENT_DATA_MAX);
-static_assert(NFSF_C_MAX == 35, "counters are append-only (NFSF_COUNTER_LIST in the ABI header)");
+static_assert(NFSF_C_MAX == 37, "counters are append-only (NFSF_COUNTER_LIST in the ABI header)");
 static_assert((NFSF_FLOW_RING & (NFSF_FLOW_RING - 1)) == 0);
 static_assert((NFSF_SPLIT_MAX & (NFSF_SPLIT_MAX - 1)) == 0 && 2 * NFSF_SPLIT_MAX + NFSF_FH_MAX <= NFSF_EVENT_DATA_MAX,
               "nfsf_rpc.h reads a head buffer at offsets below NFSF_HEAD_MAX = 2 * NFSF_SPLIT_MAX");
@@ -39,5 +39,6 @@ TEST(Abi, CounterEnumIsDense) {
   EXPECT_EQ(NFSF_C_FLOW_NEW, 26);
   EXPECT_EQ(NFSF_C_ROOM_REFUSED, 31);
   EXPECT_EQ(NFSF_C_EVENTS_WAKEUP, 32);
-  EXPECT_EQ(NFSF_C_FSSTAT_CUT, NFSF_C_MAX - 1);
+  EXPECT_EQ(NFSF_C_FSSTAT_CUT, 34);
+  EXPECT_EQ(NFSF_C_REPLY_DROPPED, NFSF_C_MAX - 1);
 }

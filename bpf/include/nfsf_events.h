@@ -11,8 +11,8 @@
 
 /* Whether the event at `now` wakes the agent. A wakeup is a self-IPI (irq_work), ~5 us in a
  * VM (bench/bpf_bench.cpp, fresh mode: a WRITE reply 0.3 us without, 5.5 us with), so:
- *   - calls seen on egress never wake it: the reply that follows (ingress) does, and the
- *     agent then reads both in order;
+ *   - calls never wake it (egress on a client, ingress on a server): the reply that
+ *     follows does, and the agent then reads both in order;
  *   - a reply wakes it when nfsf_wake_ns has passed since the last wakeup, or when the ring
  *     is 1/8 full; otherwise the agent, which after a busy poll polls again within
  *     nfsf_wake_ns (src/agent.cpp), picks it up then. nfsf_wake_ns = 0: every reply wakes.
@@ -24,7 +24,7 @@ static __always_inline __u64 event_wakeup(const struct nfsf_walk *w, __u64 now)
 	__u32 zero = 0;
 	__u64 *last;
 
-	if (w->evflags & NFSF_EVF_EGRESS)
+	if (w->side == NFSF_SIDE_CALLS)
 		return BPF_RB_NO_WAKEUP;
 	last = bpf_map_lookup_elem(&last_wake, &zero);
 	if (nfsf_wake_ns && last && now - *last < nfsf_wake_ns &&
@@ -57,7 +57,8 @@ static __always_inline void event_fill(struct nfsf_walk *w, struct nfsf_event *e
 	ev->flow = w->pkt.flow;
 	ev->seq = is_tcp(w) ? seq : 0;
 	ev->wire_len = wire_len < len ? len : wire_len;
-	ev->flags = w->evflags | flags | (ev->wire_len > len ? NFSF_EVF_TRUNC : 0);
+	ev->flags = w->evflags | flags | (ev->wire_len > len ? NFSF_EVF_TRUNC : 0) |
+		    (w->side == NFSF_SIDE_REPLIES ? NFSF_EVF_REPLY : 0);
 	if (w->fs && (w->fs->flags & NFSF_FS_NEW_CONN)) {
 		ev->flags |= NFSF_EVF_NEW_CONN;
 		w->fs->flags &= ~NFSF_FS_NEW_CONN;

@@ -30,7 +30,6 @@
 static __always_inline void note_fsstat(struct nfsf_walk *w, struct nfsf_call *call, const struct nfsf_src *s,
 					const int buf, struct nfsf_fh_key *fh)
 {
-#ifndef NFSF_CTX_XDP
 	struct nfsf_xid_key xk = {};
 	struct nfsf_dirop d = {};
 	struct nfsf_tree_df *df;
@@ -49,7 +48,6 @@ static __always_inline void note_fsstat(struct nfsf_walk *w, struct nfsf_call *c
 	flow_reverse(&w->pkt.flow, &xk.flow);
 	xk.xid = call->xid;
 	bpf_map_update_elem(&pending_dirop, &xk, &d, BPF_ANY);
-#endif
 }
 
 static __always_inline __u64 min_u64(__u64 a, __u64 b)

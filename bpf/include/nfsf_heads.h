@@ -160,6 +160,7 @@ static __always_inline int head_call(struct nfsf_walk *w, struct nfsf_head *h, i
 static __always_inline int head_reply(struct nfsf_walk *w, struct nfsf_head *h, int again, const int carried)
 {
 	struct nfsf_xid_key xk = {};
+	struct nfsf_poisoned *pv;
 	struct nfsf_reply r;
 	struct nfsf_dirop d;
 	int ret, want;
@@ -171,7 +172,10 @@ static __always_inline int head_reply(struct nfsf_walk *w, struct nfsf_head *h, 
 	xk.xid = r.xid;
 	if (!carried && !again && small_record_cut(w, h)) {
 		/* carried for the agent; a poisoned XID's status already in this skb is fixed now */
-		if (r.accepted && r.res + 4 <= head_avail(h) && bpf_map_lookup_elem(&poisoned, &xk))
+		pv = r.accepted ? bpf_map_lookup_elem(&poisoned, &xk) : NULL;
+		if (pv && (pv->flags & NFSF_POISON_DROP_REPLY))
+			drop_reply(w, h->seq, 0);
+		else if (pv && r.res + 4 <= head_avail(h))
 			rewrite_status(w, h->base + r.res, h->end, h->seq, 0);
 		return NFSF_HEAD_CUT;
 	}
@@ -200,8 +204,13 @@ static __always_inline int head_reply(struct nfsf_walk *w, struct nfsf_head *h, 
 				learn_handle(&h->src, carried, &r, &d);
 		}
 	}
-	if (!r.accepted || !bpf_map_lookup_elem(&poisoned, &xk))
+	pv = r.accepted ? bpf_map_lookup_elem(&poisoned, &xk) : NULL;
+	if (!pv)
 		return NFSF_HEAD_DONE;
+	if (pv->flags & NFSF_POISON_DROP_REPLY) {
+		drop_reply(w, h->seq, again);
+		return NFSF_HEAD_REFUSED;
+	}
 	if (!carried) {
 		rewrite_status(w, h->base + r.res, h->end, h->seq, again);
 		return NFSF_HEAD_DONE;

@@ -36,7 +36,6 @@ static __always_inline void want_reply(struct nfsf_walk *w, struct nfsf_call *ca
 static __always_inline void note_dirop(struct nfsf_walk *w, struct nfsf_call *call, const struct nfsf_src *s,
 				       const int buf, struct nfsf_fh_key *fh)
 {
-#ifndef NFSF_CTX_XDP
 	struct nfsf_xid_key xk = {};
 	struct nfsf_dirop d = {};
 	__u32 *tid, nlen, noff = 0, name[2];
@@ -60,7 +59,6 @@ static __always_inline void note_dirop(struct nfsf_walk *w, struct nfsf_call *ca
 	xk.xid = call->xid;
 	if (bpf_map_update_elem(&pending_dirop, &xk, &d, BPF_ANY) == 0)
 		count(NFSF_C_DIROP_PENDING);
-#endif
 }
 
 /* The pending dir-op of this reply, taken out of the map whatever the reply says. */

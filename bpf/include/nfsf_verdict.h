@@ -38,8 +38,10 @@ static __always_inline void flow_reverse(const struct nfsf_flow_key *in, struct 
 	out->pad[1] = 0;
 }
 
-/* The reply to this XID gets NFS3ERR_DQUOT (rewrite_status). */
-static __always_inline void remember_poisoned(struct nfsf_walk *w, struct nfsf_call *call, __u32 tree)
+/* The reply to this XID gets NFS3ERR_DQUOT (rewrite_status), or with flags
+ * NFSF_POISON_DROP_REPLY is dropped (head_reply). */
+static __always_inline void remember_poisoned(struct nfsf_walk *w, struct nfsf_call *call, __u32 tree,
+					      __u32 flags)
 {
 	struct nfsf_xid_key xk = {};
 	struct nfsf_poisoned pv = {};
@@ -48,6 +50,7 @@ static __always_inline void remember_poisoned(struct nfsf_walk *w, struct nfsf_c
 	xk.xid = call->xid;
 	pv.ts_ns = bpf_ktime_get_ns();
 	pv.tree = tree;
+	pv.flags = flags;
 	bpf_map_update_elem(&poisoned, &xk, &pv, BPF_ANY);
 }
 
@@ -89,7 +92,7 @@ static __always_inline int poison_write(struct nfsf_walk *w, struct nfsf_call *c
 	if (ctx_l4_csum_apply(w->ctx, pkt->csum_off, csum_diff_at(diff, (wr->fh_off - pkt->l4_off) & 1),
 			      pkt->flow.proto == NFSF_IPPROTO_UDP))
 		return -NFSF_C_ERR_STORE;
-	remember_poisoned(w, call, tree);
+	remember_poisoned(w, call, tree, 0);
 	return 0;
 }
 
@@ -111,7 +114,7 @@ static __always_inline int poison_field(struct nfsf_walk *w, struct nfsf_call *c
 	    ctx_l4_csum_apply(w->ctx, pkt->csum_off, csum_diff_at(diff, (at - pkt->l4_off) & 1),
 			      pkt->flow.proto == NFSF_IPPROTO_UDP))
 		return -NFSF_C_ERR_STORE;
-	remember_poisoned(w, call, tree);
+	remember_poisoned(w, call, tree, 0);
 	return 0;
 }
 
@@ -159,6 +162,14 @@ static __always_inline int judge_write(struct nfsf_walk *w, struct nfsf_call *ca
 		__sync_fetch_and_add(&t->refused_writes, 1);
 		__sync_fetch_and_add(&t->refused_bytes, wr->count);
 	}
+	if (nfsf_action == NFSF_ACTION_DROP_REPLY) {
+		/* the call goes on (the server stores its data); its reply is dropped */
+		if (!again) {
+			remember_poisoned(w, call, id, NFSF_POISON_DROP_REPLY);
+			count(NFSF_C_WRITE_MARKED_REPLY_DROP);
+		}
+		return 0;
+	}
 	if (nfsf_action == NFSF_ACTION_DROP) {
 		w->drop = 1;
 		if (!again)
@@ -184,6 +195,18 @@ static __always_inline int judge_write(struct nfsf_walk *w, struct nfsf_call *ca
 	if (refused && !again && is_tcp(w))
 		ring_push(w->fs, mark_seq);
 	return refused;
+}
+
+/* Reply to a WRITE marked by NFSF_ACTION_DROP_REPLY: the packet is dropped, and its head
+ * remembered so that the sender's retransmissions of it are dropped again. */
+static __always_inline void drop_reply(struct nfsf_walk *w, __u32 mark_seq, int again)
+{
+	w->drop = 1;
+	if (again)
+		return;
+	count(NFSF_C_REPLY_DROPPED);
+	if (is_tcp(w))
+		ring_push(w->fs, mark_seq);
 }
 
 /* Reply to a poisoned WRITE: its nfsstat3 at `at` (in this skb) becomes NFS3ERR_DQUOT. */

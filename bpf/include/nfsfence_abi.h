@@ -63,8 +63,10 @@ enum nfsf_prog_slot {
 };
 
 enum nfsf_action {
-	NFSF_ACTION_REWRITE = 0, /* poison the handle, rewrite the reply to NFS3ERR_DQUOT */
-	NFSF_ACTION_DROP = 1,	 /* drop the packet that carries the WRITE call head */
+	NFSF_ACTION_REWRITE = 0,    /* poison the handle, rewrite the reply to NFS3ERR_DQUOT */
+	NFSF_ACTION_DROP = 1,	    /* drop the packet that carries the WRITE call head */
+	NFSF_ACTION_DROP_REPLY = 2, /* pass the WRITE, drop the packet carrying its reply (client-side
+				     * XDP: the survey's idea, kept to measure why it fails) */
 };
 
 /* Key of the handle -> tree map. Unused bytes of data[] are zero. */
@@ -126,7 +128,10 @@ struct nfsf_tree {
 	X(NFSF_C_FSSTAT_REWRITTEN,                                                                           \
 	  "fsstat_rewritten") /* FSSTAT reply sizes set to the tree's (nfsf_fsstat.h) */                     \
 	X(NFSF_C_FSSTAT_CUT,                                                                                 \
-	  "fsstat_cut") /* ...whose sizes were not in one skb: passed as the server sent it */
+	  "fsstat_cut") /* ...whose sizes were not in one skb: passed as the server sent it */               \
+	X(NFSF_C_WRITE_MARKED_REPLY_DROP,                                                                    \
+	  "write_marked_reply_drop") /* drop-reply: WRITE to a full tree passed, its reply to be dropped */  \
+	X(NFSF_C_REPLY_DROPPED, "reply_dropped") /* drop-reply: a reply to such a WRITE dropped */
 
 #define NFSF_X_ENUM(e, name) e,
 enum nfsf_counter {
@@ -190,8 +195,9 @@ struct nfsf_tree_df {
 struct nfsf_poisoned {
 	__u64 ts_ns;
 	__u32 tree;
-	__u32 pad;
+	__u32 flags; /* NFSF_POISON_DROP_REPLY: drop the reply rather than rewrite it */
 };
+#define NFSF_POISON_DROP_REPLY 1
 
 /* Ring buffer event: a slice of RPC stream bytes on an NFS/MOUNT flow, never WRITE data. */
 enum nfsf_event_type {
@@ -201,14 +207,15 @@ enum nfsf_event_type {
 };
 
 enum nfsf_event_flags {
-	NFSF_EVF_EGRESS = 1,	/* seen by the TC egress program (calls, on a client) */
-	NFSF_EVF_INGRESS = 2,	/* seen by TC ingress (replies) or XDP (calls, on a server) */
-	NFSF_EVF_REC_HEAD = 4,	/* data[0..3] is a record mark (TCP) */
-	NFSF_EVF_TRUNC = 8,	/* wire_len > len: the rest of the record was not sent */
-	NFSF_EVF_CHUNK = 16,	/* follow-on chunk of a long reply (READDIR/READDIRPLUS) */
+	NFSF_EVF_EGRESS = 1,   /* seen leaving the host (TC egress: calls on a client, replies on a server) */
+	NFSF_EVF_INGRESS = 2,  /* seen arriving (TC ingress or XDP: replies on a client, calls on a server) */
+	NFSF_EVF_REC_HEAD = 4, /* data[0..3] is a record mark (TCP) */
+	NFSF_EVF_TRUNC = 8,    /* wire_len > len: the rest of the record was not sent */
+	NFSF_EVF_CHUNK = 16,   /* follow-on chunk of a long reply (READDIR/READDIRPLUS) */
 	NFSF_EVF_NEW_CONN = 32, /* first event of this direction since its SYN: a new connection
 				  * (also on a reused 4-tuple); the stream starts afresh here */
 	NFSF_EVF_RST = 64,	/* NFSF_EV_FLOW_END of a reset */
+	NFSF_EVF_REPLY = 128,	/* parsed as replies (on a client they arrive, on a server they leave) */
 };
 
 /*

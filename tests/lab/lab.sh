@@ -348,17 +348,19 @@ lab_agent_dirs() {
 	LAB_BPFFS_MOUNTED=1
 }
 
+# nfsfence in the agent's namespace (LAB_AGENT_NS: the client's unless set)
 lab_nfsfence() {
-	ip netns exec "$LAB_NS_CLI" "$NFSF_BIN" "$@"
+	ip netns exec "${LAB_AGENT_NS:-$LAB_NS_CLI}" "$NFSF_BIN" "$@"
 }
 
 # lab_agent_start LOG [attach args...]: returns 1 (log kept) when the agent exits or is not
-# ready within LAB_AGENT_WAIT (20) seconds.
+# ready within LAB_AGENT_WAIT (20) seconds. It attaches to LAB_AGENT_DEV (vcli) in
+# LAB_AGENT_NS (the client's namespace); e2e_xdp.sh sets them to vsrv in the server's.
 lab_agent_start() {
 	local log=$1 i secs=${LAB_AGENT_WAIT:-20}
 	shift
 	: >"$log"
-	ip netns exec "$LAB_NS_CLI" "$NFSF_BIN" attach vcli --pin-dir "$LAB_PIN_DIR" \
+	ip netns exec "${LAB_AGENT_NS:-$LAB_NS_CLI}" "$NFSF_BIN" attach "${LAB_AGENT_DEV:-vcli}" --pin-dir "$LAB_PIN_DIR" \
 		--state-dir "$LAB_STATE_DIR" "$@" 2>"$log" &
 	LAB_AGENT_PID=$! # ip netns exec execs nfsfence: this is the agent's pid
 	for ((i = 0; i < secs * 10; i++)); do
