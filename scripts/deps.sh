@@ -13,6 +13,7 @@ PKGS=(
   tshark tcpdump jq curl bzip2 gzip xz-utils zstd lz4  # oracle tests (and compressed test captures), lab captures
   nfs-ganesha nfs-ganesha-vfs rpcbind libnfs-utils libnfs-dev iproute2  # the lab
   nfstrace hyperfine                     # benchmarks
+  gnuplot-nox                            # bench/report: the report's plots (SVG)
   prometheus-cpp-dev prometheus        # --metrics (prometheus-cpp), and the Prometheus server its test scrapes with
   systemd python3-yaml util-linux        # dist/: systemd-analyze verify, the manifest's check; setpriv (lab_agent_capabilities)
   qemu-system-x86 busybox-static cpio nfs-common python3  # tests/vm: Debian 12's 6.1 kernel, its NFS client (mount.nfs)

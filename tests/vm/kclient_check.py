@@ -6,6 +6,7 @@ number to --out (JSON, for docs/benchmarks.md), exits 1 if any check failed.
 """
 import argparse
 import json
+import os
 import re
 import statistics
 import sys
@@ -27,6 +28,9 @@ results = {}   # key -> [value...]
 status = {}    # name -> json
 bench = []     # dicts
 progstat = {}  # program name -> (run_cnt, run_time_ns)
+base_attach = {}  # baseline object -> ["" (attached) or the failure's words, ...] (one per load)
+base_hits = {}    # baseline object -> [hits, ...]
+base_stats = {}   # baseline object -> [(run_cnt, run_ns), ...] (bpf_stats at the loader's exit)
 kernel = None
 for line in open(args.markers, errors="replace"):
     line = line.rstrip("\n")
@@ -50,6 +54,17 @@ for line in open(args.markers, errors="replace"):
     elif line.startswith("NFSF_PROGSTAT "):
         kv = dict(re.findall(r"(\w+)=(\S+)", line))
         progstat[kv["name"]] = (int(kv["run_cnt"]), int(kv["run_time_ns"]))
+    elif line.startswith("NFSF_ATTACHED obj="):
+        m = re.match(r"NFSF_ATTACHED obj=\S*nfsf_base_(\w+)\.bpf\.o(?: failed: (.*))?$", line)
+        if m:
+            base_attach.setdefault(m.group(1), []).append(m.group(2) or "")
+    elif line.startswith("NFSF_BASE "):
+        kv = dict(re.findall(r"(\w+)=(\S+)", line))
+        base_hits.setdefault(re.sub(r".*nfsf_base_(\w+)\.bpf\.o", r"\1", kv["obj"]), []).append(int(kv["hits"]))
+    elif line.startswith("NFSF_BASE_STATS "):
+        kv = dict(re.findall(r"(\w+)=(\S+)", line))
+        base_stats.setdefault(re.sub(r".*nfsf_base_(\w+)\.bpf\.o", r"\1", kv["obj"]), []).append(
+            (int(kv["run_cnt"]), int(kv["run_ns"])))
     elif line.startswith("NFSF_VM_KERNEL "):
         kernel = line.split()[1]
 
@@ -305,7 +320,7 @@ if rep:
 
 # ---- speed (no assertion on time: recorded)
 table = {}
-for b in bench:
+for b in [b for b in bench if not b["config"].startswith("base_")]:
     table.setdefault((b["fs"], b["bytes"]), {}).setdefault(b["config"], []).append(float(b["ns_per_op_min"]))
 out["bench_ns_per_op"] = {f"{fs} {n}": {c: min(v) for c, v in cfg.items()} for (fs, n), cfg in table.items()}
 for key, cfg in sorted(out["bench_ns_per_op"].items()):
@@ -328,6 +343,155 @@ if check(null_ns is not None and ours_ns is not None and w4k, "bench: the hooks'
     out["hook_extra_share_of_4k_nfs_write"] = extra
     print(f"bench: file_permission hook {ours_ns:.0f} ns per call, trivial program {null_ns:.0f} ns: nfsfence adds "
           f"{100 * extra:.2f}% to a 4 KiB write() to NFS ({w4k:.0f} ns with the trivial program)")
+# ---- the survey's baselines (bench/baselines) and the report's rows (bench/report_rows.md)
+rows = []
+KVER = kernel or args.kver
+base_bench = {}
+for b in bench:
+    if b["config"].startswith("base_") and "ns_per_op_min" in b:
+        base_bench.setdefault(b["config"], {})[b["fs"]] = float(b["ns_per_op_min"])
+out["baseline_bench_ns_per_op"] = base_bench
+
+
+def ns_per_call(obj):
+    """bpf_stats of the baseline's last load (the cost run): run_ns / run_cnt (None if it never ran)."""
+    st = base_stats.get(obj, [])
+    return round(st[-1][1] / st[-1][0], 1) if st and st[-1][0] else None
+
+
+def row(rid, approach, baseline, **kw):
+    r = {"kind": "approach", "id": rid, "approach": approach, "baseline": baseline, "where": "qemu-guest",
+         "kernel": KVER, "command": "ctest -R vm_kernel_client (tests/vm/kclient_vm.sh)", "loaded": True,
+         "load_error": "", "limit_bytes": LIMIT, "disk_measure": "size", "reads_ok": True, "deletes_ok": True,
+         "other_trees_ok": True, "cost_ns": None, "null_ns": None, "cost_unit": "syscall", "mbs_with": None,
+         "mbs_without": None, "latency_ms": None, "samples": [], "notes": ""}
+    r.update(kw)
+    r["bytes_past_limit"] = r["disk_bytes"] - r["limit_bytes"]
+    rows.append(r)
+
+
+def size(label, tree):
+    return (disk.get(label, {}).get(tree) or {}).get("size")
+
+
+def attached(obj):
+    a = base_attach.get(obj, [])
+    return bool(a) and a[0] == ""
+
+
+def ways(tag):
+    return {w["mode"]: w["err"] for w in writers.get(tag, [])}
+
+
+# 1. kprobe vfs_write -EPERM
+w = one("base_kp")
+kp_ok = check(attached("kprobe_eperm") and w is not None, f"baseline kprobe -EPERM: loaded and attached "
+              f"({base_attach.get('kprobe_eperm')}), the writer ran")
+if kp_ok:
+    on_disk = size("base_writes", "base_kp")
+    check(w["err"] == "none" and int(w["written"]) == MiB and (on_disk or 0) >= MiB and base_hits.get("kprobe_eperm", [0])[0] > 0,
+          f"baseline kprobe -EPERM: the program ran {base_hits.get('kprobe_eperm')} times, yet write() succeeded "
+          f"({w['err']}) and all {w['written']} bytes are on the server's disk ({on_disk}, with the 4 KiB cost file): its return value is ignored")
+    row("base_kprobe_eperm", "baseline: kprobe on vfs_write returning -EPERM", True, limit_bytes=0,
+        disk_bytes=on_disk or 0, app_error="none", error_at="none", cost_ns=ns_per_call("kprobe_eperm"),
+        null_ns=ns_per_call("null_kprobe"), deploy="client host (any filesystem); refuses nothing",
+        notes="the program runs on every vfs_write of a file in the tree (hits), but a kprobe's return value "
+              "does not change the probed function's; 1 MiB written through fsync reached the server")
+# 2. TC drop by client IP
+w = one("base_ip")
+ip_ok = check(attached("tc_drop_ip") and w is not None, f"baseline TC drop by client IP: attached "
+              f"({base_attach.get('tc_drop_ip')}), the writer ran")
+if ip_ok:
+    rd, ls, rm = (results.get(k, [""])[0] for k in ("base_ip_read", "base_ip_ls", "base_ip_rm"))
+    check(w["err"] in ("EIO", "ETIMEDOUT") and not rd.startswith("rc=0") and not ls.startswith("rc=0")
+          and not rm.startswith("rc=0"),
+          f"baseline TC drop by IP: the write fails ({w['err']} after {results.get('base_ip_write_secs', ['?'])[0]} s) and so "
+          f"do a read ({rd}), an ls ({ls}) and a delete ({rm}) in another tree: all of the client's NFS stops")
+    row("base_tc_drop_ip", "baseline: TC egress drop of every packet from the client's IP", True, limit_bytes=0,
+        disk_bytes=size("base_writes", "base_ip") or 0, app_error=w["err"], error_at="hang", reads_ok=False,
+        deletes_ok=False, other_trees_ok=False, cost_ns=ns_per_call("tc_drop_ip"), null_ns=ns_per_call("null_tc"),
+        cost_unit="packet", deploy="client host or a router; no NFS parsing",
+        notes=f"soft mount (timeo=2 s, retrans=2, noac): write {results.get('base_ip_write_secs', ['?'])[0]} s, read {rd}, "
+              f"ls {ls}, rm {rm}; a hard mount hangs. cost: the same 4 MiB write with an address that matches nothing")
+# 3. LSM file_permission with the syscall check, next to nfsfence's LSM
+bl, nf = ways("base_lsm"), ways("lsmways")
+out["ways"] = {"base_lsm_syscall": bl, "lsm_nfsfence": nf}
+if check(attached("lsm_syscall") and len(bl) == 8, f"baseline LSM syscall check: attached "
+         f"({base_attach.get('lsm_syscall')}), 8 ways tried ({bl})"):
+    missed = sorted(k for k, v in bl.items() if v != "EDQUOT")
+    check(bl.get("write") == "EDQUOT" and bl.get("pwrite") == "none" and bl.get("writev") == "none",
+          f"baseline LSM syscall check: write(2) refused, pwrite/writev pass (missed: {', '.join(missed)})")
+    lsm_null = None
+    for v in results.get("base_lsm_null_stats", []):
+        kv = dict(re.findall(r"(\w+)=(\S+)", v))
+        if int(kv.get("run_cnt", 0)):
+            lsm_null = round(int(kv["run_time_ns"]) / int(kv["run_cnt"]), 1)
+    row("base_lsm_syscall", "baseline: LSM file_permission refusing only __NR_write (the survey's)", True,
+        limit_bytes=0, disk_bytes=size("base_writes", "base_lsm") or 0, app_error="EDQUOT", error_at="write",
+        cost_ns=ns_per_call("lsm_syscall"), null_ns=lsm_null, deploy="client host, BPF LSM (lsm=...,bpf), local mount",
+        notes="missed: " + ", ".join(f"{k} ({bl[k]})" for k in missed) + "; each way makes a 64 KiB file")
+if check(len(nf) == 8, f"nfsfence LSM: 8 ways tried in a full tree ({nf})"):
+    check(all(nf.get(k) == "EDQUOT" for k in ("write", "pwrite", "writev")),
+          "nfsfence LSM: write, pwrite and writev into a full tree are refused")
+# 4. SIGKILL from sys_enter_write
+sig_rc = results.get("base_sig_rc", [""])[0]
+if check(attached("send_signal"), f"baseline send_signal: attached ({base_attach.get('send_signal')})"):
+    on_disk = size("base_writes", "base_sig")
+    check(one("base_sig") is None and sig_rc == "137" and on_disk is not None and on_disk >= MiB,
+          f"baseline SIGKILL: the writer was killed (exit {sig_rc}, no result line) and {on_disk} bytes of it reached "
+          f"the server's disk (limit 1 MiB of write() bytes)")
+    row("base_send_signal", "baseline: bpf_send_signal(SIGKILL) from sys_enter_write past 1 MiB", True,
+        limit_bytes=MiB, disk_bytes=on_disk or 0, app_error="SIGKILL", error_at="killed",
+        cost_ns=ns_per_call("send_signal"), null_ns=ns_per_call("null_tp"),
+        deploy="client host, tracepoints (tracefs)",
+        notes="the process dies at the write() that would pass 1 MiB, before it copies anything: what the "
+              "earlier write()s put in the page cache is written back afterwards (1 writer; other processes' "
+              "dirty pages in the tree are not measured). cost: 4 KiB write()s to tmpfs (not in the tree)")
+# 5. bpf_override_return
+ovr = base_attach.get("override_return", [])
+check(bool(ovr), f"baseline override_return: tried ({ovr})")
+if ovr:
+    w = one("base_ovr")
+    row("base_override_return", "baseline: bpf_override_return(-EDQUOT) on the vfs_write kprobe", True,
+        loaded=ovr[0] == "", load_error=ovr[0], limit_bytes=0, disk_bytes=size("base_writes", "base_ovr") or 0,
+        app_error=(w["err"] if w else "none"), error_at=(w["at"] if w else "none"),
+        deploy="client host, CONFIG_BPF_KPROBE_OVERRIDE and an error-injectable function",
+        notes="refused by the kernel: " + ovr[0] if ovr[0] else "attached")
+# nfsfence's own approaches in this boot
+wf = one("fsync")
+if wf:
+    row("tc_rewrite", "nfsfence TC egress rewrite (client side)", False, disk_bytes=size("tc_writes", "fsync") or 0,
+        app_error=wf["err"], error_at=wf["at"], deploy="NFS client host, plaintext NFS, clsact",
+        notes="buffered write + fsync, 16 MiB into an 8 MiB tree, kernel NFS client (wsize 1 MiB); O_SYNC and "
+              "O_DIRECT writers get EDQUOT at write() (vm-kclient.json)")
+wd = one("dropsoft")
+if wd:
+    # the drop tree holds 2 MiB (over its 1 MiB limit) before the scenario: past = what the writers added
+    row("tc_drop_tcp", "nfsfence TC egress drop, TCP", False, limit_bytes=2 * MiB, disk_bytes=size("end", "drop") or 0,
+        app_error=wd["err"], error_at="hang", reads_ok=results.get("drop_read_during", [""])[0].startswith("rc=0"),
+        deploy="NFS client host, plaintext NFS, clsact",
+        notes=f"soft mount: {wd['err']} after {results.get('drop_soft_secs', ['?'])[0]} s; a read on the same mount "
+              f"stalls too ({results.get('drop_read_during', [''])[0]}); hard mount: hangs until detached, then its "
+              "64 KiB WRITE completes (the bytes past: the tree's limit is 1 MiB and it held 2 MiB before, so "
+              "limit_bytes here is those 2 MiB)")
+wl = one("lsmdio")
+if wl:
+    per_null = next((v for n, v in {n: t / c for n, (c, t) in progstat.items() if c}.items()
+                     if "nfsf_null_file_permission".startswith(n)), None)
+    per_ours = next((v for n, v in {n: t / c for n, (c, t) in progstat.items() if c}.items()
+                     if "nfsf_file_permission".startswith(n)), None)
+    row("lsm_nfsfence", "nfsfence LSM fallback (file_permission and the growth hooks)", False,
+        disk_bytes=size("lsm_writes", "lsmbuf") or 0, app_error=wl["err"], error_at=wl["at"],
+        cost_ns=per_ours and round(per_ours, 1), null_ns=per_null and round(per_null, 1),
+        deploy="NFS client host, BPF LSM, the local mount (works under sec=krb5p)",
+        notes="ways refused in a full tree: " + ", ".join(f"{k} {v}" for k, v in sorted(nf.items())))
+out["report_rows"] = rows
+rows_file = os.environ.get("KCLIENT_ROWS")
+if rows_file:
+    os.makedirs(os.path.dirname(rows_file), exist_ok=True)
+    with open(rows_file, "w") as f:
+        for r in rows:
+            f.write(json.dumps(r, sort_keys=True) + "\n")
 out["boot_to_result_s"] = sync_at.get("end")
 json.dump(out, open(args.out, "w"), indent=1, sort_keys=True)
 print(f"{'FAIL' if failures else 'ok'}: {failures} failed; numbers in {args.out}")

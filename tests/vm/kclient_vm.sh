@@ -4,8 +4,10 @@
 # TC rewrite (buffered, close, O_SYNC, O_DIRECT, parallel, mmap, wsize 64 KiB), reads,
 # other trees, deletes, `status` against the server's disk, the agent SIGKILLed and
 # restarted, df/statfs on a mount of a tree and of the export root (the FSSTAT rewrite),
-# the LSM fallback, the LSM write() benchmark, TC drop on soft and hard mounts, and the UDP
-# mount. The server is nfs-ganesha in a network namespace of its own, with
+# the LSM fallback, the LSM write() benchmark, TC drop on soft and hard mounts, the UDP
+# mount, and the survey's five baselines (bench/baselines, loaded by nfsf_baseline: kprobe
+# -EPERM, TC drop by client IP, LSM with the syscall check, SIGKILL from sys_enter_write,
+# bpf_override_return), each with the null program of its hook for the cost. The server is nfs-ganesha in a network namespace of its own, with
 # QEMU's user network in that namespace: the guest reaches it at 10.0.2.2 and nothing leaves
 # the namespace. QEMU's filter-dump records the guest's traffic; after the guest powers off
 # the capture is replayed and compared with the server's disk. tests/vm/kclient_check.py
@@ -14,6 +16,8 @@
 #   tests/vm/kclient_vm.sh BUILD_DIR
 #   env: KERNEL_DEB, VM_CACHE (vm_lib.sh); KCLIENT_KEEP=1 keeps the work dir;
 #        KCLIENT_RESULTS=FILE writes the measured numbers as JSON (default BUILD_DIR/vm-kclient.json);
+#        KCLIENT_ROWS=FILE the trade-off report's rows (bench/report_rows.md; default
+#        BUILD_DIR/report-rows/vm.jsonl);
 #        KCLIENT_BENCH_ROUNDS=N rounds of the write() benchmark (default 3; docs: 12);
 #        KCLIENT_TINY=DIR/NAME saves the capture as it was after the first scenario, with its
 #        truth and policy (how pcaps/kclient-tiny.* were made)
@@ -29,7 +33,8 @@ for t in ganesha.nfsd rpcbind unshare mount.nfs python3; do
 	command -v "$t" >/dev/null || vm_skip "$t not installed (nfs-ganesha rpcbind util-linux nfs-common python3)"
 done
 [[ -n $(find /usr/lib*/ -name 'libfsalvfs.so*' -print -quit 2>/dev/null) ]] || vm_skip "nfs-ganesha-vfs not installed"
-for b in nfsfence tests/nfsf_vmtool tests/nfsf_bpf_verify bpf/nfsfence_null_lsm.bpf.o; do
+for b in nfsfence tests/nfsf_vmtool tests/nfsf_bpf_verify bpf/nfsfence_null_lsm.bpf.o bench/nfsf_baseline \
+	bpf/nfsf_base_kprobe_eperm.bpf.o; do
 	[[ -e $BUILD/$b ]] || { echo "FAIL: $BUILD/$b not built"; exit 1; }
 done
 vm_kernel
@@ -64,11 +69,14 @@ EXP=$WORK/export
 # private tmpfs on /srv: nothing changes on the host), so captures name a stable path.
 XPATH=/srv/nfs/kclient
 [[ -d /srv ]] || vm_skip "/srv does not exist (the bind mount that gives the export a stable path needs it)"
-TREES="tiny fsync close osync odirect par mmap w64buf w64sync other kill lsmbuf lsmdio lsmpar lsmw64 lsmmmap lsmother bench drop dfa"
+TREES="tiny fsync close osync odirect par mmap w64buf w64sync other kill lsmbuf lsmdio lsmpar lsmw64 lsmmmap lsmother bench drop dfa
+	lsmways base_kp base_ip base_lsm base_sig base_ovr"
+TREES=${TREES//$'\n'/ }
+TREES=${TREES//$'\t'/}
 limit_of() {
 	case $1 in
 	tiny) echo 131072 ;; other | lsmother) echo $((64 << 20)) ;; bench) echo $((1 << 30)) ;;
-	drop) echo $((1 << 20)) ;; *) echo $LIMIT ;;
+	drop | base_*) echo $((1 << 20)) ;; lsmways) echo 65536 ;; *) echo $LIMIT ;;
 	esac
 }
 mkdir -p "$EXP"
@@ -86,6 +94,7 @@ chmod 0777 "$EXP"
 chmod -R 0777 "$EXP"
 # The drop tree starts over its limit (the agent's walk sees it full).
 head -c $((2 << 20)) /dev/zero >"$EXP/drop/pre"
+head -c $((128 << 10)) /dev/zero >"$EXP/lsmways/pre"  # over its 64 KiB from the start too
 
 # ---- initramfs: a base part that only changes with the Debian packages (busybox,
 # mount.nfs and its libraries, the modules), cached in VM_CACHE, then the project's part.
@@ -108,6 +117,9 @@ vm_copy_bin "$R" "$BUILD/nfsfence" /bin/nfsfence strip
 vm_copy_bin "$R" "$BUILD/tests/nfsf_vmtool" /bin/nfsf_vmtool strip
 vm_copy_bin "$R" "$BUILD/tests/nfsf_bpf_verify" /bin/nfsf_bpf_verify strip
 cp "$BUILD/bpf/nfsfence_null_lsm.bpf.o" "$R/objs/"
+# the survey's baselines (bench/baselines): their loader and objects
+vm_copy_bin "$R" "$BUILD/bench/nfsf_baseline" /bin/nfsf_baseline strip
+cp "$BUILD"/bpf/nfsf_base_*.bpf.o "$R/objs/"
 cp "$WORK/p.yaml" "$R/etc/p.yaml"
 printf 'EXPORT=%s\nLIMIT=%s\nBENCH_ROUNDS=%s\n' "$XPATH" "$LIMIT" "${KCLIENT_BENCH_ROUNDS:-3}" >"$R/etc/vm.env"
 cp "$HERE/guest/kclient.sh" "$R/kclient.sh"
@@ -234,5 +246,5 @@ snapshot final >>"$WORK/host.log"
 	echo "note: replay exited $? ($(head -c 300 "$WORK/replay.err"))"
 # (escape codes from the guest's console can precede a marker on its line)
 tr -d '\r' <"$WORK/console.log" | grep -aoE 'NFSF_[A-Z_]+( .*)?$' >"$WORK/markers.log" || true
-python3 "$HERE/kclient_check.py" --markers "$WORK/markers.log" --host "$WORK/host.log" --replay "$WORK/replay.json" \
+KCLIENT_ROWS=${KCLIENT_ROWS:-$BUILD/report-rows/vm.jsonl} python3 "$HERE/kclient_check.py" --markers "$WORK/markers.log" --host "$WORK/host.log" --replay "$WORK/replay.json" \
 	--policy-limit "$LIMIT" --kver "$VM_KVER" --out "${KCLIENT_RESULTS:-$BUILD/vm-kclient.json}"

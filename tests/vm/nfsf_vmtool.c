@@ -23,6 +23,12 @@
  * nfsf_vmtool grow SRC DST
  *	copy_file_range() of all of SRC onto a new DST, then fallocate() DST 1 MiB past SRC's
  *	size: one NFSF_W line each (mode=copy_file_range / mode=fallocate).
+ * nfsf_vmtool ways DIR SRC
+ *	Makes DIR/<way> 64 KiB, one file per way a file grows: write, pwrite, writev, sendfile,
+ *	copy_file_range (both from SRC, a 64 KiB file the tool writes first: on the same mount
+ *	for copy_file_range, which 6.1 refuses across filesystems), fallocate, ftruncate, mmap (a
+ *	64 KiB file of size set by ftruncate before the tool's stores, then msync); each
+ *	fsync()ed: one NFSF_W line per way (mode=WAY, err/at: the first call that failed).
  * nfsf_vmtool wait-line DEVICE
  *	Prints one line read from DEVICE (a tty is set raw first); exit 1 on EOF or error.
  * Usage errors exit 2.
@@ -37,6 +43,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/sendfile.h>
+#include <sys/uio.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <termios.h>
@@ -81,6 +89,7 @@ static _Noreturn void usage(void) {
           "         MODE: fsync close osync odirect mmap append; SIZE, CHUNK: N[kKmM]\n"
           "       nfsf_vmtool bench FILE BYTES ITERS\n"
           "       nfsf_vmtool grow SRC DST\n"
+          "       nfsf_vmtool ways DIR SRC\n"
           "       nfsf_vmtool wait-line DEVICE\n"
           "environment: NFSF_TAG labels the output lines\n");
   exit(2);
@@ -421,6 +430,90 @@ static int cmd_grow(int argc, char** argv) {
   return 0;
 }
 
+/* ways DIR: one file per way of growing a file (see the header). */
+#define WAY_BYTES 65536
+static int way(const char* dir, const char* name, int src) {
+  static char buf[WAY_BYTES];
+  char path[4096];
+  const char* at = name;
+  unsigned long long done = 0;
+  int fd, err = 0;
+
+  memset(buf, 0x5a, sizeof buf);
+  snprintf(path, sizeof path, "%s/%s", dir, name);
+  fd = open(path, O_RDWR | O_CREAT | O_TRUNC, 0644);
+  if (fd < 0) {
+    err = errno;
+    at = "open";
+  } else if (!strcmp(name, "write") || !strcmp(name, "pwrite") || !strcmp(name, "writev")) {
+    struct iovec iov[2] = {{buf, WAY_BYTES / 2}, {buf + WAY_BYTES / 2, WAY_BYTES / 2}};
+    ssize_t n = name[0] == 'p'   ? pwrite(fd, buf, WAY_BYTES, 0)
+                : name[5] == 'v' ? writev(fd, iov, 2)
+                                 : write(fd, buf, WAY_BYTES);
+    err = n < 0 ? errno : 0;
+    done = n > 0 ? (unsigned long long)n : 0;
+  } else if (!strcmp(name, "sendfile") || !strcmp(name, "copy_file_range")) {
+    off_t o = 0;
+    ssize_t n = name[0] == 's' ? sendfile(fd, src, &o, WAY_BYTES) : copy_file_range(src, &o, fd, NULL, WAY_BYTES, 0);
+    err = n < 0 ? errno : 0;
+    done = n > 0 ? (unsigned long long)n : 0;
+  } else if (!strcmp(name, "fallocate")) {
+    err = fallocate(fd, 0, 0, WAY_BYTES) ? errno : 0;
+    done = err ? 0 : WAY_BYTES;
+  } else if (!strcmp(name, "ftruncate")) {
+    err = ftruncate(fd, WAY_BYTES) ? errno : 0;
+    done = err ? 0 : WAY_BYTES;
+  } else { /* mmap */
+    char* m = MAP_FAILED;
+    if (ftruncate(fd, WAY_BYTES)) {
+      err = errno;
+      at = "ftruncate";
+    } else if ((m = mmap(NULL, WAY_BYTES, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0)) == MAP_FAILED) {
+      err = errno;
+      at = "mmap";
+    } else {
+      memcpy(m, buf, WAY_BYTES);
+      if (msync(m, WAY_BYTES, MS_SYNC)) {
+        err = errno;
+        at = "msync";
+      } else {
+        done = WAY_BYTES;
+      }
+      munmap(m, WAY_BYTES);
+    }
+  }
+  if (fd >= 0 && !err && fsync(fd)) {
+    err = errno;
+    at = "fsync";
+  }
+  if (fd >= 0 && close(fd) && !err) {
+    err = errno;
+    at = "close";
+  }
+  printf("NFSF_W tag=%s id=0 mode=%s written=%llu calls=1 err=%s at=%s\n", tag, name, done, err ? errname(err) : "none",
+         err ? at : "none");
+  fflush(stdout);
+  return 0;
+}
+
+static int cmd_ways(int argc, char** argv) {
+  static const char* ways[] = {"write",           "pwrite",    "writev",    "sendfile",
+                               "copy_file_range", "fallocate", "ftruncate", "mmap"};
+  static char buf[WAY_BYTES];
+  int src;
+
+  if (argc != 4) usage();
+  memset(buf, 0xa5, sizeof buf);
+  src = open(argv[3], O_RDWR | O_CREAT | O_TRUNC, 0644);
+  if (src < 0 || write(src, buf, sizeof buf) != (ssize_t)sizeof buf || fsync(src)) {
+    fprintf(stderr, "nfsf_vmtool ways: %s: %s\n", argv[3], strerror(errno));
+    return 1;
+  }
+  for (size_t i = 0; i < sizeof ways / sizeof ways[0]; i++) way(argv[2], ways[i], src);
+  close(src);
+  return 0;
+}
+
 int main(int argc, char** argv) {
   const char* t = getenv("NFSF_TAG");
 
@@ -429,6 +522,7 @@ int main(int argc, char** argv) {
   if (!strcmp(argv[1], "write")) return cmd_write(argc, argv);
   if (!strcmp(argv[1], "bench")) return cmd_bench(argc, argv);
   if (!strcmp(argv[1], "grow")) return cmd_grow(argc, argv);
+  if (!strcmp(argv[1], "ways")) return cmd_ways(argc, argv);
   if (!strcmp(argv[1], "wait-line")) return cmd_wait_line(argc, argv);
   usage();
   return 2;

@@ -39,7 +39,7 @@ status_line() { # NAME ARGS: the status JSON on one line
 }
 opts=vers=3,proto=tcp,nolock,port=2049,mountport=20048,mountproto=tcp
 
-mkdir -p $M /mnt/w64 /mnt/udp /mnt/soft $PIN $ST
+mkdir -p $M /mnt/w64 /mnt/udp /mnt/soft /mnt/soft2 $PIN $ST
 mount -t bpf bpf /sys/fs/bpf && mkdir -p $PIN
 mount -t securityfs securityfs /sys/kernel/security 2>/dev/null
 r lsm_list "$(cat /sys/kernel/security/lsm 2>/dev/null)"
@@ -129,6 +129,8 @@ r lsm_otrunc "rc=$? size=$(stat -c %s $M/lsmmmap/f)"
 NFSF_TAG=lsmgrow_full $T grow $M/osync/f $M/lsmdio/copy
 NFSF_TAG=lsmgrow_other $T grow $M/osync/f $M/lsmother/copy
 r lsm_truncate_grow "$(truncate -s 20M $M/lsmdio/f 2>&1; echo "rc=$? size=$(stat -c %s $M/lsmdio/f)")"
+# every way a file grows, in lsmways (over its limit from the start): which ones the hooks see
+NFSF_TAG=lsmways $T ways $M/lsmways $M/lsmother/ways-src
 # a hard link into the full tree: written through it, refused; through the other link, not
 w lsmhsrc $M/lsmother/hsrc 64k 64k fsync
 ln $M/lsmother/hsrc $M/lsmdio/hl
@@ -223,6 +225,87 @@ agent_stop
 wait $hp
 cat /tmp/hard.out
 r drop_hard_secs "$(echo "$(secs) $h0" | awk '{print $1 - $2}')"
+# ---- the survey's baselines (bench/baselines): BASELINE programs, not nfsfence features.
+# Each is loaded by nfsf_baseline, which prints NFSF_ATTACHED (or the kernel's words), and at
+# its end NFSF_BASE (hits) and NFSF_BASE_STATS (bpf_stats run_cnt/run_ns per program).
+mount -t tracefs tracefs /sys/kernel/tracing 2>/dev/null
+echo 1 >/proc/sys/kernel/bpf_stats_enabled
+base_start() { # OBJ ARGS...: the loader in the background; success once attached (5 s)
+	obj=$1; shift
+	: >/tmp/base.out
+	/bin/nfsf_baseline /objs/nfsf_base_$obj.bpf.o "$@" >/tmp/base.out 2>&1 &
+	BASE=$!
+	i=0
+	while [ $i -lt 50 ] && ! grep -q '^NFSF_ATTACHED' /tmp/base.out; do sleep 0.1; i=$((i + 1)); done
+	grep -q '^NFSF_ATTACHED' /tmp/base.out || echo "NFSF_ATTACHED obj=$obj failed: no answer in 5 s" >>/tmp/base.out
+	grep -m1 '^NFSF_ATTACHED' /tmp/base.out
+	grep -q '^NFSF_ATTACHED obj=[^ ]*$' /tmp/base.out
+}
+base_stop() { kill $BASE 2>/dev/null; wait $BASE 2>/dev/null; grep '^NFSF_BASE' /tmp/base.out; }
+ino() { stat -c %i "$1"; }
+# per-call cost: the same workload under the baseline and under the null program of its hook
+# 1. kprobe on vfs_write returning -EPERM: a kprobe program's return value is ignored
+if base_start kprobe_eperm --inode "$(ino $M/base_kp)"; then
+	w base_kp $M/base_kp/f 1M 64k fsync
+	NFSF_TAG="base_kp cost" $T bench $M/base_kp/b 4096 500
+	base_stop
+fi
+base_start null_kprobe && { NFSF_TAG="base_kp null" $T bench $M/base_kp/b 4096 500; base_stop; }
+# 2. TC drop by client IP: every NFS packet of the client, on a soft mount that does not cache
+mount.nfs 10.0.2.2:"$EXPORT" /mnt/soft2 -o $opts,soft,timeo=20,retrans=2,noac,lookupcache=none,nosharecache ||
+	r mount_failed soft2
+w base_ip_pre /mnt/soft2/other/rmme 64k 64k fsync
+if base_start tc_drop_ip --ip 10.0.2.15 --ifname eth0; then
+	s0=$(secs)
+	w base_ip /mnt/soft2/base_ip/f 64k 64k osync
+	r base_ip_write_secs "$(echo "$(secs) $s0" | awk '{print $1 - $2}')"
+	s0=$(secs)
+	timeout 30 cat /mnt/soft2/other/f >/dev/null 2>/tmp/e
+	r base_ip_read "rc=$? secs=$(echo "$(secs) $s0" | awk '{print $1 - $2}')"
+	s0=$(secs)
+	timeout 30 ls /mnt/soft2/other >/dev/null 2>/tmp/e
+	r base_ip_ls "rc=$? secs=$(echo "$(secs) $s0" | awk '{print $1 - $2}')"
+	s0=$(secs)
+	timeout 30 rm /mnt/soft2/other/rmme 2>/tmp/e
+	r base_ip_rm "rc=$? secs=$(echo "$(secs) $s0" | awk '{print $1 - $2}')"
+	base_stop
+fi
+# its per-packet cost against a TC program that passes everything, over the same 4 MiB write
+# (an address that matches nothing: nothing dropped)
+base_start tc_drop_ip --ip 10.9.9.9 --ifname eth0 && { w base_ip_cost $M/other/tcc 4M 1M fsync; base_stop; }
+base_start null_tc --ifname eth0 && { w base_ip_null $M/other/tcc 4M 1M fsync; base_stop; }
+umount /mnt/soft2 2>/dev/null
+# 3. LSM file_permission with the syscall-number check (only write(2) refused), as the survey
+# wrote it: every way a file grows, in its tree (nfsfence's own LSM: lsmways above)
+if base_start lsm_syscall --inode "$(ino $M/base_lsm)"; then
+	NFSF_TAG=base_lsm $T ways $M/base_lsm $M/other/ways-src
+	NFSF_TAG="base_lsm cost" $T bench $M/other/lsmb 4096 500
+	base_stop
+fi
+/bin/nfsf_bpf_verify --attach /objs/nfsfence_null_lsm.bpf.o >/tmp/null.out 2>&1 &
+np=$!
+i=0
+while [ $i -lt 50 ] && ! grep -q '^NFSF_ATTACHED' /tmp/null.out; do sleep 0.1; i=$((i + 1)); done
+NFSF_TAG="base_lsm null" $T bench $M/other/lsmb 4096 500
+/bin/nfsf_bpf_verify --prog-stats | grep 'name=nfsf_null_file' | sed 's/^NFSF_PROGSTAT /NFSF_R base_lsm_null_stats /'
+kill $np; wait $np 2>/dev/null
+# 4. bpf_send_signal(SIGKILL) from sys_enter_write once the tree's write() bytes pass 1 MiB
+if base_start send_signal --inode "$(ino $M/base_sig)" --limit 1048576; then
+	w base_sig $M/base_sig/f 16M 64k close
+	r base_sig_rc "$?"
+	NFSF_TAG=base_sig_cost $T write /tmp/sigc 4M 4k close
+	base_stop
+fi
+base_start null_tp && { NFSF_TAG=base_sig_null $T write /tmp/sigc 4M 4k close; base_stop; }
+sync
+sync_host base_writes
+# 5. bpf_override_return on the vfs_write kprobe: needs CONFIG_BPF_KPROBE_OVERRIDE and an
+# error-injectable function; the kernel says which is missing
+if base_start override_return --inode "$(ino $M/base_ovr)"; then
+	w base_ovr $M/base_ovr/f 1M 64k fsync
+	base_stop
+fi
+echo 0 >/proc/sys/kernel/bpf_stats_enabled
 sync_host end
 umount /mnt/soft /mnt/w64 $M 2>/dev/null
 r done "$(secs)"
