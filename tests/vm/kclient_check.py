@@ -17,6 +17,7 @@ ap = argparse.ArgumentParser()
 ap.add_argument("--markers", required=True)
 ap.add_argument("--host", required=True)
 ap.add_argument("--replay", required=True)
+ap.add_argument("--samples", help="SAMPLE t tree bytes lines: the host's disk every 0.5 s")
 ap.add_argument("--policy-limit", type=int, required=True)
 ap.add_argument("--kver", required=True)
 ap.add_argument("--out", required=True)
@@ -72,6 +73,7 @@ disk = {}  # label -> {tree: {"size": n, "used": n}}
 hostfs = {}  # label -> (f_frsize, f_blocks, f_bfree, f_bavail) of the export's filesystem
 sha = {}   # label -> {path: sha}
 sync_at = {}
+wstart = {}  # writer tag -> host time (s from boot) its first start marker was seen
 for line in open(args.host):
     p = line.split()
     if len(p) >= 4 and p[2] == "at":
@@ -80,6 +82,8 @@ for line in open(args.host):
         disk.setdefault(p[1], {})[p[3]] = {"size": int(p[4]), "used": int(p[5])}
     elif len(p) >= 7 and p[2] == "statfs":
         hostfs[p[1]] = tuple(int(x) for x in p[3:7])
+    elif len(p) == 4 and p[1] == "wstart":
+        wstart.setdefault(p[2], float(p[3]))
     elif len(p) >= 5 and p[2] == "sha":
         sha.setdefault(p[1], {})[p[3]] = p[4]
 
@@ -359,6 +363,30 @@ def ns_per_call(obj):
     return round(st[-1][1] / st[-1][0], 1) if st and st[-1][0] else None
 
 
+samples = {}  # tree -> [(t, bytes)] (host clock)
+if args.samples:
+    for line in open(args.samples):
+        p = line.split()
+        if len(p) == 4 and p[0] == "SAMPLE":
+            samples.setdefault(p[2], []).append((float(p[1]), int(p[3])))
+
+
+def disk_over_time(tree, tag, secs=40.0):
+    """[[t, bytes]] of TREE from writer TAG's start (host clock), for at most SECS"""
+    t0 = wstart.get(tag)
+    if t0 is None:
+        return []
+    return [[round(t - t0, 2), b] for t, b in samples.get(tree, []) if t0 - 0.5 <= t <= t0 + secs]
+
+
+def mbs(config):
+    """16 MiB / seconds of each timed write (guest `thr`): median (min-max, n)"""
+    v = [16 * MiB / float(x.split()[1]) / 1e6 for x in results.get("thr", []) if x.split()[0] == config
+         and float(x.split()[1]) > 0]
+    return {"min": round(min(v), 2), "median": round(statistics.median(v), 2), "max": round(max(v), 2),
+            "n": len(v)} if v else None
+
+
 def row(rid, approach, baseline, **kw):
     r = {"kind": "approach", "id": rid, "approach": approach, "baseline": baseline, "where": "qemu-guest",
          "kernel": KVER, "command": "ctest -R vm_kernel_client (tests/vm/kclient_vm.sh)", "loaded": True,
@@ -394,6 +422,7 @@ if kp_ok:
           f"({w['err']}) and all {w['written']} bytes are on the server's disk ({on_disk}, with the 4 KiB cost file): its return value is ignored")
     row("base_kprobe_eperm", "baseline: kprobe on vfs_write returning -EPERM", True, limit_bytes=0,
         disk_bytes=on_disk or 0, app_error="none", error_at="none", cost_ns=ns_per_call("kprobe_eperm"),
+        samples=disk_over_time("base_kp", "base_kp"),
         null_ns=ns_per_call("null_kprobe"), deploy="client host (any filesystem); refuses nothing",
         notes="the program runs on every vfs_write of a file in the tree (hits), but a kprobe's return value "
               "does not change the probed function's; 1 MiB written through fsync reached the server")
@@ -410,6 +439,7 @@ if ip_ok:
     row("base_tc_drop_ip", "baseline: TC egress drop of every packet from the client's IP", True, limit_bytes=0,
         disk_bytes=size("base_writes", "base_ip") or 0, app_error=w["err"], error_at="hang", reads_ok=False,
         deletes_ok=False, other_trees_ok=False, cost_ns=ns_per_call("tc_drop_ip"), null_ns=ns_per_call("null_tc"),
+        samples=disk_over_time("base_ip", "base_ip"),
         cost_unit="packet", deploy="client host or a router; no NFS parsing",
         notes=f"soft mount (timeo=2 s, retrans=2, noac): write {results.get('base_ip_write_secs', ['?'])[0]} s, read {rd}, "
               f"ls {ls}, rm {rm}; a hard mount hangs. cost: the same 4 MiB write with an address that matches nothing")
@@ -442,7 +472,7 @@ if check(attached("send_signal"), f"baseline send_signal: attached ({base_attach
           f"the server's disk (limit 1 MiB of write() bytes)")
     row("base_send_signal", "baseline: bpf_send_signal(SIGKILL) from sys_enter_write past 1 MiB", True,
         limit_bytes=MiB, disk_bytes=on_disk or 0, app_error="SIGKILL", error_at="killed",
-        cost_ns=ns_per_call("send_signal"), null_ns=ns_per_call("null_tp"),
+        cost_ns=ns_per_call("send_signal"), null_ns=ns_per_call("null_tp"), samples=disk_over_time("base_sig", "base_sig"),
         deploy="client host, tracepoints (tracefs)",
         notes="the process dies at the write() that would pass 1 MiB, before it copies anything: what the "
               "earlier write()s put in the page cache is written back afterwards (1 writer; other processes' "
@@ -462,13 +492,18 @@ wf = one("fsync")
 if wf:
     row("tc_rewrite", "nfsfence TC egress rewrite (client side)", False, disk_bytes=size("tc_writes", "fsync") or 0,
         app_error=wf["err"], error_at=wf["at"], deploy="NFS client host, plaintext NFS, clsact",
+        samples=disk_over_time("fsync", "fsync"), mbs_with=mbs("tc"), mbs_without=mbs("none"),
         notes="buffered write + fsync, 16 MiB into an 8 MiB tree, kernel NFS client (wsize 1 MiB); O_SYNC and "
-              "O_DIRECT writers get EDQUOT at write() (vm-kclient.json)")
+              "O_DIRECT writers get EDQUOT at write() (vm-kclient.json). MB/s: three 16 MiB writes (1 MiB write()s + "
+              "fsync) into a tree under its limit, with the TC programs attached and after detach (TCG guest; not "
+              "interleaved: the attached runs come earlier in the boot, after the TC scenarios' writes). "
+              "latency n/a: the kernel's room bound refuses the crossing WRITE itself, no agent round trip")
 wd = one("dropsoft")
 if wd:
     # the drop tree holds 2 MiB (over its 1 MiB limit) before the scenario: past = what the writers added
     row("tc_drop_tcp", "nfsfence TC egress drop, TCP", False, limit_bytes=2 * MiB, disk_bytes=size("end", "drop") or 0,
         app_error=wd["err"], error_at="hang", reads_ok=results.get("drop_read_during", [""])[0].startswith("rc=0"),
+        samples=disk_over_time("drop", "dropsoft"),
         deploy="NFS client host, plaintext NFS, clsact",
         notes=f"soft mount: {wd['err']} after {results.get('drop_soft_secs', ['?'])[0]} s; a read on the same mount "
               f"stalls too ({results.get('drop_read_during', [''])[0]}); hard mount: hangs until detached, then its "
@@ -483,8 +518,11 @@ if wl:
     row("lsm_nfsfence", "nfsfence LSM fallback (file_permission and the growth hooks)", False,
         disk_bytes=size("lsm_writes", "lsmbuf") or 0, app_error=wl["err"], error_at=wl["at"],
         cost_ns=per_ours and round(per_ours, 1), null_ns=per_null and round(per_null, 1),
+        samples=disk_over_time("lsmbuf", "lsmbuf"), mbs_with=mbs("lsm"), mbs_without=mbs("none"),
         deploy="NFS client host, BPF LSM, the local mount (works under sec=krb5p)",
-        notes="ways refused in a full tree: " + ", ".join(f"{k} {v}" for k, v in sorted(nf.items())))
+        notes="ways refused in a full tree: " + ", ".join(f"{k} {v}" for k, v in sorted(nf.items())) +
+              ". MB/s: three 16 MiB writes into a tree under its limit, the LSM hooks attached and with no "
+              "program (TCG guest). latency n/a: write() is refused by the hook once the tree is marked full")
 out["report_rows"] = rows
 rows_file = os.environ.get("KCLIENT_ROWS")
 if rows_file:

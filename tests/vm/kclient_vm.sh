@@ -225,6 +225,15 @@ ip netns exec "$NS" timeout "${KCLIENT_TIMEOUT:-900}" "${VM_QEMU[@]}" \
 	-monitor none -serial stdio -serial pipe:"$WORK/ser1" >"$WORK/console.log" 2>&1 &
 QPID=$!
 cat "$WORK/ser1.out" >/dev/null &
+# bytes on the server's disk of the trees the report plots, every 0.5 s (host clock, from boot)
+SAMPLE_TREES="fsync lsmbuf drop base_kp base_ip base_lsm base_sig"
+(while kill -0 "$QPID" 2>/dev/null; do
+	t=$(echo "$(date +%s.%N) $t_boot" | awk '{print $1 - $2}')
+	for tr in $SAMPLE_TREES; do
+		echo "SAMPLE $t $tr $(find "$EXP/$tr" -type f -printf '%s\n' | awk '{s += $1} END {print s + 0}')"
+	done
+	sleep 0.5
+done) >"$WORK/samples.log" 2>/dev/null &
 : >"$WORK/host.log"
 while IFS= read -r line; do
 	line=${line%$'\r'}
@@ -236,6 +245,7 @@ while IFS= read -r line; do
 		[[ $label == tiny && -n ${KCLIENT_TINY:-} ]] && save_tiny "$KCLIENT_TINY"
 		echo go >"$WORK/ser1.in"
 		;;
+	NFSF_R\ wstart\ *) echo "HOST wstart ${line#NFSF_R wstart } $(echo "$(date +%s.%N) $t_boot" | awk '{print $1 - $2}')" >>"$WORK/host.log" ;;
 	NFSF_VM_END*) echo "HOST vm_end at $(echo "$(date +%s.%N) $t_boot" | awk '{print $1 - $2}')" >>"$WORK/host.log" ;;
 	esac
 done < <(tail -n +1 -F --pid="$QPID" "$WORK/console.log" 2>/dev/null)
@@ -247,4 +257,4 @@ snapshot final >>"$WORK/host.log"
 # (escape codes from the guest's console can precede a marker on its line)
 tr -d '\r' <"$WORK/console.log" | grep -aoE 'NFSF_[A-Z_]+( .*)?$' >"$WORK/markers.log" || true
 KCLIENT_ROWS=${KCLIENT_ROWS:-$BUILD/report-rows/vm.jsonl} python3 "$HERE/kclient_check.py" --markers "$WORK/markers.log" --host "$WORK/host.log" --replay "$WORK/replay.json" \
-	--policy-limit "$LIMIT" --kver "$VM_KVER" --out "${KCLIENT_RESULTS:-$BUILD/vm-kclient.json}"
+	--samples "$WORK/samples.log" --policy-limit "$LIMIT" --kver "$VM_KVER" --out "${KCLIENT_RESULTS:-$BUILD/vm-kclient.json}"

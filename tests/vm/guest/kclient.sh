@@ -13,7 +13,15 @@ ST=/run/nfsfence
 T=/bin/nfsf_vmtool
 r() { echo "NFSF_R $*"; }
 sync_host() { echo "NFSF_SYNC $1"; $T wait-line /dev/ttyS1 >/dev/null; }
-w() { tag=$1; shift; NFSF_TAG=$tag $T write "$@"; }
+w() { tag=$1; shift; echo "NFSF_R wstart $tag"; NFSF_TAG=$tag $T write "$@"; }  # wstart: the host's clock for its disk samples
+thr() { # CONFIG: three timed 16 MiB writes (1 MiB write()s + fsync) into the bench tree
+	for i in 1 2 3; do
+		s0=$(secs)
+		NFSF_TAG=thr_$1 $T write $M/bench/t 16M 1M fsync >/dev/null
+		r thr "$1 $(echo "$(secs) $s0" | awk '{print $1 - $2}')"
+	done
+	rm -f $M/bench/t
+}
 secs() { cut -d' ' -f1 /proc/uptime; }
 agent_start() { # LOG ARGS...: the agent in the background, waits for "ready:" (60 s)
 	log=$1; shift
@@ -67,6 +75,7 @@ w mmap $M/mmap/f 16M 1M mmap
 w w64buf /mnt/w64/w64buf/f 16M 1M fsync
 w w64sync /mnt/w64/w64sync/f 16M 1M osync
 sync_host tc_writes
+thr tc
 # 2. reads of full trees (page cache dropped) and writes to another tree
 sync; echo 3 >/proc/sys/vm/drop_caches
 for f in fsync/f osync/f odirect/f; do r sha "$f $(sha256sum $M/$f | cut -d' ' -f1)"; done
@@ -114,9 +123,11 @@ umount /mnt/dfa
 agent_stop
 /bin/nfsfence detach eth0 --pin-dir $PIN --state-dir $ST >/tmp/detach.out 2>&1
 r tc_detach "rc=$? $(cat /tmp/detach.out)"
+thr none
 
 # ---- the LSM fallback
 agent_start /tmp/agent3.log --mode lsm --policy /etc/p.yaml --rescan 1 || true
+thr lsm
 w lsmbuf $M/lsmbuf/f 16M 1M fsync
 w lsmdio $M/lsmdio/f 16M 1M odirect
 w lsmpar $M/lsmpar/f 4M 1M fsync 4
