@@ -174,34 +174,52 @@ void Accounting::check(int tree) {
   }
 }
 
-void Accounting::uncharge(HandleCache::Id id) {
+void Accounting::file_changed(const HandleCache::Node& n, int was_tree, bool gone) {
+  bool in_now = !gone && n.charged_file && n.charged_tree >= 0;
+  if (!events_.on_file || !n.fh || (was_tree < 0 && !in_now)) return;
+  if (gone)
+    events_.on_file(*n.fh, was_tree, 0, n.ctime_ns, true);
+  else
+    events_.on_file(*n.fh, n.charged_file ? n.charged_tree : -1, n.charged, n.ctime_ns, false);
+}
+
+void Accounting::uncharge(HandleCache::Id id, bool gone) {
   auto& n = cache_.node(id);
   if (!n.charged_file) return;
+  int was = n.charged_tree;
   sub(n.charged_tree, n.charged);
   if (n.charged_tree >= 0) trees_[n.charged_tree].files--;
   n.charged_file = false;
   n.charged = 0;
   n.charged_tree = HandleCache::kUnknown;
+  file_changed(n, was, gone);
 }
 
 void Accounting::charge(HandleCache::Id id, uint64_t value) {
   auto& n = cache_.node(id);
-  uncharge(id);
+  int was = n.charged_file ? n.charged_tree : HandleCache::kUnknown;
+  if (n.charged_file) {
+    sub(n.charged_tree, n.charged);
+    if (n.charged_tree >= 0) trees_[n.charged_tree].files--;
+  }
   n.charged_file = true;
   n.charged = value;
   n.charged_tree = n.tree;
   add(n.tree, value);
   if (n.tree >= 0) trees_[n.tree].files++;
+  file_changed(n, was, false);
 }
 
 // The cache's tree hook: a node's tree changed (it, or a directory above it, moved).
 void Accounting::tree_changed(HandleCache::Node& n) {
   if (!n.charged_file || n.charged_tree == n.tree) return;
+  int was = n.charged_tree;
   sub(n.charged_tree, n.charged);
   if (n.charged_tree >= 0) trees_[n.charged_tree].files--;
   n.charged_tree = n.tree;
   add(n.tree, n.charged);
   if (n.tree >= 0) trees_[n.tree].files++;
+  file_changed(n, was, false);
 }
 
 void Accounting::drop_file(HandleCache::Id id) {
@@ -211,7 +229,7 @@ void Accounting::drop_file(HandleCache::Id id) {
     n.nlink--;
     return;
   }
-  uncharge(id);
+  uncharge(id, true);
   if (!n.has_children()) cache_.forget(id);
 }
 

@@ -50,6 +50,10 @@ class Accounting {
     std::function<void(int tree, bool over, Timestamp ts)> on_limit;
     // The tree reached its soft limit (once per crossing).
     std::function<void(int tree, Timestamp ts)> on_soft_limit;
+    // A file's charge changed: it is charged to `tree` (-1: to no tree) with `bytes`, from
+    // attributes of `ctime_ns`, or it was removed (`gone`, with the tree it was charged to).
+    // Called only for files that are or were in a tree (the cluster's per-file records).
+    std::function<void(const std::string& fh, int tree, uint64_t bytes, uint64_t ctime_ns, bool gone)> on_file;
   };
 
   Accounting(const Policy& policy, size_t max_handles, Events events = {});
@@ -91,7 +95,8 @@ class Accounting {
   void apply(const RpcMessage& m);
   void update_attr(ByteView fh, const Attr& a);
   void charge(HandleCache::Id id, uint64_t value);
-  void uncharge(HandleCache::Id id);
+  void uncharge(HandleCache::Id id, bool gone = false);
+  void file_changed(const HandleCache::Node& n, int was_tree, bool gone);
   void add(int tree, uint64_t value);
   void sub(int tree, uint64_t value);
   void tree_changed(HandleCache::Node& n);

@@ -208,6 +208,87 @@ void parse_common(const std::string& origin, const YAML::Node& root, const Keys&
   }
 }
 
+// `cluster:` (the policy file, or a policy directory's _defaults.yaml). PEM paths are made
+// absolute against the file's directory: the agent may run elsewhere.
+ClusterPolicy parse_cluster(const std::string& origin, const YAML::Node& root, const Keys& keys) {
+  const YAML::Node c = root["cluster"];
+  if (!c.IsMap()) fail(origin, keys.at("cluster"), "cluster", "must be a mapping with etcd and prefix");
+  Keys ck =
+      check_keys(origin, c, "cluster", {"etcd", "prefix", "ca", "cert", "key", "room_chunk", "flush_ms", "lease_ttl"});
+  ClusterPolicy cp;
+  for (const char* k : {"etcd", "prefix"})
+    if (!c[k]) fail(origin, c, std::string("cluster.") + k, "missing");
+  const YAML::Node e = c["etcd"];
+  std::vector<std::string> urls;
+  if (e.IsScalar())
+    urls.push_back(e.Scalar());
+  else if (e.IsSequence() && e.size() > 0)
+    for (size_t i = 0; i < e.size(); i++) {
+      if (!e[i].IsScalar()) fail(origin, e[i], "cluster.etcd", "must be a list of URLs");
+      urls.push_back(e[i].Scalar());
+    }
+  else
+    fail(origin, ck.at("etcd"), "cluster.etcd", "must be a URL or a non-empty list of URLs (http://ADDR:2379)");
+  for (std::string& u : urls) {
+    bool http = u.rfind("http://", 0) == 0, https = u.rfind("https://", 0) == 0;
+    if (!http && !https) fail(origin, e, "cluster.etcd", quote(u) + " is not an http:// or https:// URL");
+    size_t host = u.find("://") + 3;
+    if (host >= u.size() || u.find_first_of(" \t\n\r", 0) != std::string::npos)
+      fail(origin, e, "cluster.etcd", quote(u) + " has no host");
+    while (u.size() > host && u.back() == '/') u.pop_back();
+    if (u.find('/', host) != std::string::npos)
+      fail(origin, e, "cluster.etcd", quote(u) + " has a path: give scheme, host and port only");
+  }
+  cp.etcd = urls;
+  cp.prefix = scalar(origin, c, ck, "prefix", "cluster.prefix");
+  while (cp.prefix.size() > 1 && cp.prefix.back() == '/') cp.prefix.pop_back();
+  if (cp.prefix.empty() || cp.prefix[0] != '/' || cp.prefix == "/")
+    fail(origin, c["prefix"], "cluster.prefix",
+         quote(cp.prefix) + " must be an absolute key prefix, e.g. /nfsfence/export-1");
+  for (char ch : cp.prefix)
+    if (static_cast<unsigned char>(ch) < 0x20)
+      fail(origin, c["prefix"], "cluster.prefix", quote(cp.prefix) + " contains a control character");
+  namespace fs = std::filesystem;
+  fs::path base = fs::absolute(fs::path(origin)).parent_path();
+  auto pem = [&](const char* k, std::string& out) {
+    if (!c[k]) return;
+    std::string v = scalar(origin, c, ck, k, std::string("cluster.") + k);
+    fs::path fp = fs::path(v).is_absolute() ? fs::path(v) : base / v;
+    std::error_code ec;
+    if (!fs::is_regular_file(fp, ec))
+      fail(origin, c[k], std::string("cluster.") + k, quote(fp.string()) + " is not a readable file");
+    out = fp.lexically_normal().string();
+  };
+  pem("ca", cp.ca);
+  pem("cert", cp.cert);
+  pem("key", cp.key);
+  if (cp.cert.empty() != cp.key.empty())
+    fail(origin, c, cp.cert.empty() ? "cluster.cert" : "cluster.key",
+         "cert and key go together (a TLS client certificate and its key)");
+  if (c["room_chunk"]) {
+    auto v = parse_size(scalar(origin, c, ck, "room_chunk", "cluster.room_chunk"));
+    if (!v) fail(origin, c["room_chunk"], "cluster.room_chunk", v.error().message);
+    if (*v == 0) fail(origin, c["room_chunk"], "cluster.room_chunk", "must be more than 0 (no node could write)");
+    cp.room_chunk = *v;
+  }
+  auto number = [&](const char* k, unsigned lo, unsigned hi, unsigned& out) {
+    if (!c[k]) return;
+    std::string v = scalar(origin, c, ck, k, std::string("cluster.") + k);
+    unsigned long n = 0;
+    bool ok = !v.empty() && v.size() < 10 && std::all_of(v.begin(), v.end(), [](char ch) {
+      return std::isdigit(static_cast<unsigned char>(ch)) != 0;
+    });
+    if (ok) n = std::stoul(v);
+    if (!ok || n < lo || n > hi)
+      fail(origin, c[k], std::string("cluster.") + k,
+           quote(v) + " must be a whole number from " + std::to_string(lo) + " to " + std::to_string(hi));
+    out = unsigned(n);
+  };
+  number("flush_ms", 1, 10000, cp.flush_ms);
+  number("lease_ttl", 2, 600, cp.lease_ttl_s);
+  return cp;
+}
+
 // One tree's path, limit and soft_limit (its keys already checked), under `name`.
 TreePolicy parse_tree(const std::string& origin, const YAML::Node& t, const Keys& tkeys, const std::string& key,
                       std::string name) {
@@ -370,11 +451,13 @@ Expected<Policy> with_document(const std::string& text, const std::string& origi
 
 Expected<Policy> parse_policy(const std::string& text, const std::string& origin) {
   return with_document(text, origin, "policy", "export, trees, ...", [&](const YAML::Node& root) -> Policy {
-    Keys keys = check_keys(origin, root, "", {"export", "server", "accounting", "root_fh", "fsstat", "trees"});
+    Keys keys =
+        check_keys(origin, root, "", {"export", "server", "accounting", "root_fh", "fsstat", "trees", "cluster"});
     Policy p;
     if (!root["export"])
       fail(origin, root, "export", "missing (the export path as the client mounts it, e.g. /srv/nfs)");
     parse_common(origin, root, keys, p);
+    if (root["cluster"]) p.cluster = parse_cluster(origin, root, keys);
     const YAML::Node trees = root["trees"];
     if (!trees) fail(origin, root, "trees", "missing (a list of {name, path, limit})");
     if (!trees.IsSequence() || trees.size() == 0)
@@ -467,14 +550,15 @@ Expected<Policy> load_policy_dir(const std::string& dir) {
   if (fs::exists(defaults, ec)) {
     auto text = read_policy_text(defaults);
     if (!text) return unexpected(text.error());
-    auto d = with_document(
-        *text, defaults, "defaults file", "export, server, accounting, root_fh, fsstat",
-        [&](const YAML::Node& root) -> Policy {
-          Keys keys = check_keys(defaults, root, "", {"export", "server", "accounting", "root_fh", "fsstat"});
-          Policy q;
-          parse_common(defaults, root, keys, q);
-          return q;
-        });
+    auto d = with_document(*text, defaults, "defaults file", "export, server, accounting, root_fh, fsstat, cluster",
+                           [&](const YAML::Node& root) -> Policy {
+                             Keys keys = check_keys(defaults, root, "",
+                                                    {"export", "server", "accounting", "root_fh", "fsstat", "cluster"});
+                             Policy q;
+                             parse_common(defaults, root, keys, q);
+                             if (root["cluster"]) q.cluster = parse_cluster(defaults, root, keys);
+                             return q;
+                           });
     if (!d) return d;
     p = std::move(*d);
     if (!p.export_path.empty()) export_from = defaults;

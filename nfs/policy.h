@@ -10,6 +10,11 @@
 //       path: vol-a              # relative to the export root
 //       limit: 50Gi              # K M G T P (x1000), Ki Mi Gi Ti Pi (x1024), or bytes
 //       soft_limit: 40Gi         # optional: a warning, never a refusal
+//   cluster:                     # optional: several nodes share the trees' usage through etcd
+//     etcd: [https://10.0.0.5:2379]   # endpoints, tried in order
+//     prefix: /nfsfence/export-1      # the keys of this export (every node the same)
+//     ca: ca.pem  cert: node.pem  key: node-key.pem   # TLS (optional; relative: to the policy file)
+//     room_chunk: 64Mi   flush_ms: 100   lease_ttl: 3  # docs/policy.md
 #pragma once
 
 #include <optional>
@@ -34,6 +39,17 @@ struct TreePolicy {
   std::string origin;  // the file it came from (a policy directory has one per tree)
 };
 
+// `cluster:` (src/cluster.h): where the shared usage lives and how it is batched.
+struct ClusterPolicy {
+  std::vector<std::string> etcd;      // http:// or https:// URLs
+  std::string prefix;                 // no trailing '/'
+  std::string ca, cert, key;          // PEM files (absolute once parsed); empty: none
+  uint64_t room_chunk = 64ull << 20;  // the most room one node holds at a time
+  unsigned flush_ms = 100;            // local reports are published at most this often
+  unsigned lease_ttl_s = 3;           // a node's lease: how long a dead node keeps its share
+  bool operator==(const ClusterPolicy&) const = default;
+};
+
 struct Policy {
   std::string export_path;
   std::optional<std::string> server;
@@ -41,6 +57,7 @@ struct Policy {
   FsstatMode fsstat = FsstatMode::Rewrite;
   std::optional<Bytes> root_fh;
   std::vector<TreePolicy> trees;
+  std::optional<ClusterPolicy> cluster;
 };
 
 // Errors name the file, the line and the key: "p.yaml:7: trees[1].limit: ..."; every

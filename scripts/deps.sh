@@ -15,6 +15,7 @@ PKGS=(
   nfstrace hyperfine                     # benchmarks
   gnuplot-nox                            # bench/report: the report's plots (SVG)
   prometheus-cpp-dev prometheus        # --metrics (prometheus-cpp), and the Prometheus server its test scrapes with
+  libcurl4-openssl-dev etcd-server etcd-client openssl  # cluster: etcd's JSON gateway over libcurl (TLS client certs), the lab's etcd, its test CA
   systemd python3-yaml util-linux        # dist/: systemd-analyze verify, the manifest's check; setpriv (lab_agent_capabilities)
   qemu-system-x86 busybox-static cpio nfs-common python3  # tests/vm: Debian 12's 6.1 kernel, its NFS client (mount.nfs)
 )

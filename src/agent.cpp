@@ -33,6 +33,7 @@
 #include "nfs/tree_walk.h"
 #include "src/agent_common.h"
 #include "src/bpf_loader.h"
+#include "src/cluster.h"
 #include "src/libbpf_log.h"
 #include "src/lsm_agent.h"
 #include "src/map_mirror.h"
@@ -82,12 +83,45 @@ Previous previous_state(const std::string& state_file) {
 }
 
 // What a policy change may not change while the agent runs (it walks one export of one server).
+std::vector<std::string> tree_names(const Policy& p) {
+  std::vector<std::string> out;
+  for (const TreePolicy& t : p.trees) out.push_back(t.name);
+  return out;
+}
+
+std::string default_node(const std::string& iface) {
+  char host[256] = {};
+  if (::gethostname(host, sizeof host - 1) != 0 || !host[0]) std::snprintf(host, sizeof host, "node");
+  return std::string(host) + "/" + iface;
+}
+
+json cluster_json(const ClusterStatus& c, const std::string& node, const ClusterPolicy& cfg) {
+  return json{{"state", c.state},
+              {"node", node},
+              {"etcd", c.endpoint},
+              {"prefix", cfg.prefix},
+              {"since", c.since},
+              {"error", c.error.empty() ? json(nullptr) : json(c.error)},
+              {"shared", c.shared},
+              {"nodes", c.nodes},
+              {"pending_reports", c.pending},
+              {"files", c.files},
+              {"revision", c.revision},
+              {"etcd_requests", c.requests},
+              {"etcd_bytes_sent", c.bytes_sent},
+              {"published", c.published},
+              {"conflicts", c.conflicts},
+              {"watch_events", c.watch_events},
+              {"reconnects", c.reconnects}};
+}
+
 std::string unchangeable(const Policy& cur, const Policy& next) {
   if (next.export_path != cur.export_path)
     return "export changed from '" + cur.export_path + "' to '" + next.export_path + "'";
   if (next.server != cur.server) return "server changed";
   if (next.accounting != cur.accounting) return "accounting changed";
   if (next.root_fh != cur.root_fh) return "root_fh changed";
+  if (next.cluster != cur.cluster) return "cluster changed";
   return "";
 }
 
@@ -109,12 +143,19 @@ class Agent {
         maps_(maps),
         src_(std::move(src)),
         acct_(policy, opt.max_handles,
-              {[this](int t, bool over, Timestamp) { on_limit(t, over); }, [this](int t, Timestamp) { on_soft(t); }}),
+              {[this](int t, bool over, Timestamp) { on_limit(t, over); }, [this](int t, Timestamp) { on_soft(t); },
+               [this](const std::string& fh, int t, uint64_t bytes, uint64_t ctime_ns, bool gone) {
+                 // A tree this node's policy dropped is not "no tree" for the other nodes.
+                 if (cluster_ && !(reloading_ && t < 0 && !gone)) cluster_->local(fh, t, bytes, ctime_ns, gone);
+               }}),
         mirror_(maps, acct_.policy(), previous.ids),
         dec_([this](const RpcMessage& m) { on_message(m); }),
         state_(state_file_of(opt.state_dir, opt.iface)),
         event_log_(event_log_of(opt.state_dir, opt.iface)) {
     acct_.cache().track_changes(true);
+    if (policy.cluster)
+      cluster_ = std::make_unique<Cluster>(*policy.cluster, opt.node.empty() ? default_node(opt.iface) : opt.node,
+                                           tree_names(policy));
     reloads_ = previous.reloads;
     reload_errors_ = previous.reload_errors;
     report_refused();  // the kernel's counts so far (an adopted map's) are the baseline
@@ -127,6 +168,10 @@ class Agent {
 
   const Policy& policy() const { return acct_.policy(); }
   int policy_fd() const { return watch_ ? watch_->fd() : -1; }
+  int cluster_fd() const { return cluster_ ? cluster_->fd() : -1; }
+  void start_cluster() {
+    if (cluster_) cluster_->start();
+  }
   bool policy_pending() const { return change_seen_; }
 
   WalkOptions walk_options() const {
@@ -174,7 +219,8 @@ class Agent {
   // loop runs after every batch of ring events, a syscall there is not free).
   void after_batch(bool policy_readable = false) {
     mirror_.sync_handles(acct_.cache(), false);
-    mirror_.sync_rooms(acct_.trees(), false);
+    if (cluster_) cluster_->clear_fd();
+    enforce(false);
     auto now = std::chrono::steady_clock::now();
     check_policy(now, policy_readable);
     if (now - last_state_ < std::chrono::seconds(1)) return;
@@ -231,32 +277,45 @@ class Agent {
     for (size_t i = 0; i < policy().trees.size(); i++) {
       const TreePolicy& t = policy().trees[i];
       const TreeState& s = acct_.trees()[i];
-      trees.push_back(json{{"id", mirror_.kernel_id(int(i))},
-                           {"name", t.name},
-                           {"path", t.path},
-                           {"limit_bytes", t.limit},
-                           {"soft_limit_bytes", t.soft_limit ? json(*t.soft_limit) : json(nullptr)},
-                           {"usage_bytes", s.usage},
-                           {"files", s.files},
-                           {"over", s.over}});
+      json o{{"id", mirror_.kernel_id(int(i))},
+             {"name", t.name},
+             {"path", t.path},
+             {"limit_bytes", t.limit},
+             {"soft_limit_bytes", t.soft_limit ? json(*t.soft_limit) : json(nullptr)},
+             {"usage_bytes", s.usage},
+             {"files", s.files},
+             {"over", s.over}};
+      if (cluster_) {  // usage_bytes and over: what is enforced (shared once etcd was read)
+        o["local_usage_bytes"] = s.usage;
+        if (i < shared_.size()) {
+          o["usage_bytes"] = shared_[i].usage;
+          o["over"] = shared_[i].usage >= t.limit;
+          o["confirmed_bytes"] = shared_[i].confirmed;
+          o["unconfirmed_growth_bytes"] = shared_[i].growth;
+          o["room_bytes"] = shared_[i].room;
+        }
+      }
+      trees.push_back(std::move(o));
     }
-    state_.write(json{{"pid", ::getpid()},
-                      {"iface", opt_.iface},
-                      {"action", action_name(opt_.action)},
-                      {"hook", hook_name(opt_.hook)},
-                      {"side", side_name(opt_.side)},
-                      {"xdp_mode", opt_.hook == Hook::Xdp ? json(xdp_mode_name(opt_.xdp_mode)) : json(nullptr)},
-                      {"policy", src_.name()},
-                      {"policy_applied", applied_at_},
-                      {"policy_reloads", reloads_},
-                      {"policy_reload_errors", reload_errors_},
-                      {"policy_error", policy_error_.empty() ? json(nullptr) : json(policy_error_)},
-                      {"trees", trees},
-                      {"handles", acct_.cache().stats().handles},
-                      {"memory", memory_json()},
-                      {"events", events_},
-                      {"reply_lag", lag_json(reply_lag_.summary())},
-                      {"updated", std::time(nullptr)}});
+    state_.write(json{
+        {"pid", ::getpid()},
+        {"iface", opt_.iface},
+        {"action", action_name(opt_.action)},
+        {"hook", hook_name(opt_.hook)},
+        {"side", side_name(opt_.side)},
+        {"xdp_mode", opt_.hook == Hook::Xdp ? json(xdp_mode_name(opt_.xdp_mode)) : json(nullptr)},
+        {"policy", src_.name()},
+        {"policy_applied", applied_at_},
+        {"policy_reloads", reloads_},
+        {"policy_reload_errors", reload_errors_},
+        {"policy_error", policy_error_.empty() ? json(nullptr) : json(policy_error_)},
+        {"trees", trees},
+        {"cluster", cluster_ ? cluster_json(cluster_->status(), cluster_->node(), cluster_->config()) : json(nullptr)},
+        {"handles", acct_.cache().stats().handles},
+        {"memory", memory_json()},
+        {"events", events_},
+        {"reply_lag", lag_json(reply_lag_.summary())},
+        {"updated", std::time(nullptr)}});
   }
 
   // Serve Prometheus metrics from now on (published with the state, about once a second).
@@ -272,7 +331,7 @@ class Agent {
       MetricsSnapshot::Tree t;
       t.name = policy().trees[i].name;
       t.limit = policy().trees[i].limit;
-      t.usage = acct_.trees()[i].usage;
+      t.usage = cluster_ && i < shared_.size() ? shared_[i].usage : acct_.trees()[i].usage;
       t.over = acct_.trees()[i].over;
       if (auto kt = maps_.tree(mirror_.kernel_id(int(i)))) {
         t.over = kt->over != 0;  // what the kernel enforces
@@ -285,6 +344,22 @@ class Agent {
     }
     if (auto c = maps_.counters()) s.counters = *c;
     s.handles = acct_.cache().stats().handles;
+    if (cluster_) {
+      ClusterStatus c = cluster_->status();
+      MetricsSnapshot::Cluster m;
+      m.state = c.state;
+      m.nodes = c.nodes;
+      m.pending = c.pending;
+      m.requests = c.requests;
+      m.published = c.published;
+      m.conflicts = c.conflicts;
+      m.reconnects = c.reconnects;
+      for (size_t i = 0; i < policy().trees.size(); i++) {
+        uint64_t u = acct_.trees()[i].usage, l = policy().trees[i].limit;
+        m.room.push_back(i < shared_.size() ? shared_[i].room : u < l ? l - u : 0);
+      }
+      s.cluster = std::move(m);
+    }
     s.policy_reloads = reloads_;
     s.policy_reload_errors = reload_errors_;
     auto lag = reply_lag_.summary();
@@ -312,8 +387,50 @@ class Agent {
 
   // Every tree's over flag and room, from the accounting, into the kernel.
   void sync_trees() {
+    if (cluster_) return enforce(true);
     for (size_t i = 0; i < policy().trees.size(); i++) mirror_.set_over(int(i), acct_.trees()[i].over);
     mirror_.sync_rooms(acct_.trees(), true);
+  }
+
+  // Rooms (and, with a cluster, over flags) into the kernel. Without a cluster the
+  // accounting's own usage and limit - usage, as always. With one: once etcd's state was
+  // read, the shared usage decides over/under and the room is this node's share
+  // (nfs/shared_usage.h); before that, this node's own view.
+  void enforce(bool all) {
+    if (!cluster_) return mirror_.sync_rooms(acct_.trees(), all);
+    const Policy& p = policy();
+    std::vector<uint64_t> limits;
+    for (const TreePolicy& t : p.trees) limits.push_back(t.limit);
+    shared_ = cluster_->trees(limits);
+    std::vector<TreeState> eff = acct_.trees();
+    std::vector<uint64_t> rooms(eff.size());
+    if (kernel_over_.size() != eff.size()) kernel_over_.assign(eff.size(), -1);
+    for (size_t i = 0; i < eff.size(); i++) {
+      uint64_t limit = p.trees[i].limit;
+      if (i < shared_.size()) {
+        eff[i].usage = shared_[i].usage;
+        rooms[i] = shared_[i].room;
+        if (shared_[i].growth && shared_[i].room <= shared_[i].growth) cluster_->nudge();
+      } else {
+        rooms[i] = eff[i].usage < limit ? limit - eff[i].usage : 0;
+      }
+      bool over = eff[i].usage >= limit;
+      if (!all && kernel_over_[i] == int(over)) continue;
+      if (kernel_over_[i] != int(over) && (kernel_over_[i] >= 0 || over)) {
+        const TreePolicy& t = p.trees[i];
+        log("tree '" + t.name + "' " + (over ? "reached" : "is back below") + " its limit (" + format_size(t.limit) +
+            "): " + (i < shared_.size() ? "shared" : "this node's") + " usage " + format_size(eff[i].usage) +
+            (over ? ", refusing WRITEs" : ", WRITEs allowed again"));
+        emit(over ? "tree_over" : "tree_under", json{{"tree", t.name},
+                                                     {"path", t.path},
+                                                     {"usage_bytes", eff[i].usage},
+                                                     {"limit_bytes", t.limit},
+                                                     {"shared", i < shared_.size()}});
+      }
+      mirror_.set_over(int(i), over);
+      kernel_over_[i] = int(over);
+    }
+    mirror_.sync_rooms(eff, all, &rooms);
   }
 
   // A change seen by inotify is applied once the source has been quiet for 50 ms (a
@@ -390,8 +507,14 @@ class Agent {
     }
     if (!mirror_.apply(acct_.cache(), *next, renumber))
       return reject(src_.name() + ": no free tree ids in the kernel's maps");
+    reloading_ = true;
     acct_.set_policy(std::move(*next));
+    reloading_ = false;
     mirror_.set_policy(acct_.policy());
+    if (cluster_) {
+      cluster_->set_trees(tree_names(policy()));
+      kernel_over_.clear();  // renumbered: set every tree again
+    }
     std::vector<int> walk_idx;
     for (const TreePolicy& t : to_walk)
       for (size_t j = 0; j < policy().trees.size(); j++)
@@ -455,6 +578,7 @@ class Agent {
   }
 
   void on_limit(int tree, bool over) {
+    if (cluster_) return;  // enforce() follows the shared usage
     const TreePolicy& t = policy().trees[tree];
     log("tree '" + t.name + "' " + (over ? "reached" : "is back below") + " its limit (" + format_size(t.limit) +
         "): usage " + format_size(acct_.trees()[tree].usage) + (over ? ", refusing WRITEs" : ", WRITEs allowed again"));
@@ -501,6 +625,12 @@ class Agent {
   };
   std::map<std::string, RefusedSeen> refused_seen_;
   std::chrono::steady_clock::time_point refused_at_{};
+  // several nodes (policy `cluster:`): declared last, so that it goes first (its thread
+  // publishes what is pending and revokes the lease) while the rest still exists
+  bool reloading_ = false;
+  std::vector<int> kernel_over_;       // per tree: the over flag enforce() set (-1: none yet)
+  std::vector<Cluster::Tree> shared_;  // per tree, as enforce() last read it
+  std::unique_ptr<Cluster> cluster_;
 };
 
 // Called from libbpf's C code, which an exception must not cross (that would end the
@@ -699,7 +829,7 @@ void follow(ring_buffer* rb, RingContext& ctx, unsigned wakeup_us, const std::at
   const int busy_ms = int(wakeup_us / 1000) + 1, idle_ms = 200, pending_ms = 10;
   bpf::UniqueFd ep(::epoll_create1(EPOLL_CLOEXEC));
   const int policy_fd = agent.policy_fd();
-  for (int fd : {ring_buffer__epoll_fd(rb), policy_fd}) {
+  for (int fd : {ring_buffer__epoll_fd(rb), policy_fd, agent.cluster_fd()}) {
     epoll_event e{};
     e.events = EPOLLIN;
     e.data.fd = fd;
@@ -710,8 +840,8 @@ void follow(ring_buffer* rb, RingContext& ctx, unsigned wakeup_us, const std::at
   }
   int timeout = idle_ms;
   while (!stop.load()) {
-    epoll_event evs[2];
-    int ready = ::epoll_wait(ep.get(), evs, 2, timeout);
+    epoll_event evs[3];
+    int ready = ::epoll_wait(ep.get(), evs, 3, timeout);
     if (ready < 0 && errno != EINTR) {
       log("epoll_wait: " + std::string(std::strerror(errno)));
       break;
@@ -804,6 +934,7 @@ int run_attach_tc(const AttachOptions& opt, const Policy& policy, const std::ato
     return 1;
   }
   libbpf_log_live();
+  agent.start_cluster();
   log(ready_line(opt, agent.policy(), agent, *walked, secs));
   agent.emit("agent_ready", json{{"handles", walked->handles},
                                  {"directories", walked->directories},

@@ -39,6 +39,7 @@ struct AttachOptions {
   size_t max_handles = NFSF_MAX_HANDLES;
   unsigned wakeup_us = NFSF_WAKE_NS / 1000;  // tc: reply events wake the agent at most this often
   std::string metrics;                       // tc: ADDR:PORT to serve Prometheus metrics on (empty: none)
+  std::string node;  // tc, policy with cluster: this node's name in etcd (empty: HOSTNAME/IFACE)
 };
 
 // Runs until `stop` becomes true (the CLI sets it from SIGINT/SIGTERM). Returns the exit

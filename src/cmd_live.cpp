@@ -119,6 +119,9 @@ int cmd_attach(const std::vector<std::string>& args) {
       "Fewer wakeups cost less per reply (a wakeup is ~5 us); the agent sees a reply at most about this much later")(
       "metrics", po::value(&o.metrics),
       "tc: serve Prometheus metrics on ADDR:PORT at /metrics (e.g. 127.0.0.1:9109; names: docs/metrics.md)")(
+      "node", po::value(&o.node),
+      "tc, with the policy's `cluster:` (several nodes sharing the trees' usage through etcd): this node's name "
+      "in etcd, unique per agent (default: HOSTNAME/IFACE)")(
       "max-handles", po::value(&o.max_handles)->default_value(NFSF_MAX_HANDLES),
       "size of the handle map (kernel memory: see docs/architecture.md)")(
       "pin-dir", po::value(&o.pin_root)->default_value("/sys/fs/bpf/nfsfence"), kPinHelp)(
@@ -155,7 +158,11 @@ int cmd_attach(const std::vector<std::string>& args) {
       "`detach` removes nfsfence's XDP program only; another program already on IFACE is never replaced.\n\n"
       "With --mode lsm the hooks (file_permission, mmap_file, file_mprotect, inode_setattr, ...) refuse with\n"
       "EDQUOT at write() itself; usage comes from a statx scan of each tree and the growth the hooks see\n"
-      "(see docs/architecture.md, \"The LSM fallback\").\n";
+      "(see docs/architecture.md, \"The LSM fallback\").\n\n"
+      "With `cluster: {etcd: [URL...], prefix: /nfsfence/EXPORT}` in the policy, every node's agent shares\n"
+      "per-file usage through etcd and each may let a tree grow by its share of the room that is left\n"
+      "(docs/architecture.md, \"Several nodes\"); `status` shows the connection. Without etcd at start the\n"
+      "agent enforces with its own view, and says so, until etcd answers.\n";
   if (auto rc = parse_options(args, synopsis, epilog, opts, pos, vm)) return *rc;
   if (o.policy_path.empty() == o.policy_dir.empty()) {
     error(o.policy_path.empty() ? "attach needs a policy: --policy FILE or --policy-dir DIR"
@@ -200,6 +207,12 @@ int cmd_attach(const std::vector<std::string>& args) {
   }
   if (o.mode == agent::Mode::Tc && (vm.count("mount") || !vm["rescan"].defaulted())) {
     error(std::string(vm.count("mount") ? "--mount" : "--rescan") + " is for --mode lsm or auto");
+    return kExitUsage;
+  }
+  if (vm.count("node") && (o.mode == agent::Mode::Lsm || o.node.empty() ||
+                           o.node.find_first_of(" \t\n\r") != std::string::npos || o.node.size() > 200)) {
+    error(o.mode == agent::Mode::Lsm ? "--node is for --mode tc (the LSM agent does not share usage)"
+                                     : "--node: give a name of 1 to 200 characters without spaces");
     return kExitUsage;
   }
   o.rescan_secs = rescan.value;

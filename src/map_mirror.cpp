@@ -153,10 +153,11 @@ void MapMirror::settle() {
   }
 }
 
-void MapMirror::sync_rooms(const std::vector<TreeState>& trees, bool all) {
+void MapMirror::sync_rooms(const std::vector<TreeState>& trees, bool all, const std::vector<uint64_t>* room) {
   const Policy& policy = *policy_;
   if (room_usage_.size() != policy.trees.size()) {
     room_usage_.assign(policy.trees.size(), ~uint64_t(0));
+    room_left_.assign(policy.trees.size(), ~uint64_t(0));
     room_dirty_.assign(policy.trees.size(), true);
   }
   if (df_usage_.size() != policy.trees.size()) df_usage_.assign(policy.trees.size(), ~uint64_t(0));
@@ -173,7 +174,8 @@ void MapMirror::sync_rooms(const std::vector<TreeState>& trees, bool all) {
       else
         df_usage_[i] = usage;
     }
-    if (!all && !room_dirty_[i] && usage == room_usage_[i]) continue;
+    uint64_t left = room && i < room->size() ? (*room)[i] : usage < limit ? limit - usage : 0;
+    if (!all && !room_dirty_[i] && usage == room_usage_[i] && left == room_left_[i]) continue;
     room_dirty_[i] = false;
     auto t = maps_.tree(id);
     if (!t) {
@@ -182,12 +184,13 @@ void MapMirror::sync_rooms(const std::vector<TreeState>& trees, bool all) {
     }
     uint64_t& answered = answered_[id];
     if (answered == kUnknown || answered > t->write_bytes) answered = t->write_bytes;
-    uint64_t full_at = answered + (usage < limit ? limit - usage : 0);
+    uint64_t full_at = answered + left;
     if (auto r = maps_.set_tree_room(id, full_at ? full_at : 1); !r) {
       log("error: " + r.error().message());
       continue;
     }
     room_usage_[i] = usage;
+    room_left_[i] = left;
   }
 }
 

@@ -52,7 +52,9 @@ class MapMirror {
   // answered (and all of them with `all`, after a walk). The cost: WRITEs that rewrite
   // existing bytes use up room until their replies are read, so a tree with less room than
   // the WRITEs in flight can refuse a rewrite.
-  void sync_rooms(const std::vector<TreeState>& trees, bool all);
+  // `room` (several nodes, src/cluster.h): per tree what this node may still let it grow
+  // by, in place of limit - usage.
+  void sync_rooms(const std::vector<TreeState>& trees, bool all, const std::vector<uint64_t>* room = nullptr);
   // The same pass writes tree_df (limit, usage, fsstat flag: what the ingress program puts
   // into FSSTAT replies, bpf/include/nfsf_fsstat.h) for every tree whose usage changed.
   // A WRITE call of `count` bytes to tree `tree` (0-based) was answered; `passed`: the
@@ -80,6 +82,7 @@ class MapMirror {
   std::deque<uint32_t> free_;    // ids no tree holds, the next to give first
   uint64_t mirrored_ = 0;
   std::vector<uint64_t> room_usage_;  // per tree: the usage tree_room was last set from
+  std::vector<uint64_t> room_left_;   // per tree: and the room
   std::vector<bool> room_dirty_;      // per tree: a WRITE reply since the last sync_rooms
   std::vector<uint64_t> df_usage_;    // per tree: the usage tree_df was last set from
   // per kernel id: bytes of write_bytes answered (kUnknown: take write_bytes), write_bytes

@@ -9,6 +9,7 @@
 #include <algorithm>
 #include <charconv>
 #include <cstring>
+#include <tuple>
 
 #include "src/bpf_loader.h"
 
@@ -124,6 +125,42 @@ std::vector<MetricFamily> metric_families(const MetricsSnapshot& s) {
                               MetricType::Counter);
   add(reload_errors, double(s.policy_reload_errors));
   out.push_back(std::move(reload_errors));
+
+  if (s.cluster) {
+    const auto& c = *s.cluster;
+    auto state = family("nfsfence_cluster_state",
+                        "1 for the state of this agent's etcd connection (connected, lost, unreachable, connecting)",
+                        MetricType::Gauge);
+    for (const char* st : {"connected", "lost", "unreachable", "connecting"})
+      add(state, c.state == st ? 1 : 0, {{"state", st}});
+    out.push_back(std::move(state));
+    auto nodes =
+        family("nfsfence_cluster_nodes", "nodes holding a lease in etcd (this one included)", MetricType::Gauge);
+    add(nodes, double(c.nodes));
+    out.push_back(std::move(nodes));
+    auto pending =
+        family("nfsfence_cluster_pending_reports", "this node's file reports not yet in etcd", MetricType::Gauge);
+    add(pending, double(c.pending));
+    out.push_back(std::move(pending));
+    for (auto [name, help, v] :
+         {std::tuple{"nfsfence_cluster_etcd_requests_total",
+                     "requests to etcd since the agent started (the watch not counted)", c.requests},
+          {"nfsfence_cluster_published_total", "file reports published to etcd since the agent started", c.published},
+          {"nfsfence_cluster_conflicts_total",
+           "publishes that lost a compare-and-swap (another node wrote the key first)", c.conflicts},
+          {"nfsfence_cluster_reconnects_total", "reconnections to etcd since the agent started", c.reconnects}}) {
+      auto f = family(name, help, MetricType::Counter);
+      add(f, double(v));
+      out.push_back(std::move(f));
+    }
+    auto room = family("nfsfence_tree_room_bytes",
+                       "what this node may still let the tree grow by: its share of the shared room, less its growth "
+                       "etcd has not confirmed",
+                       MetricType::Gauge);
+    for (size_t i = 0; i < c.room.size() && i < s.trees.size(); i++)
+      add(room, double(c.room[i]), {{"tree", s.trees[i].name}});
+    out.push_back(std::move(room));
+  }
 
   auto lag = family("nfsfence_reply_lag_seconds",
                     "time from the program's reply event to the agent reading it (quantiles over the last 4096)",

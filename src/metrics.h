@@ -7,6 +7,7 @@
 #include <cstdint>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -29,6 +30,13 @@ struct MetricsSnapshot {
     uint64_t writes = 0, write_bytes = 0, refused_writes = 0, refused_bytes = 0;
   };
   std::vector<Tree> trees;
+  // with the policy's cluster: (src/cluster.h)
+  struct Cluster {
+    std::string state;  // connected, lost, unreachable, connecting
+    uint64_t nodes = 0, pending = 0, requests = 0, published = 0, conflicts = 0, reconnects = 0;
+    std::vector<uint64_t> room;  // per tree (as trees): what this node may still let it grow by
+  };
+  std::optional<Cluster> cluster;
   std::array<uint64_t, NFSF_C_MAX> counters{};  // the programs' counters, summed over CPUs
   uint64_t handles = 0;                         // handles the agent knows
   uint64_t policy_reloads = 0;                  // policy changes applied since the maps were pinned

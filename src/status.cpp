@@ -1,6 +1,7 @@
 #include "src/status.h"
 
 #include <cstdio>
+#include <ctime>
 #include <filesystem>
 
 #include "src/agent.h"
@@ -60,7 +61,8 @@ Expected<json> status_tc(const std::string& iface, const std::string& pin_root, 
   if (state) j["handles"] = state_field(*state, "handles");
   if (state) j["reply_lag"] = state_field(*state, "reply_lag");
   if (state)
-    for (const char* k : {"policy", "policy_applied", "policy_reloads", "policy_reload_errors", "policy_error"})
+    for (const char* k :
+         {"policy", "policy_applied", "policy_reloads", "policy_reload_errors", "policy_error", "cluster"})
       j[k] = state_field(*state, k);
   j["counters"] = counters_json<nfsf_counter>(maps->counters());
   return j;
@@ -96,6 +98,30 @@ void render_status_text(const json& attachments) {
       if (j.value("policy_error", json()).is_string())
         std::printf("  policy ERROR (the last good policy stays in force): %s\n",
                     printable(j["policy_error"].get<std::string>()).c_str());
+    }
+    const json cl = j.value("cluster", json());
+    if (cl.is_object() && cl.value("state", json()).is_string()) {
+      std::string st = cl["state"].get<std::string>();
+      std::string line = "  cluster: node " + printable(cl.value("node", std::string("?"))) + ", ";
+      if (st == "connected")
+        line += "connected to etcd " + printable(cl.value("etcd", std::string("?"))) + ", " +
+                std::to_string(cl.value("nodes", 0ull)) + " nodes, " +
+                std::to_string(cl.value("pending_reports", 0ull)) + " reports pending";
+      else if (st == "lost")
+        line += "etcd LOST (" +
+                printable(cl.value("error", json("?")).is_string() ? cl["error"].get<std::string>() : "?") +
+                "): enforcing with the last shared state and this node's own reports";
+      else if (st == "unreachable")
+        line += "etcd UNREACHABLE (" +
+                printable(cl.value("error", json("?")).is_string() ? cl["error"].get<std::string>() : "?") +
+                "): enforcing with this node's own view";
+      else
+        line += "connecting to etcd";
+      if (cl.value("since", json()).is_number_integer()) {
+        std::time_t since = cl["since"].get<std::time_t>();
+        line += " (since " + std::to_string(std::max<long long>(0, std::time(nullptr) - since)) + " s)";
+      }
+      std::printf("%s\n", line.c_str());
     }
     std::printf("  %-16s %-20s %10s %10s %-6s %8s %8s %10s\n", "tree", "path", "limit", "usage", "state", "writes",
                 "refused", "refused_B");

@@ -2,9 +2,11 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <map>
 #include <random>
 
 #include "nfs/accounting.h"
+#include "nfs/shared_usage.h"
 
 using namespace nfsfence;
 
@@ -793,4 +795,86 @@ TEST(Accounting, SetPolicyKeepsMovesAndForgets) {
   acct.cache().for_each([&](HandleCache::Id id, HandleCache::Node&) { nodes = std::max<size_t>(nodes, id + 1); });
   for (HandleCache::Id id : acct.cache().touched()) EXPECT_LT(id, nodes) << "a touched id past the node table";
   acct.cache().clear_touched();
+}
+
+// Two nodes, each with its own accounting (its own traffic), sharing per-file records
+// through a stand-in for etcd (compare-and-swap on a key's revision, every write seen by
+// both): a file both write is counted once, a file one writes and the other removes leaves
+// the tree for both.
+namespace {
+struct FakeEtcd {
+  struct Kv {
+    SharedRecord r;
+    int64_t rev;
+  };
+  std::map<std::string, Kv> kv;
+  int64_t rev = 1;
+  std::vector<SharedUsage*> watchers;
+  void publish(SharedUsage& su) {
+    for (auto& p : su.to_publish(100)) {
+      auto it = kv.find(p.fh);
+      int64_t cur = it == kv.end() ? 0 : it->second.rev;
+      if (cur != p.expect_revision) {  // the txn's failure branch: read it back
+        su.remote(p.fh, it->second.r, cur);
+        continue;
+      }
+      kv[p.fh] = Kv{p.record, ++rev};
+      for (SharedUsage* w : watchers) w->remote(p.fh, p.record, rev);
+    }
+  }
+};
+}  // namespace
+
+TEST(Accounting, FileReportsShareUsageAcrossNodes) {
+  Policy p = make_policy();
+  SharedUsage su_a({"vol-a", "vol-b", "inner"}, "a"), su_b({"vol-a", "vol-b", "inner"}, "b");
+  auto hook = [](SharedUsage& su) {
+    Accounting::Events ev;
+    ev.on_file = [&su](const std::string& fh, int tree, uint64_t bytes, uint64_t ctime, bool gone) {
+      su.local(fh, tree, bytes, ctime, gone);
+    };
+    return ev;
+  };
+  Accounting a(p, 1000, hook(su_a)), b(p, 1000, hook(su_b));
+  FakeEtcd etcd;
+  etcd.watchers = {&su_a, &su_b};
+  Msgs m;
+  build_tree(a, m);
+  build_tree(b, m);
+  auto write = [&](Accounting& acct, const Bytes& f, uint64_t used, uint64_t ctime) {
+    RpcMessage r = m.write(f, used, used);
+    r.fields.attr->ctime_ns = ctime;
+    acct.on_message(r);
+  };
+  // Node a creates f and writes 400 bytes; node b (which learns f by a LOOKUP) writes on to 700.
+  a.on_message(m.create(NFS3_CREATE, kA, "f", fh(10), NF3REG));
+  write(a, fh(10), 400, 100);
+  b.on_message(m.create(NFS3_LOOKUP, kA, "f", fh(10), NF3REG, 400));
+  write(b, fh(10), 700, 200);
+  etcd.publish(su_b);
+  etcd.publish(su_a);  // a's 400 is older than b's 700: a drops it, nothing published
+  EXPECT_EQ(su_a.usage(0), 700u);
+  EXPECT_EQ(su_b.usage(0), 700u);
+  EXPECT_EQ(a.trees()[0].usage, 400u);  // each node's own view stays its own
+  EXPECT_EQ(etcd.kv.size(), 1u);
+  // A second file only node a knows of.
+  a.on_message(m.create(NFS3_CREATE, kA, "g", fh(11), NF3REG));
+  write(a, fh(11), 50, 300);
+  etcd.publish(su_a);
+  EXPECT_EQ(su_b.usage(0), 750u);
+  // Node b removes f (written by both): it leaves the tree on both nodes.
+  b.on_message(m.remove(kA, "f"));
+  etcd.publish(su_b);
+  EXPECT_EQ(su_a.usage(0), 50u);
+  EXPECT_EQ(su_b.usage(0), 50u);
+  // Node a's late reply about f (built before the REMOVE) does not bring it back.
+  write(a, fh(10), 800, 250);
+  etcd.publish(su_a);
+  EXPECT_EQ(su_a.usage(0), 50u);
+  EXPECT_EQ(su_b.usage(0), 50u);
+  // A rename by node a into vol-b moves g for both.
+  a.on_message(m.rename(kA, "g", kB, "g"));
+  etcd.publish(su_a);
+  EXPECT_EQ(su_b.usage(0), 0u);
+  EXPECT_EQ(su_b.usage(1), 50u);
 }

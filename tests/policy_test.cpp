@@ -26,6 +26,44 @@ TEST(PolicySize, Units) {
   EXPECT_NE(parse_size("50Gx").error().message.find("50Gi"), std::string::npos);
 }
 
+TEST(Policy, Cluster) {
+  std::string dir = test::temp_dir();
+  for (const char* f : {"ca.pem", "node.pem", "node-key.pem"}) test::write_file(f, ByteView());
+  std::string text =
+      "export: /e\ntrees: [{name: a, path: a, limit: 1M}]\ncluster:\n"
+      "  etcd: [https://10.0.0.5:2379/, 'http://[fd00::5]:2379']\n  prefix: /nfsfence/e1/\n"
+      "  ca: ca.pem\n  cert: node.pem\n  key: " +
+      dir +
+      "/node-key.pem\n"
+      "  room_chunk: 8Mi\n  flush_ms: 50\n  lease_ttl: 5\n";
+  auto p = parse_policy(text, dir + "/p.yaml");
+  ASSERT_TRUE(p) << p.error().message;
+  ASSERT_TRUE(p->cluster);
+  EXPECT_EQ(p->cluster->etcd, (std::vector<std::string>{"https://10.0.0.5:2379", "http://[fd00::5]:2379"}));
+  EXPECT_EQ(p->cluster->prefix, "/nfsfence/e1");
+  EXPECT_EQ(p->cluster->ca, dir + "/ca.pem");  // relative to the policy file
+  EXPECT_EQ(p->cluster->cert, dir + "/node.pem");
+  EXPECT_EQ(p->cluster->key, dir + "/node-key.pem");
+  EXPECT_EQ(p->cluster->room_chunk, 8u << 20);
+  EXPECT_EQ(p->cluster->flush_ms, 50u);
+  EXPECT_EQ(p->cluster->lease_ttl_s, 5u);
+  auto d = parse_policy(
+      "export: /e\ntrees: [{name: a, path: a, limit: 1M}]\ncluster: {etcd: http://e:2379, prefix: /p}\n", "p.yaml");
+  ASSERT_TRUE(d) << d.error().message;
+  EXPECT_EQ(d->cluster->room_chunk, 64u << 20);  // defaults
+  EXPECT_EQ(d->cluster->flush_ms, 100u);
+  EXPECT_EQ(d->cluster->lease_ttl_s, 3u);
+  EXPECT_FALSE(parse_policy("export: /e\ntrees: [{name: a, path: a, limit: 1M}]\n", "p.yaml")->cluster);
+  // cert without key
+  auto e = parse_policy(
+      "export: /e\ntrees: [{name: a, path: a, limit: 1M}]\ncluster: {etcd: http://e:2379, prefix: /p, cert: " + dir +
+          "/node.pem}\n",
+      "p.yaml");
+  ASSERT_FALSE(e);
+  EXPECT_EQ(e.error().message,
+            "p.yaml:3: cluster.key: cert and key go together (a TLS client certificate and its key)");
+}
+
 TEST(PolicySize, Format) {
   EXPECT_EQ(format_size(50ull << 30), "50Gi");
   EXPECT_EQ(format_size(1536), "1.50Ki");
@@ -205,15 +243,16 @@ INSTANTIATE_TEST_SUITE_P(
                         "p.yaml:3: trees[0]: keys must be plain names (found a mapping)"},
         DocumentedError{"EmptyKey", "export: /e\n: 1\n",
                         "p.yaml:2: policy: keys must be plain names (found an empty key)"},
-        DocumentedError{
-            "UnknownKey", "export: /e\nexpor: /x\n" + kTree,
-            "p.yaml:2: expor: unknown key (expected one of: export, server, accounting, root_fh, fsstat, trees)"},
+        DocumentedError{"UnknownKey", "export: /e\nexpor: /x\n" + kTree,
+                        "p.yaml:2: expor: unknown key (expected one of: export, server, accounting, root_fh, fsstat, "
+                        "trees, cluster)"},
         DocumentedError{"UnknownTreeKey",
                         "export: /e\ntrees:\n  - name: a\n    path: a\n    limit: 1M\n    soft_limt: 1K\n",
                         "p.yaml:6: trees[0].soft_limt: unknown key (expected one of: name, path, limit, soft_limit)"},
         DocumentedError{
             "UnknownKeyEscaped", "export: /e\n\"ex\\nport\": /x\n",
-            "p.yaml:2: ex\\x0aport: unknown key (expected one of: export, server, accounting, root_fh, fsstat, trees)"},
+            "p.yaml:2: ex\\x0aport: unknown key (expected one of: export, server, accounting, root_fh, fsstat, trees, "
+            "cluster)"},
         DocumentedError{"TreeKeyGivenTwice", "export: /e\ntrees:\n  - {name: a, path: a, limit: 2Mi, limit: 50Gi}\n",
                         "p.yaml:3: trees[0].limit: given twice (first at line 3)"},
         DocumentedError{"TopKeyGivenTwice", "export: /e\n" + kTree + "trees: [{name: b, path: b, limit: 1M}]\n",
@@ -224,6 +263,51 @@ INSTANTIATE_TEST_SUITE_P(
         DocumentedError{"TreeNoValue", "export: /e\ntrees:\n  - name: a\n    path:\n    limit: 1M\n",
                         "p.yaml:4: trees[0].path: has no value"},
         DocumentedError{"NotASingleValue", "export: [/a, /b]\n" + kTree, "p.yaml:1: export: must be a single value"},
+        // cluster
+        DocumentedError{"ClusterNotAMapping", "export: /e\n" + kTree + "cluster: http://e:2379\n",
+                        "p.yaml:3: cluster: must be a mapping with etcd and prefix"},
+        DocumentedError{"ClusterUnknownKey",
+                        "export: /e\n" + kTree + "cluster: {etcd: http://e:2379, prefix: /p, ttl: 3}\n",
+                        "p.yaml:3: cluster.ttl: unknown key (expected one of: etcd, prefix, ca, cert, key, room_chunk, "
+                        "flush_ms, lease_ttl)"},
+        DocumentedError{"ClusterNoPrefix", "export: /e\n" + kTree + "cluster: {etcd: http://e:2379}\n",
+                        "p.yaml:3: cluster.prefix: missing"},
+        DocumentedError{"ClusterEtcdEmpty", "export: /e\n" + kTree + "cluster: {etcd: [], prefix: /p}\n",
+                        "p.yaml:3: cluster.etcd: must be a URL or a non-empty list of URLs (http://ADDR:2379)"},
+        DocumentedError{"ClusterEtcdNested", "export: /e\n" + kTree + "cluster: {etcd: [[a]], prefix: /p}\n",
+                        "p.yaml:3: cluster.etcd: must be a list of URLs"},
+        DocumentedError{"ClusterEtcdNotUrl", "export: /e\n" + kTree + "cluster: {etcd: [10.0.0.5:2379], prefix: /p}\n",
+                        "p.yaml:3: cluster.etcd: '10.0.0.5:2379' is not an http:// or https:// URL"},
+        DocumentedError{"ClusterEtcdNoHost", "export: /e\n" + kTree + "cluster: {etcd: 'https://', prefix: /p}\n",
+                        "p.yaml:3: cluster.etcd: 'https://' has no host"},
+        DocumentedError{"ClusterEtcdPath", "export: /e\n" + kTree + "cluster: {etcd: 'http://e:2379/v3', prefix: /p}\n",
+                        "p.yaml:3: cluster.etcd: 'http://e:2379/v3' has a path: give scheme, host and port only"},
+        DocumentedError{"ClusterPrefixRelative",
+                        "export: /e\n" + kTree + "cluster: {etcd: http://e:2379, prefix: nfsf}\n",
+                        "p.yaml:3: cluster.prefix: 'nfsf' must be an absolute key prefix, e.g. /nfsfence/export-1"},
+        DocumentedError{"ClusterPrefixControl",
+                        "export: /e\n" + kTree + "cluster: {etcd: http://e:2379, prefix: \"/a\\tb\"}\n",
+                        "p.yaml:3: cluster.prefix: '/a\\x09b' contains a control character"},
+        DocumentedError{
+            "ClusterCaMissing",
+            "export: /e\n" + kTree + "cluster: {etcd: https://e:2379, prefix: /p, ca: /nonexistent/ca.pem}\n",
+            "p.yaml:3: cluster.ca: '/nonexistent/ca.pem' is not a readable file"},
+        DocumentedError{"ClusterCertWithoutKey",
+                        "export: /e\n" + kTree + "cluster: {etcd: https://e:2379, prefix: /p, cert: /dev/null}\n",
+                        "p.yaml:3: cluster.cert: '/dev/null' is not a readable file"},
+        DocumentedError{"ClusterRoomChunkZero",
+                        "export: /e\n" + kTree + "cluster: {etcd: http://e:2379, prefix: /p, room_chunk: 0}\n",
+                        "p.yaml:3: cluster.room_chunk: must be more than 0 (no node could write)"},
+        DocumentedError{"ClusterRoomChunkNotSize",
+                        "export: /e\n" + kTree + "cluster: {etcd: http://e:2379, prefix: /p, room_chunk: lots}\n",
+                        "p.yaml:3: cluster.room_chunk: 'lots' is not a size (use e.g. 50Gi, 500M, 1.5Ti or a number of "
+                        "bytes)"},
+        DocumentedError{"ClusterFlushRange",
+                        "export: /e\n" + kTree + "cluster: {etcd: http://e:2379, prefix: /p, flush_ms: 0}\n",
+                        "p.yaml:3: cluster.flush_ms: '0' must be a whole number from 1 to 10000"},
+        DocumentedError{"ClusterTtlRange",
+                        "export: /e\n" + kTree + "cluster: {etcd: http://e:2379, prefix: /p, lease_ttl: 1.5}\n",
+                        "p.yaml:3: cluster.lease_ttl: '1.5' must be a whole number from 2 to 600"},
         // export, server, accounting, root_fh
         DocumentedError{"ExportMissing", kTree,
                         "p.yaml:1: export: missing (the export path as the client mounts it, e.g. /srv/nfs)"},
@@ -532,9 +616,10 @@ TEST(PolicyDir, Errors) {
   dir = policy_dir({{"_defaults.yaml", "export: /e\ntrees: []\n"}});
   p = load_policy_dir(dir);
   ASSERT_FALSE(p);
-  EXPECT_EQ(
-      p.error().message,
-      dir + "/_defaults.yaml:2: trees: unknown key (expected one of: export, server, accounting, root_fh, fsstat)");
+  EXPECT_EQ(p.error().message,
+            dir +
+                "/_defaults.yaml:2: trees: unknown key (expected one of: export, server, accounting, root_fh, fsstat, "
+                "cluster)");
   p = load_policy_dir(dir + "/_defaults.yaml");
   ASSERT_FALSE(p);
   EXPECT_EQ(p.error().message, dir +
