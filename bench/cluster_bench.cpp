@@ -7,7 +7,10 @@
 // file on every node, growing on every loop).
 //
 //   nfsf_cluster_bench --etcd URL --capture PCAP --policy YAML [--nodes N] [--trees T]
-//                      [--seconds S] [--rate R] [--flush-ms F] [--prefix P]
+//                      [--seconds S] [--rate R] [--flush-ms F] [--copies C] [--prefix P]
+//
+// --copies C (default 250): each file of the capture stands for C files of the node, written
+// in turn (one loop of the recording each), so that the nodes' files cover the trees.
 //
 // Prints one JSON line: WRITE replies fed, file reports, requests to etcd (txn, keepalive,
 // grant, range), bytes sent, reports published, conflicts, watch events delivered, and per
@@ -74,7 +77,7 @@ std::vector<Report> record(const std::string& capture, const Policy& policy, uin
 
 int main(int argc, char** argv) {
   std::string etcd_url, capture, policy_path, prefix = "/nfsfence-bench";
-  size_t nodes = 1, trees = 1000;
+  size_t nodes = 1, trees = 1000, copies = 250;
   double seconds = 10, rate = 1000;
   unsigned flush_ms = 100;
   for (int i = 1; i < argc; i++) {
@@ -99,6 +102,8 @@ int main(int argc, char** argv) {
       rate = std::stod(val());
     else if (a == "--flush-ms")
       flush_ms = unsigned(std::stoul(val()));
+    else if (a == "--copies")
+      copies = std::max<size_t>(1, std::stoul(val()));
     else if (a == "--prefix")
       prefix = val();
     else
@@ -164,9 +169,9 @@ int main(int argc, char** argv) {
       size_t w = 0;
       while (w < n) {
         const Report& r = rec[pos[k]];
-        std::string fh = r.fh + "#" + std::to_string(k);
+        std::string fh = r.fh + "#" + std::to_string(k) + "#" + std::to_string(loop[k] % copies);
         int tree = r.tree < 0 ? -1 : int(std::hash<std::string>{}(fh) % trees);
-        uint64_t grow = loop[k] * (uint64_t(1) << 20);
+        uint64_t grow = (loop[k] / copies) * (uint64_t(1) << 20);
         cl[k]->local(fh, tree, r.gone ? 0 : r.bytes + grow, r.ctime_ns + loop[k] * span, r.gone);
         fed_reports++;
         if (r.write) {
@@ -194,6 +199,8 @@ int main(int argc, char** argv) {
   uint64_t conflicts = sum([](const agent::ClusterStatus& s) { return s.conflicts; });
   uint64_t pending = sum([](const agent::ClusterStatus& s) { return uint64_t(s.pending); });
   uint64_t files = cl.front()->status().files;
+  uint64_t reconnects = sum([](const agent::ClusterStatus& s) { return s.reconnects; });
+  uint64_t not_connected = sum([](const agent::ClusterStatus& s) { return uint64_t(s.state != "connected"); });
   json out{{"nodes", nodes},
            {"trees", trees},
            {"flush_ms", flush_ms},
@@ -213,6 +220,9 @@ int main(int argc, char** argv) {
            {"watch_events", ev},
            {"watch_events_per_s", std::round(double(ev) / secs)},
            {"pending_at_end", pending},
+           {"copies", copies},
+           {"reconnects", reconnects},
+           {"nodes_not_connected_at_end", not_connected},
            {"files_known_by_node0", files}};
   std::printf("%s\n", out.dump().c_str());
   cl.clear();  // publishes what is left, revokes the leases

@@ -1,4 +1,5 @@
-// The policy loader (yaml-cpp and our checks) and parse_size on arbitrary bytes: never an
+// The policy loader (yaml-cpp and our checks), parse_size and decode_record (what another
+// node left in etcd, nfs/shared_usage.h) on arbitrary bytes: never an
 // exception or a crash; an error is one line naming the origin; an accepted policy is
 // well-formed; sizes written as integers come back exact.
 #include <cstdlib>
@@ -7,6 +8,7 @@
 #include <string>
 
 #include "nfs/policy.h"
+#include "nfs/shared_usage.h"
 
 using namespace nfsfence;
 
@@ -42,6 +44,17 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
         check(joined == t.path);
         check(!t.soft_limit || *t.soft_limit <= t.limit);
       }
+      if (p->cluster) {
+        check(!p->cluster->etcd.empty() && p->cluster->prefix.size() > 1 && p->cluster->prefix[0] == '/');
+        check(p->cluster->room_chunk > 0 && p->cluster->flush_ms > 0 && p->cluster->lease_ttl_s >= 2);
+      }
+    }
+
+    // The same bytes as a record another node put into etcd: decoded or refused, and a
+    // decoded one comes back the same through encode_record.
+    if (auto r = decode_record(text)) {
+      auto again = decode_record(encode_record(*r));
+      check(again && *again == *r && again->node == r->node);
     }
 
     auto s = parse_size(text);

@@ -52,6 +52,52 @@ size_t FlowKeyHash::operator()(const FlowKey& k) const noexcept {
   return size_t(mix64(h ^ tail));
 }
 
+namespace {
+const char kB64[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+}  // namespace
+
+std::string base64(std::string_view in) {
+  std::string out;
+  out.reserve((in.size() + 2) / 3 * 4);
+  size_t i = 0;
+  for (; i + 2 < in.size(); i += 3) {
+    uint32_t v = uint8_t(in[i]) << 16 | uint8_t(in[i + 1]) << 8 | uint8_t(in[i + 2]);
+    for (int s : {18, 12, 6, 0}) out += kB64[(v >> s) & 63];
+  }
+  if (i < in.size()) {
+    uint32_t v = uint8_t(in[i]) << 16 | (i + 1 < in.size() ? uint8_t(in[i + 1]) << 8 : 0);
+    out += kB64[(v >> 18) & 63];
+    out += kB64[(v >> 12) & 63];
+    out += i + 1 < in.size() ? kB64[(v >> 6) & 63] : '=';
+    out += '=';
+  }
+  return out;
+}
+
+std::optional<std::string> unbase64(std::string_view in) {
+  std::string out;
+  uint32_t v = 0;
+  int bits = 0;
+  size_t pad = 0;
+  for (char c : in) {
+    if (c == '=') {
+      pad++;
+      continue;
+    }
+    if (pad) return std::nullopt;  // data after padding
+    const char* p = c ? std::strchr(kB64, c) : nullptr;
+    if (!p) return std::nullopt;
+    v = v << 6 | uint32_t(p - kB64);
+    bits += 6;
+    if (bits >= 8) {
+      bits -= 8;
+      out += char((v >> bits) & 0xff);
+    }
+  }
+  if (pad > 2 || (in.size() % 4) != 0) return std::nullopt;
+  return out;
+}
+
 std::string to_hex(ByteView b) {
   static constexpr char kDigits[] = "0123456789abcdef";
   std::string out(b.size() * 2, '\0');

@@ -105,6 +105,10 @@ std::string printable(std::string_view s);
 // past U+10FFFF).
 size_t utf8_char(std::string_view s, size_t i, uint32_t& cp);
 std::string to_hex(ByteView b);
+// RFC 4648 base64 with padding (etcd's JSON gateway carries keys and values so); decoding
+// refuses anything else (other characters, data after '=', a length not a multiple of 4).
+std::string base64(std::string_view in);
+std::optional<std::string> unbase64(std::string_view in);
 Expected<Bytes> from_hex(std::string_view hex);
 
 // Big-endian loads from possibly unaligned bytes.

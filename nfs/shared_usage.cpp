@@ -7,7 +7,7 @@ namespace nfsfence {
 std::string encode_record(const SharedRecord& r) {
   nlohmann::json j{{"t", r.tree}, {"b", r.bytes}, {"c", r.ctime_ns}, {"n", r.node}};
   if (r.gone) j["g"] = true;
-  return j.dump();
+  return j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);  // a node name need not be UTF-8
 }
 
 std::optional<SharedRecord> decode_record(std::string_view text) {
@@ -30,7 +30,22 @@ std::optional<SharedRecord> decode_record(std::string_view text) {
 }
 
 SharedUsage::SharedUsage(std::vector<std::string> trees, std::string node) : node_(std::move(node)) {
+  live_.insert(node_);
   set_trees(std::move(trees));
+}
+
+void SharedUsage::set_nodes(std::set<std::string> live) {
+  live_ = std::move(live);
+  live_.insert(node_);
+}
+
+size_t SharedUsage::writers(int tree) const {
+  size_t n = 1;  // this node
+  auto it = active_.find(names_[size_t(tree)]);
+  if (it == active_.end()) return n;
+  for (const auto& [node, at] : it->second)
+    if (node != node_ && live_.count(node) && now_ms_ - std::min(at, now_ms_) <= window_ms_) n++;
+  return n;
 }
 
 int SharedUsage::index_of(const std::string& tree) const {
@@ -113,6 +128,7 @@ void SharedUsage::remote(const std::string& fh, const std::optional<SharedRecord
   auto it = files_.find(fh);
   if (it != files_.end() && rev < it->second.seen) return;
   if (!r && it == files_.end()) return;
+  if (r && !r->gone && !r->tree.empty() && r->node != node_) active_[r->tree][r->node] = now_ms_;
   update(fh, [&](Entry& e) {
     e.seen = std::max(e.seen, rev);
     e.remote = r;
@@ -145,7 +161,7 @@ std::vector<SharedUsage::Publish> SharedUsage::to_publish(size_t max) const {
 
 uint64_t SharedUsage::room(int tree, uint64_t limit, uint64_t room_chunk) const {
   uint64_t conf = confirmed(tree);
-  uint64_t share = conf < limit ? (limit - conf) / nodes_ : 0;
+  uint64_t share = conf < limit ? (limit - conf) / writers(tree) : 0;
   share = std::min(share, room_chunk);
   uint64_t g = unconfirmed_growth(tree);
   return share > g ? share - g : 0;

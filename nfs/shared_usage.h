@@ -20,6 +20,7 @@
 
 #include <cstdint>
 #include <optional>
+#include <set>
 #include <string>
 #include <string_view>
 #include <unordered_map>
@@ -72,9 +73,15 @@ class SharedUsage {
   std::vector<Publish> to_publish(size_t max) const;
   size_t pending() const { return dirty_.size(); }
 
-  // Nodes that hold a lease (this one included).
-  void set_nodes(size_t n) { nodes_ = n ? n : 1; }
-  size_t nodes() const { return nodes_; }
+  // Nodes that hold a lease (this one is always counted).
+  void set_nodes(std::set<std::string> live);
+  size_t nodes() const { return live_.size(); }
+  // The clock (milliseconds, any origin) that marks when a node last published a record of
+  // a tree: the ones that did within `window_ms` (and hold a lease) share its room.
+  void set_clock(uint64_t now_ms) { now_ms_ = now_ms; }
+  void set_active_window(uint64_t ms) { window_ms_ = ms; }
+  // This node and the other live nodes that published a record of the tree within the window.
+  size_t writers(int tree) const;
 
   // Per tree: usage as this node sees it (etcd's records, with this node's newer reports
   // over them), usage in etcd's records only, and this node's growth that etcd has not
@@ -82,8 +89,8 @@ class SharedUsage {
   uint64_t usage(int tree) const { return clamp(sums_[size_t(tree)].view); }
   uint64_t confirmed(int tree) const { return clamp(sums_[size_t(tree)].confirmed); }
   uint64_t unconfirmed_growth(int tree) const { return clamp(sums_[size_t(tree)].growth); }
-  // What this node may still let the tree grow by: its share of the room, less its
-  // unconfirmed growth (0 once it is used up).
+  // What this node may still let the tree grow by: its share of the room (split among the
+  // tree's writers()), less its unconfirmed growth (0 once it is used up).
   uint64_t room(int tree, uint64_t limit, uint64_t room_chunk) const;
   size_t files() const { return files_.size(); }
   uint64_t memory_bytes() const;
@@ -115,7 +122,10 @@ class SharedUsage {
   std::unordered_map<std::string, int> index_;
   std::unordered_map<std::string, Entry> files_;
   std::vector<Sums> sums_;
-  size_t nodes_ = 1;
+  std::set<std::string> live_;
+  // tree name -> node -> when it last published a record of the tree (set_clock's time)
+  std::unordered_map<std::string, std::unordered_map<std::string, uint64_t>> active_;
+  uint64_t now_ms_ = 0, window_ms_ = 5000;
   std::unordered_set<std::string> dirty_;  // handles of the entries is_dirty() holds for
 };
 

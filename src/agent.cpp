@@ -293,6 +293,7 @@ class Agent {
           o["confirmed_bytes"] = shared_[i].confirmed;
           o["unconfirmed_growth_bytes"] = shared_[i].growth;
           o["room_bytes"] = shared_[i].room;
+          o["writers"] = shared_[i].writers;
         }
       }
       trees.push_back(std::move(o));
@@ -410,7 +411,7 @@ class Agent {
       if (i < shared_.size()) {
         eff[i].usage = shared_[i].usage;
         rooms[i] = shared_[i].room;
-        if (shared_[i].growth && shared_[i].room <= shared_[i].growth) cluster_->nudge();
+        if (shared_[i].growth && shared_[i].room <= 3 * shared_[i].growth) cluster_->nudge();  // a quarter used
       } else {
         rooms[i] = eff[i].usage < limit ? limit - eff[i].usage : 0;
       }

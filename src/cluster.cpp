@@ -12,8 +12,12 @@ using nlohmann::json;
 using Clock = std::chrono::steady_clock;
 
 namespace {
-constexpr unsigned kTombTtl = 600;     // s: how long a removed file's tombstone outlives it
-constexpr size_t kTxnOps = 64;         // compares per txn (etcd's default limit is 128 ops)
+uint64_t now_ms() {
+  return uint64_t(std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now().time_since_epoch()).count());
+}
+
+constexpr unsigned kTombTtl = 600;  // s: how long a removed file's tombstone outlives it
+constexpr size_t kTxnOps = 64;      // compares per txn (etcd's default limit is 128 ops)
 constexpr auto kRetry = std::chrono::seconds(1);
 
 etcd::Config etcd_config(const ClusterPolicy& c) {
@@ -39,6 +43,9 @@ Cluster::Cluster(ClusterPolicy cfg, std::string node, std::vector<std::string> t
       nodes_prefix_(cfg_.prefix + "/nodes/"),
       su_(std::move(trees), node_),
       conn_(std::make_unique<Conn>(cfg_)) {
+  // A node that wrote a tree within this window still shares its room: a writer publishes
+  // every flush_ms, so a few seconds of silence means it stopped.
+  su_.set_active_window(std::max<uint64_t>(5000, 2000ull * cfg_.lease_ttl_s));
   efd_ = ::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
   nodes_.insert(node_);
   st_.since = std::time(nullptr);
@@ -54,7 +61,9 @@ Cluster::~Cluster() {
   if (efd_ >= 0) ::close(efd_);
 }
 
-void Cluster::start() { main_ = std::thread([this] { run(); }); }
+void Cluster::start() {
+  main_ = std::thread([this] { run(); });
+}
 
 void Cluster::signal() {
   uint64_t one = 1;
@@ -93,9 +102,11 @@ std::vector<Cluster::Tree> Cluster::trees(const std::vector<uint64_t>& limits) {
   std::lock_guard g(mu_);
   std::vector<Tree> out;
   if (!ever_) return out;
+  su_.set_clock(now_ms());
   for (size_t i = 0; i < limits.size() && i < su_.tree_count(); i++) {
     int t = int(i);
-    out.push_back(Tree{su_.usage(t), su_.confirmed(t), su_.unconfirmed_growth(t), su_.room(t, limits[i], cfg_.room_chunk)});
+    out.push_back(Tree{su_.usage(t), su_.confirmed(t), su_.unconfirmed_growth(t),
+                       su_.room(t, limits[i], cfg_.room_chunk), su_.writers(t)});
   }
   return out;
 }
@@ -135,7 +146,7 @@ void Cluster::apply(const std::string& key, const std::optional<std::string>& va
       nodes_.insert(n);
     else if (n != node_)
       nodes_.erase(n);
-    su_.set_nodes(nodes_.size());
+    su_.set_nodes(nodes_);
   }
 }
 
@@ -159,7 +170,8 @@ bool Cluster::connect() {
   auto tomb = c.grant(kTombTtl);
   if (!tomb) return fail(tomb.error().message);
   json me{{"node", node_}, {"pid", ::getpid()}, {"started", std::time(nullptr)}};
-  if (auto r = c.put(nodes_prefix_ + node_, me.dump(), *lease); !r) return fail(r.error().message);
+  if (auto r = c.put(nodes_prefix_ + node_, me.dump(-1, ' ', false, json::error_handler_t::replace), *lease); !r)
+    return fail(r.error().message);
   auto all = c.range_prefix(cfg_.prefix + "/");
   if (!all) return fail(all.error().message);
   {
@@ -167,8 +179,9 @@ bool Cluster::connect() {
     su_.clear_remote();
     nodes_.clear();
     nodes_.insert(node_);
+    su_.set_clock(now_ms());
     for (const etcd::KeyValue& kv : all->first) apply(kv.key, kv.value, kv.mod_revision);
-    su_.set_nodes(nodes_.size());
+    su_.set_nodes(nodes_);
     lease_ = *lease;
     tomb_lease_ = *tomb;
     tomb_granted_ = std::time(nullptr);
@@ -196,6 +209,7 @@ bool Cluster::connect() {
         [this](const etcd::KeyValue& kv, bool deleted) {
           std::lock_guard g(mu_);
           st_.watch_events++;
+          su_.set_clock(now_ms());
           apply(kv.key, deleted ? std::nullopt : std::optional<std::string>(kv.value), kv.mod_revision);
         },
         [this](int64_t rev) {
@@ -244,7 +258,8 @@ void Cluster::flush(int rounds) {
     json cmp = json::array(), ok = json::array(), no = json::array();
     for (const auto& p : batch) {
       std::string k = etcd::base64(file_key(p.fh));
-      cmp.push_back({{"key", k}, {"target", "MOD"}, {"result", "EQUAL"}, {"mod_revision", std::to_string(p.expect_revision)}});
+      cmp.push_back(
+          {{"key", k}, {"target", "MOD"}, {"result", "EQUAL"}, {"mod_revision", std::to_string(p.expect_revision)}});
       json put{{"key", k}, {"value", etcd::base64(encode_record(p.record))}};
       if (p.record.gone) put["lease"] = std::to_string(tomb);
       ok.push_back({{"request_put", put}});
@@ -255,6 +270,19 @@ void Cluster::flush(int rounds) {
       lost(r.error().message);
       return;
     }
+    try {
+      apply_txn(batch, *r);
+    } catch (const std::exception& e) {  // an answer of another shape: read everything again
+      lost(std::string("etcd txn: unexpected answer: ") + e.what());
+      return;
+    }
+    signal();
+  }
+}
+
+void Cluster::apply_txn(const std::vector<SharedUsage::Publish>& batch, const json& answer) {
+  {
+    const json* r = &answer;
     int64_t rev = 0;
     if (auto h = r->find("header"); h != r->end()) rev = etcd::revision_of(*h);
     std::lock_guard g(mu_);
@@ -275,7 +303,6 @@ void Cluster::flush(int rounds) {
         }
       }
     }
-    signal();
   }
 }
 
@@ -290,7 +317,14 @@ void Cluster::run() {
       up = connected_;
     }
     if (!up) {
-      if (!connect()) {
+      bool ok = false;
+      try {
+        ok = connect();
+      } catch (const std::exception& e) {  // an answer of an unexpected shape: try again later
+        std::lock_guard g(mu_);
+        st_.error = std::string("etcd: unexpected answer: ") + e.what();
+      }
+      if (!ok) {
         std::unique_lock l(mu_);
         cv_.wait_for(l, kRetry, [&] { return stop_.load(); });
         continue;

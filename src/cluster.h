@@ -21,6 +21,8 @@
 #include <thread>
 #include <vector>
 
+#include <nlohmann/json.hpp>
+
 #include "nfs/policy.h"
 #include "nfs/shared_usage.h"
 
@@ -53,13 +55,14 @@ class Cluster {
   void clear_fd();
 
   void local(const std::string& fh, int tree, uint64_t bytes, uint64_t ctime_ns, bool gone);
-  // A tree used half its share: publish now rather than at the next interval (a fast
+  // A tree used a quarter of its share: publish now rather than at the next interval (a fast
   // writer would otherwise be refused while the tree still has room).
   void nudge();
   void set_trees(std::vector<std::string> names);
 
   struct Tree {
     uint64_t usage = 0, confirmed = 0, growth = 0, room = 0;
+    size_t writers = 1;  // nodes sharing its room (this one, and live ones that wrote it lately)
   };
   // Per policy tree (limits in policy order); empty until etcd's state was read once.
   std::vector<Tree> trees(const std::vector<uint64_t>& limits);
@@ -73,6 +76,7 @@ class Cluster {
   bool connect();
   void lost(const std::string& why);
   void flush(int rounds);
+  void apply_txn(const std::vector<SharedUsage::Publish>& batch, const nlohmann::json& answer);
   void apply(const std::string& key, const std::optional<std::string>& value, int64_t rev);
   void signal();
   std::string file_key(const std::string& fh) const;

@@ -7,8 +7,6 @@
 namespace nfsfence::etcd {
 
 namespace {
-const char kB64[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-
 std::once_flag curl_once;
 void init_curl() {
   std::call_once(curl_once, [] { curl_global_init(CURL_GLOBAL_DEFAULT); });
@@ -39,48 +37,6 @@ std::string one_line(std::string s) {
   return s;
 }
 }  // namespace
-
-std::string base64(std::string_view in) {
-  std::string out;
-  out.reserve((in.size() + 2) / 3 * 4);
-  size_t i = 0;
-  for (; i + 2 < in.size(); i += 3) {
-    uint32_t v = uint8_t(in[i]) << 16 | uint8_t(in[i + 1]) << 8 | uint8_t(in[i + 2]);
-    for (int s : {18, 12, 6, 0}) out += kB64[(v >> s) & 63];
-  }
-  if (i < in.size()) {
-    uint32_t v = uint8_t(in[i]) << 16 | (i + 1 < in.size() ? uint8_t(in[i + 1]) << 8 : 0);
-    out += kB64[(v >> 18) & 63];
-    out += kB64[(v >> 12) & 63];
-    out += i + 1 < in.size() ? kB64[(v >> 6) & 63] : '=';
-    out += '=';
-  }
-  return out;
-}
-
-std::optional<std::string> unbase64(std::string_view in) {
-  std::string out;
-  uint32_t v = 0;
-  int bits = 0;
-  size_t pad = 0;
-  for (char c : in) {
-    if (c == '=') {
-      pad++;
-      continue;
-    }
-    if (pad) return std::nullopt;  // data after padding
-    const char* p = c ? std::strchr(kB64, c) : nullptr;
-    if (!p) return std::nullopt;
-    v = v << 6 | uint32_t(p - kB64);
-    bits += 6;
-    if (bits >= 8) {
-      bits -= 8;
-      out += char((v >> bits) & 0xff);
-    }
-  }
-  if (pad > 2 || (in.size() % 4) != 0) return std::nullopt;
-  return out;
-}
 
 std::string prefix_end(std::string p) {
   while (!p.empty()) {
@@ -155,7 +111,11 @@ Expected<json> Client::call(const std::string& path, const json& body) {
   if (j.is_discarded() || !j.is_object())
     return make_error("etcd " + base + path + ": HTTP " + std::to_string(status) + ": not JSON: " + one_line(answer));
   if (j.contains("error") || status != 200) {
-    std::string msg = j.value("message", j.value("error", json("HTTP " + std::to_string(status))).dump());
+    auto text = [&](const char* k) {
+      return j.contains(k) && j[k].is_string() ? j[k].get<std::string>() : std::string();
+    };
+    std::string msg = text("message");
+    if (msg.empty()) msg = j.contains("error") ? j["error"].dump() : "HTTP " + std::to_string(status);
     if (status >= 500 || status == 0) current_ = (current_ + 1) % cfg_.endpoints.size();
     return make_error("etcd " + base + path + ": " + one_line(msg));
   }
@@ -207,8 +167,21 @@ struct WatchState {
   std::string ended;  // why the stream must end (set by the callback)
 };
 
+size_t watch_lines(char* p, size_t size, size_t n, WatchState* w);
+
+// libcurl's C code calls this: nothing may be thrown through it (an answer of an unexpected
+// shape ends the stream with a reason instead).
 size_t watch_data(char* p, size_t size, size_t n, void* arg) {
   auto* w = static_cast<WatchState*>(arg);
+  try {
+    return watch_lines(p, size, n, w);
+  } catch (const std::exception& e) {
+    w->ended = std::string("etcd watch: unexpected answer: ") + e.what();
+    return 0;
+  }
+}
+
+size_t watch_lines(char* p, size_t size, size_t n, WatchState* w) {
   w->buf.append(p, size * n);
   size_t nl;
   while ((nl = w->buf.find('\n')) != std::string::npos) {

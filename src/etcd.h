@@ -18,8 +18,8 @@ namespace nfsfence::etcd {
 
 using nlohmann::json;
 
-std::string base64(std::string_view in);
-std::optional<std::string> unbase64(std::string_view in);
+using nfsfence::base64;  // nfs/common.h
+using nfsfence::unbase64;
 // The end of a range that holds every key starting with `prefix` (etcd's prefix convention).
 std::string prefix_end(std::string prefix);
 
@@ -73,7 +73,7 @@ class Client {
   void setup(void* curl, const std::string& url);
 };
 
-KeyValue parse_kv(const json& kv);  // a gateway "kv" object (key/value decoded)
+KeyValue parse_kv(const json& kv);        // a gateway "kv" object (key/value decoded)
 int64_t revision_of(const json& header);  // a "header" object's revision (0: none)
 
 }  // namespace nfsfence::etcd

@@ -97,3 +97,24 @@ TEST(Common, PrintableEscapesWhatActsOnATerminal) {
 
 }  // namespace
 }  // namespace nfsfence
+
+// RFC 4648 section 10's test vectors, both ways, and what decoding refuses.
+TEST(Base64, Rfc4648Vectors) {
+  using nfsfence::base64;
+  using nfsfence::unbase64;
+  const std::pair<const char*, const char*> v[] = {{"", ""},
+                                                   {"f", "Zg=="},
+                                                   {"fo", "Zm8="},
+                                                   {"foo", "Zm9v"},
+                                                   {"foob", "Zm9vYg=="},
+                                                   {"fooba", "Zm9vYmE="},
+                                                   {"foobar", "Zm9vYmFy"}};
+  for (auto [plain, enc] : v) {
+    EXPECT_EQ(base64(plain), enc);
+    EXPECT_EQ(unbase64(enc), std::optional<std::string>(plain));
+  }
+  std::string all;
+  for (int i = 0; i < 256; i++) all += char(i);
+  EXPECT_EQ(unbase64(base64(all)), std::optional<std::string>(all));
+  for (const char* bad : {"Zm9", "Zm=v", "Z!==", "Zg===", "Zm9v\n"}) EXPECT_FALSE(unbase64(bad)) << bad;
+}

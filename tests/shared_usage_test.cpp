@@ -100,7 +100,7 @@ TEST(SharedUsage, MovesBetweenTreesAndOutOfThem) {
   EXPECT_EQ(su.usage(0), 0u);
   EXPECT_EQ(su.usage(1), 100u);
   EXPECT_EQ(su.unconfirmed_growth(1), 100u);  // vol-b grew by it until etcd says so
-  su.local("fh1", -1, 100, 11, false);         // moved out of every tree
+  su.local("fh1", -1, 100, 11, false);        // moved out of every tree
   EXPECT_EQ(su.usage(1), 0u);
   auto pub = su.to_publish(10);
   ASSERT_EQ(pub.size(), 1u);
@@ -115,21 +115,38 @@ TEST(SharedUsage, MovesBetweenTreesAndOutOfThem) {
 }
 
 TEST(SharedUsage, RoomIsAShareLessUnconfirmedGrowth) {
-  SharedUsage su({"vol-a"}, "me");
+  SharedUsage su({"vol-a", "vol-b"}, "me");
   const uint64_t limit = 1000, chunk = 1u << 30;
-  su.set_nodes(4);
-  su.remote("a", rec("vol-a", 200, 1), 2);
+  su.set_nodes({"me", "n1", "n2", "n3"});
+  su.set_active_window(5000);
+  su.set_clock(10000);
+  su.remote("a", rec("vol-a", 200, 1), 2);  // rec(): node "other", which holds no lease
+  EXPECT_EQ(su.writers(0), 1u);
+  EXPECT_EQ(su.room(0, limit, chunk), 800u);  // alone: all the room
+  auto by = [](SharedRecord r, const char* node) {
+    r.node = node;
+    return r;
+  };
+  su.remote("x1", by(rec("vol-a", 0, 1), "n1"), 3);  // three live nodes write vol-a
+  su.remote("x2", by(rec("vol-a", 0, 1), "n2"), 4);
+  su.remote("x3", by(rec("vol-a", 0, 1), "n3"), 5);
+  su.remote("y", by(rec("vol-b", 0, 1), "n1"), 6);
+  EXPECT_EQ(su.writers(0), 4u);
+  EXPECT_EQ(su.writers(1), 2u);
   EXPECT_EQ(su.room(0, limit, chunk), 200u);  // (1000 - 200) / 4
   EXPECT_EQ(su.room(0, limit, 100), 100u);    // capped by room_chunk
   su.local("b", 0, 150, 1, false);            // our growth, not yet in etcd
   EXPECT_EQ(su.room(0, limit, chunk), 50u);
   su.local("b", 0, 250, 2, false);
   EXPECT_EQ(su.room(0, limit, chunk), 0u);  // used up: refused until renewed
-  su.remote("b", su.to_publish(1)[0].record, 3);
+  su.remote("b", su.to_publish(1)[0].record, 7);
   EXPECT_EQ(su.room(0, limit, chunk), 137u);  // renewed: (1000 - 450) / 4
-  su.set_nodes(1);                             // the others' leases expired
+  su.set_nodes({"me", "n1"});                 // n2's and n3's leases expired
+  EXPECT_EQ(su.room(0, limit, chunk), 275u);  // / 2
+  su.set_clock(16000);                        // n1 silent for more than the window
+  EXPECT_EQ(su.writers(0), 1u);
   EXPECT_EQ(su.room(0, limit, chunk), 550u);
-  su.remote("c", rec("vol-a", 900, 1), 4);
+  su.remote("c", rec("vol-a", 900, 1), 8);
   EXPECT_EQ(su.room(0, limit, chunk), 0u);  // over: no room
   EXPECT_EQ(su.usage(0), 1350u);
 }
