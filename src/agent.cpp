@@ -82,7 +82,6 @@ Previous previous_state(const std::string& state_file) {
   return p;
 }
 
-// What a policy change may not change while the agent runs (it walks one export of one server).
 std::vector<std::string> tree_names(const Policy& p) {
   std::vector<std::string> out;
   for (const TreePolicy& t : p.trees) out.push_back(t.name);
@@ -115,6 +114,7 @@ json cluster_json(const ClusterStatus& c, const std::string& node, const Cluster
               {"reconnects", c.reconnects}};
 }
 
+// What a policy change may not change while the agent runs (it walks one export of one server).
 std::string unchangeable(const Policy& cur, const Policy& next) {
   if (next.export_path != cur.export_path)
     return "export changed from '" + cur.export_path + "' to '" + next.export_path + "'";
@@ -406,6 +406,7 @@ class Agent {
     std::vector<TreeState> eff = acct_.trees();
     std::vector<uint64_t> rooms(eff.size());
     if (kernel_over_.size() != eff.size()) kernel_over_.assign(eff.size(), -1);
+    if (soft_over_.size() != eff.size()) soft_over_.assign(eff.size(), false);
     for (size_t i = 0; i < eff.size(); i++) {
       uint64_t limit = p.trees[i].limit;
       if (i < shared_.size()) {
@@ -416,6 +417,18 @@ class Agent {
         rooms[i] = eff[i].usage < limit ? limit - eff[i].usage : 0;
       }
       bool over = eff[i].usage >= limit;
+      const TreePolicy& tp = p.trees[i];
+      bool soft = tp.soft_limit && eff[i].usage >= *tp.soft_limit;
+      if (soft && !soft_over_[i]) {
+        log("warning: tree '" + tp.name + "' reached its soft limit (" + format_size(*tp.soft_limit) +
+            "): " + (i < shared_.size() ? "shared" : "this node's") + " usage " + format_size(eff[i].usage));
+        emit("soft_limit", json{{"tree", tp.name},
+                                {"path", tp.path},
+                                {"usage_bytes", eff[i].usage},
+                                {"soft_limit_bytes", *tp.soft_limit},
+                                {"shared", i < shared_.size()}});
+      }
+      soft_over_[i] = soft;
       if (!all && kernel_over_[i] == int(over)) continue;
       if (kernel_over_[i] != int(over) && (kernel_over_[i] >= 0 || over)) {
         const TreePolicy& t = p.trees[i];
@@ -508,13 +521,24 @@ class Agent {
     }
     if (!mirror_.apply(acct_.cache(), *next, renumber))
       return reject(src_.name() + ": no free tree ids in the kernel's maps");
+    // The shared records name trees: the new names go first, as the accounting reports its
+    // files in the new numbering while it moves them.
+    if (cluster_) cluster_->set_trees(tree_names(*next));
     reloading_ = true;
     acct_.set_policy(std::move(*next));
     reloading_ = false;
     mirror_.set_policy(acct_.policy());
     if (cluster_) {
-      cluster_->set_trees(tree_names(policy()));
-      kernel_over_.clear();  // renumbered: set every tree again
+      // renumbered: kept trees keep what was set (no second tree_over), new ones start unknown
+      std::vector<int> over(policy().trees.size(), -1);
+      std::vector<bool> soft(policy().trees.size(), false);
+      for (size_t i = 0; i < renumber.size() && i < kernel_over_.size(); i++)
+        if (renumber[i] >= 0) {
+          over[size_t(renumber[i])] = kernel_over_[i];
+          soft[size_t(renumber[i])] = i < soft_over_.size() && soft_over_[i];
+        }
+      kernel_over_ = std::move(over);
+      soft_over_ = std::move(soft);
     }
     std::vector<int> walk_idx;
     for (const TreePolicy& t : to_walk)
@@ -590,6 +614,7 @@ class Agent {
   }
 
   void on_soft(int tree) {
+    if (cluster_) return;  // enforce() follows the shared usage
     const TreePolicy& t = policy().trees[tree];
     log("warning: tree '" + t.name + "' reached its soft limit (" + format_size(*t.soft_limit) + "): usage " +
         format_size(acct_.trees()[tree].usage));
@@ -630,6 +655,7 @@ class Agent {
   // publishes what is pending and revokes the lease) while the rest still exists
   bool reloading_ = false;
   std::vector<int> kernel_over_;       // per tree: the over flag enforce() set (-1: none yet)
+  std::vector<bool> soft_over_;        // per tree: at or past its soft limit when enforce() last looked
   std::vector<Cluster::Tree> shared_;  // per tree, as enforce() last read it
   std::unique_ptr<Cluster> cluster_;
 };
@@ -975,6 +1001,15 @@ int run_attach(const AttachOptions& opt_in, const std::atomic<bool>& stop) {
       log("--metrics is for --mode tc, and auto picked lsm (the LSM agent has no metrics yet): drop --metrics");
       return 1;
     }
+  }
+  if (opt.mode == Mode::Lsm && policy->cluster) {
+    log(policy_source(opt).name() + ": cluster: is for --mode tc (the LSM agent does not share usage through etcd)");
+    return 1;
+  }
+  if (!opt.node.empty() && !policy->cluster) {
+    log("--node names this node in etcd, and " + policy_source(opt).name() +
+        " has no cluster: (add cluster: {etcd: [...], prefix: ...}, or drop --node)");
+    return 1;
   }
   // The LSM agent reads the policy once (docs/policy.md; `attach --help` says live changes are tc's).
   if (opt.mode == Mode::Lsm) return run_attach_lsm(opt, *policy, stop);

@@ -68,13 +68,14 @@ bool MapMirror::apply(HandleCache& cache, const Policy& next, const std::vector<
     n.mirrored_tree = HandleCache::kUnknown;
   });
   std::vector<uint32_t> slots(next.trees.size(), 0);
-  std::vector<uint64_t> usage(next.trees.size(), ~uint64_t(0));
+  std::vector<uint64_t> usage(next.trees.size(), ~uint64_t(0)), left(next.trees.size(), ~uint64_t(0));
   std::vector<bool> dirty(next.trees.size(), true);
   std::vector<uint32_t> freed;
   for (size_t i = 0; i < renumber.size(); i++) {
     if (int j = renumber[i]; j >= 0) {
       slots[size_t(j)] = slots_[i];
       if (i < room_usage_.size()) usage[size_t(j)] = room_usage_[i];
+      if (i < room_left_.size()) left[size_t(j)] = room_left_[i];
     } else {
       freed.push_back(slots_[i]);
     }
@@ -85,6 +86,7 @@ bool MapMirror::apply(HandleCache& cache, const Policy& next, const std::vector<
     if (!s) s = take_slot();
   slots_ = std::move(slots);
   room_usage_ = std::move(usage);
+  room_left_ = std::move(left);
   room_dirty_ = std::move(dirty);
   df_usage_.assign(next.trees.size(), ~uint64_t(0));  // limits may have changed: all written again
   policy_ = &next;                                    // the caller moves it into Accounting and calls set_policy()
@@ -155,7 +157,7 @@ void MapMirror::settle() {
 
 void MapMirror::sync_rooms(const std::vector<TreeState>& trees, bool all, const std::vector<uint64_t>* room) {
   const Policy& policy = *policy_;
-  if (room_usage_.size() != policy.trees.size()) {
+  if (room_usage_.size() != policy.trees.size() || room_left_.size() != policy.trees.size()) {
     room_usage_.assign(policy.trees.size(), ~uint64_t(0));
     room_left_.assign(policy.trees.size(), ~uint64_t(0));
     room_dirty_.assign(policy.trees.size(), true);

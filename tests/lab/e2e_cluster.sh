@@ -23,7 +23,8 @@
 #   7  etcd lost (all members stopped): agents say lost and keep enforcing; restarted: they
 #      reconnect and converge;
 #   8  one member of three stopped: agents stay connected (or reconnect at once) and writes
-#      are shared.
+#      are shared;
+#   9  a policy change while sharing: every agent applies it, nothing flips, usage stays the disk's.
 # The bound (docs/architecture.md, "Several nodes"): bytes past the limit <= (N-1) x CHUNK
 # while etcd answers, plus one share (<= CHUNK) per node cut off from it.
 # Writes what it measured, one JSON row per fill, to CLUSTER_ROWS (default
@@ -227,6 +228,23 @@ converge_check() { # converge_check WHAT NODES...
 }
 row() { echo "$1" >>"$ROWS"; }
 
+# ---- bad combinations: one line, exit 1, nothing attached
+one_error() { # one_error NAME EXPECTED-TEXT ARGS...: attach fails with one line holding the text
+	local name=$1 want=$2 rc=0
+	shift 2
+	ip netns exec "${NS[1]}" "$NFSF_BIN" attach "$@" --pin-dir "$LAB_BPFFS/n1" --state-dir "$LAB_DIR/state1" \
+		>"$LAB_DIR/$name.out" 2>"$LAB_DIR/$name.err" || rc=$?
+	if [[ $rc == 1 && $(wc -l <"$LAB_DIR/$name.err") == 1 ]] && grep -qF -- "$want" "$LAB_DIR/$name.err" &&
+		[[ ! -e $LAB_BPFFS/n1/vcli ]]; then
+		ok "$name: $(cat "$LAB_DIR/$name.err")"
+	else
+		fail "$name: exit $rc, stderr: $(head -n 3 "$LAB_DIR/$name.err")"
+	fi
+}
+sed '/^cluster:/,$d' "$POLICY" >"$LAB_DIR/single.yaml"
+one_error node-without-cluster "has no cluster:" vcli --policy "$LAB_DIR/single.yaml" --node node1
+one_error lsm-with-cluster "cluster: is for --mode tc" --mode lsm --policy "$POLICY"
+
 # ---- 0: etcd down at start
 agent_start 1
 if grep -q "cluster: etcd unreachable" "$LAB_DIR/agent1.log" || wait_for 3 "log" grep -q "cluster: etcd unreachable" "$LAB_DIR/agent1.log"; then
@@ -391,6 +409,16 @@ etcd_wait_healthy || fail "7: etcd did not come back"
 if wait_for 15 "back" state_is 1 connected; then ok "7: reconnected"; else fail "7: node 1 says $(cluster_state 1) 15 s after etcd came back"; fi
 converge_check "7: after etcd came back" 1 2 3
 check "7: node 1 counts a reconnect" test "$(status_of 1 | jq .cluster.reconnects)" -ge 1
+
+# ---- 9: a policy change (vol-o's limit) while the agents share usage: applied by each
+# agent, no tree flips, usage still the disk's
+sed "s/limit: 1Gi/limit: 2Gi/" "$POLICY" >"$POLICY.new" && mv "$POLICY.new" "$POLICY"
+reloaded() { local k; for k in 1 2 3; do [[ $(status_of "$k" | jq -r '.policy_reloads') -ge 1 ]] || return 1; done; }
+if wait_for 5 "reload" reloaded; then ok "9: policy change applied by every agent"; else fail "9: not every agent applied the policy change"; fi
+check "9: no tree flipped over on the change" test "$(cat "$LAB_DIR"/state[123]/vcli.events.jsonl | jq -r 'select(.type == "tree_over" and .tree == "vol-o") | .tree' | grep -c . || true)" -eq 0
+client 1 "$LAB_DIR/c9.out" write vol-s/after-reload 1Mi
+check "9: node 1 writes after the change (exit $CLIENT_RC)" test "$CLIENT_RC" -eq 0
+converge_check "9: after the policy change" 1 2 3
 
 echo "---- node 1's agent log"
 grep cluster "$LAB_DIR/agent1.log" | sed -n 1,12p
