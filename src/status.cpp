@@ -101,20 +101,24 @@ void render_status_text(const json& attachments) {
     }
     const json cl = j.value("cluster", json());
     if (cl.is_object() && cl.value("state", json()).is_string()) {
+      // a state file is ours, but a damaged one must not end `status`: every field checked
+      auto text = [&](const char* k) {
+        auto it = cl.find(k);
+        return it != cl.end() && it->is_string() ? printable(it->get<std::string>()) : std::string("?");
+      };
+      auto number = [&](const char* k) {
+        auto it = cl.find(k);
+        return it != cl.end() && it->is_number_unsigned() ? std::to_string(it->get<uint64_t>()) : std::string("?");
+      };
       std::string st = cl["state"].get<std::string>();
-      std::string line = "  cluster: node " + printable(cl.value("node", std::string("?"))) + ", ";
+      std::string line = "  cluster: node " + text("node") + ", ";
       if (st == "connected")
-        line += "connected to etcd " + printable(cl.value("etcd", std::string("?"))) + ", " +
-                std::to_string(cl.value("nodes", 0ull)) + " nodes, " +
-                std::to_string(cl.value("pending_reports", 0ull)) + " reports pending";
+        line += "connected to etcd " + text("etcd") + ", " + number("nodes") + " nodes, " + number("pending_reports") +
+                " reports pending";
       else if (st == "lost")
-        line += "etcd LOST (" +
-                printable(cl.value("error", json("?")).is_string() ? cl["error"].get<std::string>() : "?") +
-                "): enforcing with the last shared state and this node's own reports";
+        line += "etcd LOST (" + text("error") + "): enforcing with the last shared state and this node's own reports";
       else if (st == "unreachable")
-        line += "etcd UNREACHABLE (" +
-                printable(cl.value("error", json("?")).is_string() ? cl["error"].get<std::string>() : "?") +
-                "): enforcing with this node's own view";
+        line += "etcd UNREACHABLE (" + text("error") + "): enforcing with this node's own view";
       else
         line += "connecting to etcd";
       if (cl.value("since", json()).is_number_integer()) {

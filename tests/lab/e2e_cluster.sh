@@ -261,6 +261,11 @@ check "0: writes under the limit pass with the node's own view (exit $CLIENT_RC)
 for m in 1 2 3; do etcd_start "$m"; done
 etcd_wait_healthy || fatal "etcd did not become healthy: $(tail -n 3 "$LAB_DIR/etcd-m1.log")"
 if wait_for 10 "connect" state_is 1 connected; then ok "0: connected once etcd runs"; else fail "0: not connected 10 s after etcd came up: $(status_of 1 | jq -c .cluster)"; fi
+status_text_connected() {
+	ip netns exec "${NS[1]}" "$NFSF_BIN" status vcli --pin-dir "$LAB_BPFFS/n1" --state-dir "$LAB_DIR/state1" 2>/dev/null |
+		grep -q '^  cluster: node node1, connected to etcd https://10.96.0.[123]:2379, 1 nodes, '
+}
+check "0: status text: cluster: node node1, connected to etcd ..." status_text_connected
 check "0: the write made before etcd is in etcd (one file key)" test "$(etcdctl_lab get --prefix /nfsfence/lab/files/ --keys-only | grep -c .)" -ge 1
 
 for k in $(seq 2 $K); do agent_start "$k"; done
