@@ -7,14 +7,16 @@
 // file's winning record, whichever node reported it, so a file two nodes write is counted
 // once and a file one node removes leaves the tree for all of them:
 //   - a tombstone (the file was removed) wins over every report of the file;
-//   - otherwise the newer ctime wins, and on a tie the local report (about to be
-//     published) does.
+//   - otherwise the newer ctime wins; on a tie the larger size (parallel WRITEs within one
+//     tick of the server's clock only grow a file), then the local report (about to be
+//     published).
 // etcd decides the order of the writes (every publish is a compare-and-swap on the key's
 // mod_revision, src/cluster.cpp); the rule above decides which of two reports is kept.
 //
 // Room across nodes: each node may let its trees grow by a share of the room that etcd's
-// records leave, min((limit - confirmed) / nodes, room_chunk), less its own growth that
-// etcd has not yet confirmed. Confirmation (the record came back through etcd) renews the
+// records leave, min((limit - confirmed) / writers, room_chunk), less its own growth that
+// etcd has not yet confirmed (writers(): this node and the live nodes that published a
+// record of the tree lately). Confirmation (the record came back through etcd) renews the
 // share. docs/architecture.md ("Several nodes") gives the bound this keeps.
 #pragma once
 
